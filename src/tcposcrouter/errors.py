@@ -1,0 +1,44 @@
+"""Errors of the router, and the wire codes they carry (PROTOCOL.md §4).
+
+Every error a *peer* can cause is a `RemoteError`: it carries the stable code that goes into the
+`/oscrouter/error ,ss code message` reply and says whether the connection is closed after it.
+Anything else raised inside the router is a bug and is allowed to surface loudly.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ErrorCode", "RemoteError", "RouterError"]
+
+
+class ErrorCode:
+    """The machine-readable words sent in `/oscrouter/error` replies. They never change meaning."""
+
+    AUTH_FAILED = "auth_failed"  # wrong group or user password
+    BAD_REGISTER = "bad_register"  # a register whose arguments do not fit the contract
+    ALREADY_REGISTERED = "already_registered"  # a second register on a registered connection
+    NOT_REGISTERED = "not_registered"  # the first packet on a connection was not a register
+    BAD_PRIVATE = "bad_private"  # a private message without a target name and an address
+    UNKNOWN_USER = "unknown_user"  # a private message to somebody not in the group
+    UNKNOWN_COMMAND = "unknown_command"  # an /oscrouter/ address a client may not send
+    PACKET_INVALID = "packet_invalid"  # the packet is not valid OSC; it is dropped
+    PACKET_TOO_LARGE = "packet_too_large"  # over the maximum packet size; connection closed
+    FRAMING_ERROR = "framing_error"  # the byte stream cannot be split into packets; closed
+    SHUTTING_DOWN = "shutting_down"  # the router is stopping
+
+
+class RouterError(Exception):
+    """The root of every exception the router raises on purpose."""
+
+
+class RemoteError(RouterError):
+    """Something a peer sent that the router refuses.
+
+    `code` goes on the wire, `detail` is the human text (never a password), and `fatal` says
+    whether the connection is closed once the reply has been sent.
+    """
+
+    def __init__(self, code: str, detail: str, *, fatal: bool = False) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.fatal = fatal
