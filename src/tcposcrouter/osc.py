@@ -163,14 +163,16 @@ def _validate_message(data: bytes, start: int, end: int) -> bool:
             args = _walk_arguments(data, tags, args, end, start)
         else:
             args += size
-        if args != end:
-            raise _invalid(f"arguments take {args - start} bytes but the packet has {end - start}")
+        if args > end:
+            raise _invalid("arguments run past the end of the packet")
+        if args < end:
+            raise _invalid(f"{end - args} bytes left over after the last argument")
     # else: a message with no type tag string, as OSC 1.0 allows for old senders: no arguments.
     return data.startswith(CONTROL_PREFIX, start, nul)
 
 
 def _validate_bundle(data: bytes, start: int, end: int, depth: int) -> bool:
-    if depth > MAX_BUNDLE_DEPTH:
+    if depth >= MAX_BUNDLE_DEPTH:
         raise _invalid(f"bundles nested deeper than {MAX_BUNDLE_DEPTH} levels")
     if end - start < 16 or not data.startswith(BUNDLE_HEADER, start):
         raise _invalid("bundle without '#bundle' header and time tag")
@@ -181,7 +183,7 @@ def _validate_bundle(data: bytes, start: int, end: int, depth: int) -> bool:
             raise _invalid("bundle element size runs past the end of the bundle")
         size = int.from_bytes(data[pos : pos + 4], "big", signed=True)
         pos += 4
-        if size <= 0 or pos + size > end:
+        if size <= 0 or size & 3 or pos + size > end:
             raise _invalid(f"bundle element of size {size} does not fit in the bundle")
         if _validate_element(data, pos, pos + size, depth + 1):
             has_control = True

@@ -1,0 +1,480 @@
+"""The hub, driven with bytes only: every register case and every routing rule of PROTOCOL.md §3."""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+import pytest
+from pythonosc.osc_message import OscMessage
+
+from helpers import IMMEDIATELY, bundle, msg, osc_string, raw_message, register
+from tcposcrouter.framing import AutoDecoder, Framing, InvalidFrame, frame
+from tcposcrouter.hub import Hub, HubConfig
+from tcposcrouter.routing import Session, SessionState
+
+LP = Framing.LENGTH_PREFIX
+
+
+class Net:
+    """Connects sessions to a hub and collects what the hub writes to each of them."""
+
+    def __init__(self, config: HubConfig | None = None) -> None:
+        self.hub = Hub(config)
+        self._decoders: dict[int, AutoDecoder] = {}
+        self._framings: dict[int, Framing] = {}
+        self._inbox: dict[int, list[bytes]] = {}
+
+    def connect(self, framing: Framing = LP) -> Session:
+        session = self.hub.open_session("test", owner=None)
+        self._decoders[session.id] = AutoDecoder(1 << 24)
+        self._framings[session.id] = framing
+        self._inbox[session.id] = []
+        return session
+
+    def send(self, session: Session, *packets: bytes) -> None:
+        data = b"".join(frame(p, self._framings[session.id]) for p in packets)
+        self.hub.receive(session, data)
+        self._collect()
+
+    def send_bytes(self, session: Session, data: bytes) -> None:
+        self.hub.receive(session, data)
+        self._collect()
+
+    def leave(self, session: Session) -> None:
+        self.hub.close_session(session)
+        self._collect()
+
+    def _collect(self) -> None:
+        for session in self.hub.take_dirty():
+            out = session.take_output()
+            if out:
+                decoded = self._decoders[session.id].feed(out)
+                assert not any(isinstance(p, InvalidFrame) for p in decoded)
+                self._inbox[session.id].extend(p for p in decoded if isinstance(p, bytes))
+                assert self._decoders[session.id].framing is self._framings[session.id]
+
+    def got(self, session: Session) -> list[bytes]:
+        packets, self._inbox[session.id] = self._inbox[session.id], []
+        return packets
+
+    def got_messages(self, session: Session) -> list[tuple[str, list[object]]]:
+        return [(m.address, list(m.params)) for m in map(OscMessage, self.got(session))]
+
+    def join(self, user: str, group: str = "band", framing: Framing = LP, **kw: str) -> Session:
+        session = self.connect(framing)
+        self.send(session, register(user, group, **kw))
+        assert session.state is SessionState.REGISTERED
+        self.got(session)
+        return session
+
+
+def error_of(net: Net, session: Session) -> str:
+    (address, args), *_ = net.got_messages(session)
+    assert address == "/oscrouter/error"
+    assert isinstance(args[0], str)
+    return args[0]
+
+
+# -- register ---------------------------------------------------------------------------------
+
+
+def test_register_replies_in_the_contract_order() -> None:
+    net = Net()
+    ana = net.connect()
+    net.send(ana, register("ana", random_id=4242))
+    assert net.got_messages(ana) == [
+        ("/oscrouter/register/ana/4242", []),
+        ("/oscrouter/register", ["ana", 4242]),
+        ("/oscrouter/userlist", ["ana"]),
+    ]
+    assert ana.state is SessionState.REGISTERED
+
+
+def test_register_without_random_id_answers_zero() -> None:
+    net = Net()
+    ana = net.connect()
+    net.send(ana, register("ana", random_id=None))
+    assert net.got_messages(ana)[:2] == [
+        ("/oscrouter/register/ana/0", []),
+        ("/oscrouter/register", ["ana", 0]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tag", "payload", "written"),
+    [
+        ("h", struct.pack(">q", 2**40), str(2**40)),
+        ("f", struct.pack(">f", 1234.0), "1234.0"),  # Pure Data sends every number as a float
+        ("d", struct.pack(">d", 0.5), "0.5"),
+    ],
+)
+def test_register_random_id_types(tag: str, payload: bytes, written: str) -> None:
+    net = Net()
+    ana = net.connect()
+    strings = b"".join(osc_string(s) for s in ("ana", "pw", "band", "gpw"))
+    net.send(ana, raw_message("/oscrouter/register", ",ssss" + tag, strings + payload))
+    assert net.got_messages(ana)[0] == (f"/oscrouter/register/ana/{written}", [])
+
+
+def test_register_with_symbols_and_extra_arguments() -> None:
+    net = Net()
+    ana = net.connect()
+    strings = b"".join(osc_string(s) for s in ("ana", "pw", "band", "gpw", "extra"))
+    net.send(
+        ana,
+        raw_message("/oscrouter/register", ",SSSSis", strings[:-8] + b"\0\0\0\7" + strings[-8:]),
+    )
+    assert net.got_messages(ana)[0] == ("/oscrouter/register/ana/7", [])
+
+
+def test_second_connection_of_a_user_and_the_user_list() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "bob"])]
+    ana2 = net.connect()
+    net.send(ana2, register("ana"))
+    assert net.got_messages(ana2)[-1] == ("/oscrouter/userlist", ["ana", "bob"])
+    assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "bob"])]
+    assert net.got_messages(bob) == [("/oscrouter/userlist", ["ana", "bob"])]
+
+
+def test_returning_user_is_accepted_while_the_old_connection_is_still_open() -> None:
+    # sclang does not notice a dead connection and comes back with the same name (PROTOCOL.md §6)
+    net = Net()
+    old = net.join("ana")
+    bob = net.join("bob")
+    new = net.connect()
+    net.send(new, register("ana", random_id=99))
+    assert net.got_messages(new)[0] == ("/oscrouter/register/ana/99", [])
+    net.leave(old)  # the router notices the dead one later
+    net.got(bob)
+    net.got(new)
+    net.send(bob, msg("/still", 1))
+    assert net.got(new) == [msg("/still", 1)]
+
+
+@pytest.mark.parametrize(
+    ("kw", "detail"),
+    [({"group_password": "guess-1234"}, "group band"), ({"password": "guess-1234"}, "user ana")],
+)
+def test_wrong_password_is_refused_and_changes_nothing(
+    kw: dict[str, str], detail: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The wrong guess is "guess-1234"; neither it nor the real passwords may appear anywhere.
+    caplog.set_level(logging.DEBUG)
+    net = Net()
+    ana = net.join("ana", password="secret-user", group_password="secret-group")
+    intruder = net.connect()
+    net.send(
+        intruder,
+        register(
+            "ana",
+            password=kw.get("password", "secret-user"),
+            group_password=kw.get("group_password", "secret-group"),
+        ),
+    )
+    messages = net.got_messages(intruder)
+    assert messages == [("/oscrouter/error", ["auth_failed", messages[0][1][1]])]
+    assert detail in str(messages[0][1][1])
+    assert intruder.state is SessionState.CLOSING
+    assert net.got(ana) == []  # no new user list: nothing changed
+    assert [s.id for s in net.hub.groups["band"].sessions()] == [ana.id]
+    for text in (caplog.text, str(messages)):
+        assert "secret" not in text
+        assert "guess-1234" not in text
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        msg("/oscrouter/register", "ana", "pw", "band"),
+        msg("/oscrouter/register"),
+        msg("/oscrouter/register", 1, "pw", "band", "gpw"),
+        msg("/oscrouter/register", "", "pw", "band", "gpw"),
+        msg("/oscrouter/register", "ana", "pw", "x" * 65, "gpw"),
+        msg("/oscrouter/register", "an\na", "pw", "band", "gpw"),
+        msg("/oscrouter/register", "ana", "pw", "band", "gpw", "not-a-number"),
+    ],
+)
+def test_malformed_register_is_refused_and_closed(packet: bytes) -> None:
+    net = Net()
+    ana = net.connect()
+    net.send(ana, packet)
+    assert error_of(net, ana) == "bad_register"
+    assert ana.state is SessionState.CLOSING
+    assert net.hub.groups == {}
+
+
+def test_names_of_64_characters_are_fine() -> None:
+    net = Net()
+    net.join("a" * 64, group="g" * 64)
+
+
+@pytest.mark.parametrize(
+    "first", [msg("/note", 1), msg("/oscrouter/ping", "me"), bundle(IMMEDIATELY)]
+)
+def test_first_packet_must_be_a_register(first: bytes) -> None:
+    net = Net()
+    ana = net.connect()
+    net.send(ana, first, register("ana"))
+    assert error_of(net, ana) == "not_registered"
+    assert net.got(ana) == []  # the register after it was not acted on
+    assert ana.state is SessionState.CLOSING
+
+
+def test_invalid_first_packet_closes() -> None:
+    net = Net()
+    ana = net.connect()
+    net.send(ana, b"/x\x00\x00,q\x00\x00")
+    assert error_of(net, ana) == "packet_invalid"
+    assert ana.state is SessionState.CLOSING
+
+
+def test_second_register_is_refused_and_changes_nothing() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    net.got(ana)
+    net.send(ana, register("carl"))
+    assert error_of(net, ana) == "already_registered"
+    assert ana.state is SessionState.REGISTERED
+    assert list(net.hub.groups["band"].users) == ["ana", "bob"]
+    assert net.got(bob) == []
+
+
+def test_register_inside_a_bundle_then_the_rest_is_forwarded() -> None:
+    # liblo's oscsendfile wraps even the register in a bundle
+    net = Net()
+    bob = net.join("bob")
+    net.got(bob)
+    ana = net.connect()
+    timetag = b"\x00\x00\x00\x05\x00\x00\x00\x00"
+    net.send(ana, bundle(timetag, register("ana", random_id=3), msg("/hello", 1)))
+    assert [a for a, _ in net.got_messages(ana)] == [
+        "/oscrouter/register/ana/3",
+        "/oscrouter/register",
+        "/oscrouter/userlist",
+    ]
+    assert net.got(bob) == [
+        msg("/oscrouter/userlist", "bob", "ana"),
+        bundle(timetag, msg("/hello", 1)),
+    ]
+
+
+# -- broadcast ---------------------------------------------------------------------------------
+
+
+def test_broadcast_reaches_every_other_user_and_never_the_sender() -> None:
+    net = Net()
+    ana = net.join("ana")
+    ana2 = net.join("ana")
+    bob = net.join("bob")
+    bob2 = net.join("bob")
+    carl = net.join("carl", framing=Framing.SLIP)
+    other = net.join("dan", group="other")
+    for s in (ana, ana2, bob, bob2, carl, other):
+        net.got(s)
+    note = raw_message(
+        "/n", ",idS", struct.pack(">i", 1) + struct.pack(">d", 0.1) + osc_string("sym")
+    )
+    net.send(ana, note)
+    assert net.got(ana) == [] and net.got(ana2) == []
+    assert net.got(bob) == [note] and net.got(bob2) == [note] and net.got(carl) == [note]
+    assert net.got(other) == []
+
+
+def test_order_is_kept_per_sender() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob", framing=Framing.SLIP)
+    net.got(ana)
+    packets = [msg("/seq", i) for i in range(500)]
+    net.send(ana, *packets)
+    assert net.got(bob) == packets
+
+
+def test_one_packet_is_framed_once_per_framing() -> None:
+    net = Net()
+    ana = net.join("ana")
+    receivers = [net.join(f"u{i}") for i in range(3)] + [
+        net.join(f"s{i}", framing=Framing.SLIP) for i in range(3)
+    ]
+    for s in receivers:
+        net.got(s)
+    net.hub.receive(ana, frame(msg("/x", 1), LP))
+    dirty = net.hub.take_dirty()
+    chunks = [s.output[0] for s in dirty]
+    assert len(dirty) == 6
+    assert len({id(c) for c in chunks[:3]}) == 1 and len({id(c) for c in chunks[3:]}) == 1
+
+
+def test_bundle_with_future_time_tag_is_forwarded_at_once_and_intact() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    net.got(bob)
+    future = struct.pack(">II", 0xFFFFFFF0, 0)
+    packet = bundle(future, msg("/a", 1.5), bundle(IMMEDIATELY, msg("/b", "x")))
+    net.send(ana, packet)
+    assert net.got(bob) == [packet]
+
+
+def test_control_messages_in_a_bundle_are_acted_on_and_the_rest_forwarded() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    net.got(ana)
+    net.got(bob)
+    timetag = b"\x00\x00\x00\x07\x00\x00\x00\x00"
+    net.send(
+        ana,
+        bundle(
+            timetag,
+            msg("/oscrouter/ping", "ana"),
+            msg("/a", 1),
+            msg("/oscrouter/private", "bob", "/p", 2),
+            msg("/b", 2),
+        ),
+    )
+    assert net.got(bob) == [
+        msg("/oscrouter/private", "ana", "/p", 2),
+        bundle(timetag, msg("/a", 1), msg("/b", 2)),
+    ]
+    assert net.got(ana) == []
+
+
+def test_ping_is_neither_forwarded_nor_answered() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    net.got(ana)
+    net.got(bob)
+    net.send(ana, msg("/oscrouter/ping", "ana"), msg("/oscrouter/ping"))
+    assert net.got(ana) == [] and net.got(bob) == []
+
+
+@pytest.mark.parametrize(
+    "forged",
+    ["/oscrouter/userlist", "/oscrouter/register/ana/1", "/oscrouter/error", "/oscrouter/whatever"],
+)
+def test_router_namespace_cannot_be_forged(forged: str) -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    net.got(ana)
+    net.got(bob)
+    net.send(ana, msg(forged, "mallory"), msg("/after", 1))
+    assert error_of(net, ana) == "unknown_command"
+    assert ana.state is SessionState.REGISTERED
+    assert net.got(bob) == [msg("/after", 1)]
+
+
+def test_invalid_packet_from_a_member_is_dropped_and_the_rest_goes_on() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    net.got(ana)
+    net.got(bob)
+    net.send(ana, msg("/a", 1), b"/x\x00\x00,i\x00\x00", msg("/b", 2))
+    assert error_of(net, ana) == "packet_invalid"
+    assert net.got(bob) == [msg("/a", 1), msg("/b", 2)]
+
+
+def test_bad_slip_escape_loses_one_frame_only() -> None:
+    net = Net()
+    ana = net.join("ana", framing=Framing.SLIP)
+    bob = net.join("bob")
+    net.got(ana)
+    net.got(bob)
+    net.send_bytes(ana, b"\xc0\xdb\x00\xc0" + frame(msg("/b", 2), Framing.SLIP))
+    assert error_of(net, ana) == "packet_invalid"
+    assert net.got(bob) == [msg("/b", 2)]
+
+
+def test_framing_error_closes_the_connection() -> None:
+    net = Net()
+    ana = net.join("ana")
+    net.send_bytes(ana, b"\x00\x00\x00\x00")
+    assert error_of(net, ana) == "framing_error"
+    assert ana.state is SessionState.CLOSING
+    net.send(ana, msg("/ignored"))
+    assert net.got(ana) == []
+
+
+def test_packet_too_large_closes_the_connection() -> None:
+    net = Net(HubConfig(max_packet_size=64))
+    ana = net.join("ana")
+    net.send(ana, msg("/big", "x" * 100))
+    assert error_of(net, ana) == "packet_too_large"
+    assert ana.state is SessionState.CLOSING
+
+
+# -- private -----------------------------------------------------------------------------------
+
+
+def test_private_message_reaches_every_connection_of_the_target_only() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    bob2 = net.join("bob", framing=Framing.SLIP)
+    carl = net.join("carl")
+    for s in (ana, bob, bob2, carl):
+        net.got(s)
+    tail = osc_string("/code") + struct.pack(">d", 0.25) + osc_string("sym")
+    sent = raw_message("/oscrouter/private", ",sSdS", osc_string("bob") + tail)
+    net.send(ana, sent)
+    expected = raw_message("/oscrouter/private", ",sSdS", osc_string("ana") + tail)
+    assert net.got(bob) == [expected] and net.got(bob2) == [expected]
+    assert net.got(carl) == [] and net.got(ana) == []
+
+
+def test_private_to_unknown_user() -> None:
+    net = Net()
+    ana = net.join("ana")
+    net.send(ana, msg("/oscrouter/private", "nobody", "/x"))
+    assert error_of(net, ana) == "unknown_user"
+    assert ana.state is SessionState.REGISTERED
+
+
+@pytest.mark.parametrize(
+    "packet", [msg("/oscrouter/private", "bob"), msg("/oscrouter/private", 1, "/x")]
+)
+def test_private_without_target_and_address(packet: bytes) -> None:
+    net = Net()
+    ana = net.join("ana")
+    net.join("bob")
+    net.got(ana)
+    net.send(ana, packet)
+    assert error_of(net, ana) == "bad_private"
+
+
+# -- leaving -----------------------------------------------------------------------------------
+
+
+def test_leaving_updates_the_user_list_and_removes_empty_users_and_groups() -> None:
+    net = Net()
+    ana = net.join("ana", group_password="first")
+    ana2 = net.join("ana", group_password="first")
+    bob = net.join("bob", group_password="first")
+    net.got(bob)
+    net.leave(ana)
+    assert net.got_messages(bob) == [("/oscrouter/userlist", ["ana", "bob"])]
+    net.leave(ana2)
+    assert net.got_messages(bob) == [("/oscrouter/userlist", ["bob"])]
+    net.leave(bob)
+    assert net.hub.groups == {}
+    # After that anyone may create the group again, with a new password.
+    net.join("eve", group_password="second")
+    assert net.hub.stats.sessions_closed == 3
+
+
+def test_leaving_twice_and_leaving_unregistered_are_harmless() -> None:
+    net = Net()
+    ana = net.join("ana")
+    stranger = net.connect()
+    net.leave(stranger)
+    net.leave(ana)
+    net.leave(ana)
+    assert net.hub.groups == {} and net.hub.sessions() == []
