@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import struct
+import subprocess
+import threading
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
@@ -30,7 +36,7 @@ def raw_message(address: str, tags: str = ",", payload: bytes = b"") -> bytes:
     return osc_string(address) + osc_string(tags) + payload
 
 
-def msg(address: str, *args: object) -> bytes:
+def msg(address: str, *args: str | bytes | int | float | bool | None) -> bytes:
     """A message with python-osc's type inference: int -> i, float -> f, str -> s, bytes -> b."""
     builder = OscMessageBuilder(address)
     for arg in args:
@@ -48,8 +54,15 @@ def bundle(timetag: bytes, *elements: bytes) -> bytes:
 IMMEDIATELY = b"\x00\x00\x00\x00\x00\x00\x00\x01"
 
 
-def register(user: str, group: str = "band", random_id: int | None = 1, **kw: str) -> bytes:
-    args: list[object] = [user, kw.get("password", "pw"), group, kw.get("group_password", "gpw")]
+def register(
+    user: str,
+    group: str = "band",
+    random_id: int | None = 1,
+    *,
+    password: str = "pw",
+    group_password: str = "gpw",
+) -> bytes:
+    args: list[str | int] = [user, password, group, group_password]
     if random_id is not None:
         args.append(random_id)
     return msg("/oscrouter/register", *args)
@@ -76,7 +89,7 @@ class Received:
 class Client:
     """A blocking OSC-over-TCP client with the framing of choice, for integration tests."""
 
-    _open: list[Client] = []  # closed after each test by a fixture in conftest.py
+    _open: ClassVar[list[Client]] = []  # closed after each test by a fixture in conftest.py
 
     def __init__(
         self, port: int, framing: Framing = Framing.LENGTH_PREFIX, host: str = "127.0.0.1"
@@ -106,7 +119,7 @@ class Client:
         self.sock.settimeout(remaining)
         try:
             data = self.sock.recv(1 << 16)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return False
         except ConnectionResetError:
             data = b""
@@ -159,11 +172,13 @@ class Client:
         packets, self._queue = self._queue, []
         return packets
 
-    def join(self, user: str, group: str = "band", **kw: str) -> Client:
+    def join(
+        self, user: str, group: str = "band", *, password: str = "pw", group_password: str = "gpw"
+    ) -> Client:
         """Register and consume the two replies and the first user list."""
-        self.send(register(user, group, **kw))
+        self.send(register(user, group, password=password, group_password=group_password))
         first = self.recv()
-        assert first.address == "/oscrouter/register/%s/1" % user, first.address
+        assert first.address == f"/oscrouter/register/{user}/1", first.address
         self.recv_until("/oscrouter/userlist")
         return self
 
@@ -175,3 +190,57 @@ class Client:
         for client in cls._open:
             client.close()
         cls._open.clear()
+
+
+class PeerProgram:
+    """A real peer program (sclang, pd) run in its own process group, its output read by line.
+
+    Both print marker lines the test waits for; a hard timeout guards every wait because a
+    script that fails to compile makes sclang idle silently (TESTING.md).
+    """
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: str | None = None) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: sclang spawns helper processes
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            with self._lock:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def wait_for(self, marker: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for line in self.lines:
+                    if marker in line:
+                        return line
+            if self.process.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {marker!r} within {timeout} s; output:\n" + self.output())
+
+    def output(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        self._reader.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()

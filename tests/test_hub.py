@@ -61,9 +61,17 @@ class Net:
     def got_messages(self, session: Session) -> list[tuple[str, list[object]]]:
         return [(m.address, list(m.params)) for m in map(OscMessage, self.got(session))]
 
-    def join(self, user: str, group: str = "band", framing: Framing = LP, **kw: str) -> Session:
+    def join(
+        self,
+        user: str,
+        group: str = "band",
+        framing: Framing = LP,
+        *,
+        password: str = "pw",
+        group_password: str = "gpw",
+    ) -> Session:
         session = self.connect(framing)
-        self.send(session, register(user, group, **kw))
+        self.send(session, register(user, group, password=password, group_password=group_password))
         assert session.state is SessionState.REGISTERED
         self.got(session)
         return session

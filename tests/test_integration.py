@@ -57,7 +57,7 @@ def test_failed_login_gets_an_error_then_is_closed(
 ) -> None:
     (ana,) = members(router, group, "ana")
     intruder = connect(router)
-    intruder.send(register("ana", group, **kw))
+    intruder.send(register("ana", group, **kw))  # type: ignore[arg-type]
     (reply,) = intruder.wait_closed()
     assert (reply.address, reply.args[0]) == ("/oscrouter/error", code)
     ana.expect_nothing()
