@@ -63,9 +63,9 @@ class RouterProcess:
         path = self.log_dir / "tcposcrouter.log"
         return path.read_text() if path.exists() else ""
 
-    def stop(self, timeout: float = 10) -> int:
+    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 10) -> int:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
         return self.process.wait(timeout)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import struct
 import subprocess
@@ -263,15 +264,16 @@ def test_ipv6_loopback(router: RouterProcess, group: str) -> None:
     assert b.recv().raw == msg("/v6", 6)
 
 
-def test_sigterm_flushes_and_exits_cleanly(
-    start_router: Callable[..., RouterProcess], group: str
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_shutdown_signal_flushes_and_exits_cleanly(
+    start_router: Callable[..., RouterProcess], group: str, signum: signal.Signals
 ) -> None:
     router = start_router()
     a, b = members(router, group, "a", "b")
     packets = [msg("/last/words", i, "x" * 200) for i in range(2000)]
     a.send_raw(b"".join(frame_length_prefix(p) for p in packets))
     assert b.recv().raw == packets[0]  # the router has started on the burst
-    assert router.stop() == 0
+    assert router.stop(signum) == 0
     rest = b.wait_closed(timeout=10)
     assert [p.raw for p in rest if p.address == "/last/words"] == packets[1:]
     with pytest.raises(OSError):
