@@ -11,6 +11,7 @@ from pythonosc.osc_message import OscMessage
 from helpers import IMMEDIATELY, bundle, msg, osc_string, raw_message, register
 from tcposcrouter.framing import AutoDecoder, Framing, InvalidFrame, frame
 from tcposcrouter.hub import Hub, HubConfig
+from tcposcrouter.limits import Limits
 from tcposcrouter.routing import Session, SessionState
 
 LP = Framing.LENGTH_PREFIX
@@ -19,14 +20,15 @@ LP = Framing.LENGTH_PREFIX
 class Net:
     """Connects sessions to a hub and collects what the hub writes to each of them."""
 
-    def __init__(self, config: HubConfig | None = None) -> None:
-        self.hub = Hub(config)
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.hub = Hub(HubConfig(limits=limits or Limits()))
+        self.now = 1000.0  # the clock the hub is given; tests move it forward
         self._decoders: dict[int, AutoDecoder] = {}
         self._framings: dict[int, Framing] = {}
         self._inbox: dict[int, list[bytes]] = {}
 
-    def connect(self, framing: Framing = LP) -> Session:
-        session = self.hub.open_session("test", owner=None)
+    def connect(self, framing: Framing = LP, address: str = "192.0.2.1") -> Session:
+        session = self.hub.open_session(f"{address}:40000", address, self.now, owner=None)
         self._decoders[session.id] = AutoDecoder(1 << 24)
         self._framings[session.id] = framing
         self._inbox[session.id] = []
@@ -34,18 +36,23 @@ class Net:
 
     def send(self, session: Session, *packets: bytes) -> None:
         data = b"".join(frame(p, self._framings[session.id]) for p in packets)
-        self.hub.receive(session, data)
-        self._collect()
+        self.hub.receive(session, data, self.now)
+        self.collect()
 
     def send_bytes(self, session: Session, data: bytes) -> None:
-        self.hub.receive(session, data)
-        self._collect()
+        self.hub.receive(session, data, self.now)
+        self.collect()
+
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
+        self.hub.tick(self.now)
+        self.collect()
 
     def leave(self, session: Session) -> None:
         self.hub.close_session(session)
-        self._collect()
+        self.collect()
 
-    def _collect(self) -> None:
+    def collect(self) -> None:
         for session in self.hub.take_dirty():
             out = session.take_output()
             if out:
@@ -69,8 +76,9 @@ class Net:
         *,
         password: str = "pw",
         group_password: str = "gpw",
+        address: str = "192.0.2.1",
     ) -> Session:
-        session = self.connect(framing)
+        session = self.connect(framing, address)
         self.send(session, register(user, group, password=password, group_password=group_password))
         assert session.state is SessionState.REGISTERED
         self.got(session)
@@ -311,7 +319,7 @@ def test_one_packet_is_framed_once_per_framing() -> None:
     ]
     for s in receivers:
         net.got(s)
-    net.hub.receive(ana, frame(msg("/x", 1), LP))
+    net.hub.receive(ana, frame(msg("/x", 1), LP), net.now)
     dirty = net.hub.take_dirty()
     chunks = [s.output[0] for s in dirty]
     assert len(dirty) == 6
@@ -412,7 +420,7 @@ def test_framing_error_closes_the_connection() -> None:
 
 
 def test_packet_too_large_closes_the_connection() -> None:
-    net = Net(HubConfig(max_packet_size=64))
+    net = Net(Limits(max_packet_size=64))
     ana = net.join("ana")
     net.send(ana, msg("/big", "x" * 100))
     assert error_of(net, ana) == "packet_too_large"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .framing import DEFAULT_MAX_PACKET_SIZE
+from .limits import Limits
 from .server import DEFAULT_OSC10_PORT, DEFAULT_OSC11_PORT, RouterServer, ServerConfig
 
 __all__ = ["main", "parse_args"]
@@ -36,6 +36,20 @@ def _size(text: str) -> int:
     value = int(text)
     if value < 16:
         raise argparse.ArgumentTypeError("the maximum packet size must be at least 16 bytes")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds")
     return value
 
 
@@ -72,12 +86,95 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="address to listen on; repeat for several (default: all interfaces, IPv4 and IPv6)",
     )
-    parser.add_argument(
+    default = Limits()
+    limits = parser.add_argument_group(
+        "limits", "what one client may do; see 'Running a public server' in the README"
+    )
+    limits.add_argument(
         "--max-packet-size",
         type=_size,
-        default=DEFAULT_MAX_PACKET_SIZE,
+        default=default.max_packet_size,
         metavar="BYTES",
-        help="largest OSC packet accepted, in bytes (default %(default)s = 1 MiB)",
+        help="largest OSC packet accepted from a registered client (default %(default)s = 1 MiB)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_count,
+        default=default.max_connections,
+        metavar="N",
+        help="connections in all; 0: no limit (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections-per-address",
+        type=_count,
+        default=default.max_connections_per_address,
+        metavar="N",
+        help="connections from one IP address; 0: no limit (default %(default)s)",
+    )
+    limits.add_argument(
+        "--register-timeout",
+        type=_seconds,
+        default=default.register_timeout,
+        metavar="SECONDS",
+        help="close a connection that has not registered by then (default %(default)s)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=default.idle_timeout,
+        metavar="SECONDS",
+        help="close a registered connection that sent nothing, not even a ping, for that long; "
+        "0: never (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-output-buffer",
+        type=_count,
+        default=default.max_output_buffer,
+        metavar="BYTES",
+        help="bytes waiting for one receiver before it is dropped as a slow consumer; "
+        "0: no limit (default %(default)s = 2 MiB)",
+    )
+    limits.add_argument(
+        "--rate-limit-packets",
+        type=_seconds,
+        default=default.rate_limit_packets,
+        metavar="PER_SECOND",
+        help="packets per second one connection may send, with a 2-second burst; "
+        "0: off (default %(default)g)",
+    )
+    limits.add_argument(
+        "--rate-limit-bytes",
+        type=_seconds,
+        default=default.rate_limit_bytes,
+        metavar="PER_SECOND",
+        help="bytes per second one connection may send; 0: off (default %(default)g = 2 MiB)",
+    )
+    limits.add_argument(
+        "--no-rate-limit",
+        action="store_true",
+        help="switch both rate limits off",
+    )
+    limits.add_argument(
+        "--max-users-per-group",
+        type=_count,
+        default=default.max_users_per_group,
+        metavar="N",
+        help="users in one group; 0: no limit (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-groups",
+        type=_count,
+        default=default.max_groups,
+        metavar="N",
+        help="groups on the router; 0: no limit (default %(default)s)",
+    )
+    limits.add_argument(
+        "--login-failures",
+        type=_count,
+        default=default.login_failures_allowed,
+        metavar="N",
+        help="failed logins from one address before it must wait 1, 2, 4 ... 60 s "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--log-dir",
@@ -156,17 +253,59 @@ def setup_logging(args: argparse.Namespace) -> None:
         root.addHandler(file_handler)
 
 
+def limits_from(args: argparse.Namespace) -> Limits:
+    return Limits(
+        max_packet_size=args.max_packet_size,
+        max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
+        register_timeout=args.register_timeout,
+        idle_timeout=args.idle_timeout,
+        max_output_buffer=args.max_output_buffer,
+        rate_limit_packets=0 if args.no_rate_limit else args.rate_limit_packets,
+        rate_limit_bytes=0 if args.no_rate_limit else args.rate_limit_bytes,
+        max_users_per_group=args.max_users_per_group,
+        max_groups=args.max_groups,
+        login_failures_allowed=args.login_failures,
+    )
+
+
 def server_config(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         hosts=args.host,
         osc10_port=None if args.disable_osc10 else args.osc_port,
         osc11_port=None if args.disable_osc11 else args.osc11_port,
-        max_packet_size=args.max_packet_size,
+        limits=limits_from(args),
         log_messages=args.log_messages,
     )
 
 
+def raise_open_file_limit(connections: int) -> None:
+    """Let the process hold as many sockets as --max-connections allows.
+
+    Many systems start processes with a soft limit of 1,024 open files; the hard limit is
+    usually far higher and may be taken without privileges.
+    """
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 100 if connections else hard
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        log.debug("open file limit raised from %d to %d", soft, wanted)
+    if connections and wanted < connections + 100:
+        log.warning(
+            "the open file limit (%d) is below --max-connections (%d); raise it (ulimit -n)",
+            wanted,
+            connections,
+        )
+
+
 async def serve(config: ServerConfig) -> int:
+    raise_open_file_limit(config.limits.max_connections)
     server = RouterServer(config)
     try:
         addresses = await server.start()

@@ -23,7 +23,13 @@ class ErrorCode:
     PACKET_INVALID = "packet_invalid"  # the packet is not valid OSC; it is dropped
     PACKET_TOO_LARGE = "packet_too_large"  # over the maximum packet size; connection closed
     FRAMING_ERROR = "framing_error"  # the byte stream cannot be split into packets; closed
-    SHUTTING_DOWN = "shutting_down"  # the router is stopping
+    SERVER_FULL = "server_full"  # too many connections (in all, or from one address) or groups
+    GROUP_FULL = "group_full"  # the group has as many users as it may have
+    LOGIN_THROTTLED = "login_throttled"  # too many failed logins from this address: wait
+    REGISTER_TIMEOUT = "register_timeout"  # connected, but did not register in time; closed
+    IDLE_TIMEOUT = "idle_timeout"  # sent nothing, not even a ping, for too long; closed
+    RATE_LIMITED = "rate_limited"  # sending faster than allowed: packets are dropped
+    SLOW_CONSUMER = "slow_consumer"  # not reading fast enough to keep up with the group; closed
 
 
 class RouterError(Exception):

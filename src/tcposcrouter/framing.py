@@ -66,6 +66,8 @@ class InvalidFrame:
 class PacketDecoder(Protocol):
     def feed(self, data: bytes) -> list[bytes | InvalidFrame]: ...
 
+    def set_max_packet_size(self, size: int) -> None: ...
+
     def buffered(self) -> int:
         """Bytes held for a packet that has not fully arrived yet."""
         ...
@@ -108,6 +110,9 @@ class LengthPrefixDecoder:
         # appending to a bytearray keeps a packet that trickles in byte by byte linear in cost.
         self._pending = bytearray()
         self._need = 0
+
+    def set_max_packet_size(self, size: int) -> None:
+        self._max = size
 
     def buffered(self) -> int:
         return len(self._pending)
@@ -158,6 +163,10 @@ class SlipDecoder:
         # to an acceptable packet and is refused before it is held any longer.
         self._max_encoded = 2 * max_packet_size
         self._pending = bytearray()  # the frame begun after the last END
+
+    def set_max_packet_size(self, size: int) -> None:
+        self._max = size
+        self._max_encoded = 2 * size
 
     def buffered(self) -> int:
         return len(self._pending)
@@ -224,6 +233,11 @@ class AutoDecoder:
     def framing(self) -> Framing | None:
         """None until the first byte has arrived."""
         return None if self._inner is None else self._inner.framing
+
+    def set_max_packet_size(self, size: int) -> None:
+        self._max = size
+        if self._inner is not None:
+            self._inner.set_max_packet_size(size)
 
     def buffered(self) -> int:
         return 0 if self._inner is None else self._inner.buffered()

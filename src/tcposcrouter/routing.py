@@ -13,7 +13,9 @@ import enum
 import unicodedata
 
 from .auth import PasswordHash
+from .errors import RemoteError
 from .framing import AutoDecoder, Framing
+from .limits import TokenBucket
 
 __all__ = ["MAX_NAME_LENGTH", "Group", "Session", "SessionState", "User", "name_problem"]
 
@@ -46,23 +48,47 @@ class Session:
     """
 
     __slots__ = (
+        "address",
+        "byte_bucket",
         "decoder",
         "id",
+        "last_seen",
+        "opened_at",
         "output",
         "owner",
+        "packet_bucket",
         "peer",
+        "rate_limited",
+        "refusal",
         "state",
         "user",
     )
 
-    def __init__(self, session_id: int, peer: str, max_packet_size: int, owner: object) -> None:
+    def __init__(
+        self,
+        session_id: int,
+        peer: str,
+        address: str,
+        now: float,
+        max_packet_size: int,
+        owner: object,
+    ) -> None:
         self.id = session_id
-        self.peer = peer
+        self.peer = peer  # "host:port", for log lines
+        self.address = address  # the host alone: what per-address limits count
         self.owner = owner
+        self.opened_at = now
+        self.last_seen = now
         self.decoder = AutoDecoder(max_packet_size)
         self.state = SessionState.NEW
         self.user: User | None = None
         self.output: list[bytes] = []
+        # Set when the router refuses the connection as soon as it has shown its framing
+        # (server_full): the refusal is sent in the framing the client speaks.
+        self.refusal: RemoteError | None = None
+        self.packet_bucket: TokenBucket | None = None
+        self.byte_bucket: TokenBucket | None = None
+        self.rate_limited = False  # inside an episode of dropped packets
 
     @property
     def framing(self) -> Framing:

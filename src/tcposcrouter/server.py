@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
-from .framing import DEFAULT_MAX_PACKET_SIZE
 from .hub import Hub, HubConfig
+from .limits import Limits
 from .routing import Session, SessionState
 
 __all__ = ["RouterServer", "ServerConfig"]
@@ -25,6 +25,12 @@ DEFAULT_OSC10_PORT = 55555
 DEFAULT_OSC11_PORT = 55556
 # How long a shutdown waits for queued output to reach the clients before it drops them.
 SHUTDOWN_GRACE_SECONDS = 5.0
+# How often timeouts are checked: they are counted in seconds, so once a second is exact enough.
+TICK_SECONDS = 1.0
+# TCP keepalive: the kernel probes a connection silent for 30 s every 10 s and gives up after 3
+# unanswered probes, so a peer that vanished (power cut, Wi-Fi gone) is noticed within about a
+# minute even if it held no idle timeout's attention.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 30, 10, 3
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class ServerConfig:
     hosts: list[str] | None = None  # None: every interface, IPv4 and IPv6
     osc10_port: int | None = DEFAULT_OSC10_PORT  # None: disabled
     osc11_port: int | None = DEFAULT_OSC11_PORT
-    max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
+    limits: Limits = field(default_factory=Limits)
     log_messages: bool = False
 
 
@@ -49,21 +55,46 @@ class RouterProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Musicians' messages are small and late is wrong: never wait to fill a segment.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peer = _format_peer(transport.get_extra_info("peername"))
-        self.session = self._hub.open_session(peer, owner=self)
-        self._server.connections.add(self)
-        log.info("connect [%s] (connection %d)", peer, self.session.id)
+            _tune_socket(sock)
+        peername = transport.get_extra_info("peername")
+        address = str(peername[0]) if isinstance(peername, tuple) else str(peername)
+        peer = _format_peer(peername)
+        server = self._server
+        self.session = self._hub.open_session(peer, address, server.now(), owner=self)
+        server.connections.add(self)
+        limit = server.config.limits.max_output_buffer
+        if limit:
+            # pause_writing() is called once more than `limit` bytes wait: the slow-consumer
+            # check costs nothing on the hot path.
+            self.transport.set_write_buffer_limits(high=limit)
+        log.info("connect %s (connection %d)", self.session.describe(), self.session.id)
 
     def data_received(self, data: bytes) -> None:
         session = self.session
         assert session is not None
-        self._hub.receive(session, data)
+        try:
+            self._hub.receive(session, data, self._server.now())
+        except Exception:
+            # A bug, not a peer's fault; it must not take the router or anyone else down.
+            log.exception("internal error on %s; dropping that connection", session.describe())
+            session.state = SessionState.CLOSING
+            if self.transport is not None:
+                self.transport.abort()
         self._server.flush()
 
     def eof_received(self) -> bool:
         return False  # the peer is done sending: close our side too
+
+    def pause_writing(self) -> None:
+        session, transport = self.session, self.transport
+        if session is None or transport is None:
+            return
+        self._hub.slow_consumer(session, transport.get_write_buffer_size())
+        # Not from inside the write that triggered this call: on the next turn of the loop.
+        asyncio.get_running_loop().call_soon(transport.abort)
+
+    def resume_writing(self) -> None:
+        pass  # a slow consumer has been aborted already; nothing was paused
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
@@ -75,6 +106,19 @@ class RouterProtocol(asyncio.Protocol):
         self._hub.close_session(session)
         self._server.flush()
         self._server.connection_closed()
+
+
+def _tune_socket(sock: socket.socket) -> None:
+    # Musicians' messages are small and late is wrong: never wait to fill a segment.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, option):  # Linux has all three; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _format_peer(peername: object) -> str:
@@ -89,12 +133,22 @@ class RouterServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.hub = Hub(
-            HubConfig(max_packet_size=config.max_packet_size, log_messages=config.log_messages)
-        )
+        self.hub = Hub(HubConfig(limits=config.limits, log_messages=config.log_messages))
         self.connections: set[RouterProtocol] = set()
         self._listeners: list[asyncio.base_events.Server] = []
         self._all_closed: asyncio.Event | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        self.hub.tick(self._loop.time())
+        self.flush()
+        self._ticker = self._loop.call_later(TICK_SECONDS, self._tick)
 
     def flush(self) -> None:
         """Write what the hub queued; close the connections the hub gave up on."""
@@ -115,7 +169,7 @@ class RouterServer:
 
     async def start(self) -> list[str]:
         """Open the listeners; return the addresses listened on, for the console."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         addresses: list[str] = []
         ports = [
             (port, label)
@@ -137,10 +191,13 @@ class RouterServer:
                 addresses.append(
                     f"{_format_peer(sock.getsockname())} ({label}; framing auto-detected)"
                 )
+        self._ticker = loop.call_later(TICK_SECONDS, self._tick)
         return addresses
 
     async def stop(self) -> None:
         """Stop accepting, flush what is queued to every client, close, wait for them."""
+        if self._ticker is not None:
+            self._ticker.cancel()
         for listener in self._listeners:
             listener.close()
         self.flush()
