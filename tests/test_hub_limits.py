@@ -66,7 +66,7 @@ def test_register_timeout() -> None:
     net.tick(9)
     assert quiet.state is SessionState.NEW
     net.tick(1)
-    assert quiet.state is SessionState.CLOSING and net.got(quiet) == []
+    assert quiet.closing and net.got(quiet) == []
     assert error_of(net, talker) == "register_timeout"
 
 

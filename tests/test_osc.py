@@ -208,7 +208,7 @@ tag_values = st.one_of(
     st.integers(-(2**31), 2**31 - 1).map(lambda v: ("i", struct.pack(">i", v))),
     st.floats(width=32).map(lambda v: ("f", struct.pack(">f", v))),
     st.text(
-        alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+        alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
         max_size=20,
     ).map(lambda v: ("s", osc_string(v))),
     st.binary(max_size=20).map(
