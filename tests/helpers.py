@@ -92,10 +92,18 @@ class Client:
     _open: ClassVar[list[Client]] = []  # closed after each test by a fixture in conftest.py
 
     def __init__(
-        self, port: int, framing: Framing = Framing.LENGTH_PREFIX, host: str = "127.0.0.1"
+        self,
+        port: int,
+        framing: Framing = Framing.LENGTH_PREFIX,
+        host: str = "127.0.0.1",
+        source: str | None = None,
     ):
         self.framing = framing
-        self.sock = socket.create_connection((host, port), timeout=5)
+        # `source` picks the client's own address: any of 127.0.0.0/8 works on Linux, so a test
+        # can look like a host of its own to per-address limits.
+        self.sock = socket.create_connection(
+            (host, port), timeout=5, source_address=(source, 0) if source else None
+        )
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._decoder = (
             LengthPrefixDecoder(1 << 24)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -90,6 +91,11 @@ class RouterProtocol(asyncio.Protocol):
         if session is None or transport is None:
             return
         self._hub.slow_consumer(session, transport.get_write_buffer_size())
+        # Reset rather than close: a plain close leaves the kernel trying to deliver megabytes
+        # to a reader that does not read, for minutes; a reset frees them at once.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         # Not from inside the write that triggered this call: on the next turn of the loop.
         asyncio.get_running_loop().call_soon(transport.abort)
 
