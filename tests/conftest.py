@@ -15,8 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from helpers import Client
+
+# Property tests: a few thousand examples each in every run (CI included); the "fuzz" profile is
+# the long run described in the README (scripts/fuzz, or --hypothesis-profile=fuzz).
+settings.register_profile("default", max_examples=3000, deadline=None)
+settings.register_profile(
+    "fuzz",
+    max_examples=500_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # With CI set, a test that needs a real peer program (sclang, pd) fails when it is missing
 # instead of skipping: CI installs them, so a skip there would hide a broken install.

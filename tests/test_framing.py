@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tcposcrouter.errors import ErrorCode, RemoteError
@@ -149,7 +149,6 @@ packets = st.lists(st.binary(min_size=1, max_size=300), max_size=12)
 
 
 @given(packets, st.data())
-@settings(max_examples=1000)
 def test_length_prefix_round_trip_at_arbitrary_splits(ps: list[bytes], data: st.DataObject) -> None:
     stream = b"".join(frame_length_prefix(p) for p in ps)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
@@ -158,7 +157,6 @@ def test_length_prefix_round_trip_at_arbitrary_splits(ps: list[bytes], data: st.
 
 
 @given(packets, st.data())
-@settings(max_examples=1000)
 def test_slip_round_trip_at_arbitrary_splits(ps: list[bytes], data: st.DataObject) -> None:
     stream = b"".join(frame_slip(p) for p in ps)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
@@ -167,7 +165,6 @@ def test_slip_round_trip_at_arbitrary_splits(ps: list[bytes], data: st.DataObjec
 
 
 @given(st.lists(st.binary(max_size=200), max_size=8))
-@settings(max_examples=3000)
 def test_garbage_never_raises_anything_but_the_documented_error(chunks: list[bytes]) -> None:
     for decoder in (LengthPrefixDecoder(512), SlipDecoder(512), AutoDecoder(512)):
         try:

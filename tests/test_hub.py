@@ -6,6 +6,8 @@ import logging
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pythonosc.osc_message import OscMessage
 
 from helpers import IMMEDIATELY, bundle, msg, osc_string, raw_message, register
@@ -24,10 +26,10 @@ class Net:
         self.hub = Hub(HubConfig(limits=limits or Limits()))
         self.now = 1000.0  # the clock the hub is given; tests move it forward
         self._decoders: dict[int, AutoDecoder] = {}
-        self._framings: dict[int, Framing] = {}
+        self._framings: dict[int, Framing | None] = {}  # None: whatever the bytes say
         self._inbox: dict[int, list[bytes]] = {}
 
-    def connect(self, framing: Framing = LP, address: str = "192.0.2.1") -> Session:
+    def connect(self, framing: Framing | None = LP, address: str = "192.0.2.1") -> Session:
         session = self.hub.open_session(f"{address}:40000", address, self.now, owner=None)
         self._decoders[session.id] = AutoDecoder(1 << 24)
         self._framings[session.id] = framing
@@ -35,7 +37,8 @@ class Net:
         return session
 
     def send(self, session: Session, *packets: bytes) -> None:
-        data = b"".join(frame(p, self._framings[session.id]) for p in packets)
+        framing = self._framings[session.id] or LP
+        data = b"".join(frame(p, framing) for p in packets)
         self.hub.receive(session, data, self.now)
         self.collect()
 
@@ -59,7 +62,9 @@ class Net:
                 decoded = self._decoders[session.id].feed(out)
                 assert not any(isinstance(p, InvalidFrame) for p in decoded)
                 self._inbox[session.id].extend(p for p in decoded if isinstance(p, bytes))
-                assert self._decoders[session.id].framing is self._framings[session.id]
+                expected = self._framings[session.id]
+                if expected is not None:
+                    assert self._decoders[session.id].framing is expected
 
     def got(self, session: Session) -> list[bytes]:
         packets, self._inbox[session.id] = self._inbox[session.id], []
@@ -494,3 +499,29 @@ def test_leaving_twice_and_leaving_unregistered_are_harmless() -> None:
     net.leave(ana)
     net.leave(ana)
     assert net.hub.groups == {} and net.hub.sessions() == []
+
+
+# -- arbitrary bytes ---------------------------------------------------------------------------
+
+
+# Each example registers three users, and each register costs scrypt hashes: a tenth of the
+# profile's examples keeps this test to seconds (the fuzz profile still makes it 50,000).
+@settings(max_examples=max(100, settings().max_examples // 10))
+@given(st.lists(st.binary(max_size=300), max_size=6), st.sampled_from([LP, Framing.SLIP]))
+def test_arbitrary_bytes_never_break_the_hub(chunks: list[bytes], framing: Framing) -> None:
+    net = Net()
+    ana = net.join("ana", framing=framing)
+    bob = net.join("bob")
+    stranger = net.connect(framing=None)
+    for chunk in chunks:
+        net.send_bytes(ana, chunk)  # from a member
+        net.send_bytes(stranger, chunk)  # and from a connection that never registered
+    for packet in net.got(ana) + net.got(stranger):
+        address = OscMessage(packet).address
+        assert address in ("/oscrouter/error", "/oscrouter/userlist")
+    # Whatever happened to ana, bob is untouched and the group still works.
+    assert bob.state is SessionState.REGISTERED
+    carl = net.join("carl")
+    net.got(bob)
+    net.send(carl, msg("/still/fine"))
+    assert msg("/still/fine") in net.got(bob)
