@@ -315,6 +315,17 @@ def test_command_line() -> None:
         "--verbose",
         "--quiet",
         "--version",
+        "--max-connections",
+        "--max-connections-per-address",
+        "--register-timeout",
+        "--idle-timeout",
+        "--max-output-buffer",
+        "--rate-limit-packets",
+        "--rate-limit-bytes",
+        "--no-rate-limit",
+        "--max-users-per-group",
+        "--max-groups",
+        "--login-failures",
     ):
         assert flag in usage
     version = subprocess.run([*run, "--version"], capture_output=True, text=True, check=True)

@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=default.rate_limit_bytes,
         metavar="PER_SECOND",
-        help="bytes per second one connection may send; 0: off (default %(default)g = 2 MiB)",
+        help="bytes per second one connection may send; 0: off (default %(default).0f = 2 MiB)",
     )
     limits.add_argument(
         "--no-rate-limit",
