@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .control import PING, PRIVATE, REGISTER, read_private, read_register
 from .errors import ErrorCode, RemoteError
-from .framing import Framing, InvalidFrame, frame_length_prefix, frame_slip
+from .framing import InvalidFrame, frame_length_prefix, frame_slip
 from .limits import Limits, LoginThrottle, TokenBucket
 from .osc import build_message, message_address, printable, split_bundle_controls, validate_packet
 from .routing import Group, Session, SessionState, User
@@ -119,8 +119,11 @@ class Hub:
         try:
             packets = session.decoder.feed(data)
         except RemoteError as error:
+            session.note_framing()
             self._refuse(session, error)
             return
+        if session.state is SessionState.NEW:
+            session.note_framing()
         if session.refusal is not None:  # now its framing is known: tell it, and close
             self._refuse(session, session.refusal)
             return
@@ -286,7 +289,7 @@ class Hub:
         slipped: bytes | None = None
         dirty = self._dirty
         for receiver in receivers:
-            if receiver.decoder.framing is Framing.SLIP:
+            if receiver.slip:
                 if slipped is None:
                     slipped = frame_slip(packet)
                 data = slipped

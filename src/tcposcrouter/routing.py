@@ -60,6 +60,7 @@ class Session:
         "peer",
         "rate_limited",
         "refusal",
+        "slip",
         "state",
         "user",
     )
@@ -89,6 +90,13 @@ class Session:
         self.packet_bucket: TokenBucket | None = None
         self.byte_bucket: TokenBucket | None = None
         self.rate_limited = False  # inside an episode of dropped packets
+        # Whether output to this session is SLIP-framed, kept as a plain attribute because the
+        # hot path asks it for every receiver of every packet. Set by note_framing().
+        self.slip = False
+
+    def note_framing(self) -> None:
+        """Take the framing the client has shown (call once its first bytes are in)."""
+        self.slip = self.decoder.framing is Framing.SLIP
 
     @property
     def framing(self) -> Framing:
@@ -101,8 +109,9 @@ class Session:
         return self.state is SessionState.CLOSING
 
     def take_output(self) -> bytes:
-        data = b"".join(self.output)
-        self.output.clear()
+        output = self.output
+        data = output[0] if len(output) == 1 else b"".join(output)
+        output.clear()
         return data
 
     def describe(self) -> str:

@@ -159,8 +159,7 @@ class RouterServer:
     def flush(self) -> None:
         """Write what the hub queued; close the connections the hub gave up on."""
         for session in self.hub.take_dirty():
-            protocol = cast(RouterProtocol, session.owner)
-            transport = protocol.transport
+            transport = cast(RouterProtocol, session.owner).transport
             if transport is None or transport.is_closing():
                 session.output.clear()
                 continue

@@ -1,0 +1,446 @@
+"""The tcposcrouter benchmark: this router against the original 0.2.0 and a byte-copy yardstick.
+
+    scripts/bench            the full run (about 15 minutes): results in benchmarks/results/
+    scripts/bench --smoke    a tiny run that only checks the benchmark still works (CI)
+
+Servers, each restarted for every run, alternated within each repetition so that ratios compare
+runs made back to back:
+
+* original    tcposcrouter 0.2.0 from PyPI, in a virtualenv of its own (length-prefix port: its
+              SLIP port is broken with today's dependencies);
+* yardstick   benchmarks/yardstick_relay.py: registers and copies bytes, nothing else;
+* tcposcrouter  this router, with the rate limits and the per-address connection limit off (a
+              benchmark is one host sending as fast as it can; every packet is still validated).
+
+Load comes from benchmarks/loadgen.c (compiled here), which must not be the bottleneck: the
+capacity sweep of the yardstick shows how far above the router it drives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+RESULTS = HERE / "results"
+LOADGEN = OUT / "loadgen"
+ORIGINAL_VENV = OUT / "original-venv"
+SERVERS = ("original", "yardstick", "tcposcrouter")
+
+Run = dict[str, Any]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def more_open_files() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def prepare() -> None:
+    OUT.mkdir(exist_ok=True)
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(LOADGEN), str(HERE / "loadgen.c")], check=True)
+    if not (ORIGINAL_VENV / "bin" / "tcposcrouter").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(ORIGINAL_VENV)], check=True)
+        subprocess.run(
+            [str(ORIGINAL_VENV / "bin" / "pip"), "install", "-q", "tcposcrouter==0.2.0"],
+            check=True,
+        )
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    logs: tempfile.TemporaryDirectory[str]
+
+    @classmethod
+    def start(cls, name: str) -> Server:
+        port = free_port()
+        logs = tempfile.TemporaryDirectory()
+        if name == "original":
+            command = [
+                str(ORIGINAL_VENV / "bin" / "tcposcrouter"),
+                "--osc-port", str(port), "--disable-osc11", "--log-dir", logs.name,
+            ]  # fmt: skip
+        elif name == "yardstick":
+            command = [sys.executable, str(HERE / "yardstick_relay.py"), str(port)]
+        else:
+            command = [
+                sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1",
+                "--osc-port", str(port), "--disable-osc11", "--no-rate-limit",
+                "--max-connections-per-address", "0", "--max-connections", "0", "-q",
+            ]  # fmt: skip
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=more_open_files,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{name} did not start") from None
+                time.sleep(0.05)
+        return cls(name, process, port, logs)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def memory_kib(self, field: str = "VmHWM") -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.logs.cleanup()
+
+
+def flow(
+    server: str, groups: int, users: int, senders: int, rate: float, size: int, seconds: float
+) -> Run:
+    srv = Server.start(server)
+    try:
+        proc = subprocess.Popen(
+            [str(LOADGEN), "flow", "127.0.0.1", str(srv.port), str(groups), str(users),
+             str(senders), str(rate), str(size), str(seconds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=more_open_files,
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.readline()  # {"registered": N}: the flow starts now
+        cpu = srv.cpu_seconds()
+        line = proc.stdout.readline()
+        cpu = srv.cpu_seconds() - cpu
+        error = proc.stderr.read()
+        proc.wait(60)
+        proc.stdout.close()
+        proc.stderr.close()
+        result: Run = json.loads(line) if line else {"error": error.strip()[-300:]}
+        # CPU over the flow and its drain; the loadgen's own figure of the flow time.
+        result["server_cpu_percent"] = 100 * cpu / seconds
+        result["server_peak_rss_kib"] = srv.memory_kib()
+    finally:
+        srv.stop()
+    result.update(server=server, groups=groups, users=users, senders=senders, rate=rate, size=size)
+    return result
+
+
+def passed(run: Run) -> bool:
+    """Below capacity: everything delivered, in order, with queueing delay under 100 ms."""
+    return (
+        "error" not in run
+        and run["lost"] == 0
+        and run["reordered"] == 0
+        and run["p99_us"] < 100_000
+        and run["received"] >= run["expected"]
+    )
+
+
+def capacity_sweep(server: str, seconds: float, smoke: bool) -> list[Run]:
+    """Raise the offered load by 1.5x until the server no longer keeps up."""
+    rate = {"original": 50.0, "yardstick": 2500.0, "tcposcrouter": 2500.0}[server]
+    runs: list[Run] = []
+    for _ in range(2 if smoke else 14):
+        run = flow(server, 1, 16, 4, rate, 100, seconds)
+        runs.append(run)
+        print(f"    {server:13} {rate * 60:>10,.0f} offered/s: {summary(run)}", flush=True)
+        if not passed(run):
+            break
+        rate *= 1.5
+    return runs
+
+
+def summary(run: Run) -> str:
+    if "error" in run:
+        return "error: " + str(run["error"])
+    return (
+        f"{run['delivered_per_s']:>10,.0f} delivered/s, lost {run['lost']}, "
+        f"reordered {run['reordered']}, p50 {run['p50_us']} us, p99 {run['p99_us']} us, "
+        f"cpu {run['server_cpu_percent']:.0f}%"
+    )
+
+
+def idle(server: str, groups: int, users: int, hold: float) -> Run:
+    srv = Server.start(server)
+    try:
+        time.sleep(0.3)
+        before = srv.memory_kib("VmRSS")
+        proc = subprocess.Popen(
+            [str(LOADGEN), "idle", "127.0.0.1", str(srv.port), str(groups), str(users), str(hold)],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=more_open_files,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        run: Run = json.loads(line) if line else {"error": "loadgen failed"}
+        time.sleep(min(1.0, hold / 2))
+        after = srv.memory_kib("VmRSS")
+        proc.wait(hold + 60)
+        proc.stdout.close()
+    finally:
+        srv.stop()
+    run.update(server=server, rss_before_kib=before, rss_after_kib=after)
+    if "connections" in run:
+        run["rss_per_connection_kib"] = (after - before) / run["connections"]
+    return run
+
+
+def median_range(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that checks it works")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    smoke = args.smoke
+    repeat = 1 if smoke else args.repeat
+    seconds = 0.5 if smoke else 3.0
+    prepare()
+
+    raw: dict[str, list[Run]] = {}
+    for rep in range(repeat):
+        print(f"repetition {rep + 1} of {repeat}", flush=True)
+        jobs: list[tuple[str, Callable[[str], list[Run]]]] = [
+            ("capacity", lambda s: capacity_sweep(s, seconds, smoke)),
+            ("ensemble", lambda s: [flow(s, 1, 8, 8, 50, 100, 2 if smoke else 10)]),
+            ("many_groups", lambda s: [flow(s, 200, 4, 1, 20, 100, 2 if smoke else 10)]),
+            ("big_messages", lambda s: [flow(s, 1, 16, 1, 5, 65536, 2 if smoke else 10)]),
+            ("idle", lambda s: [idle(s, 10 if smoke else 250, 20, 2)]),
+            ("storm", lambda s: [idle(s, 5 if smoke else 50, 20, 0.5)]),
+        ]
+        for scenario, job in jobs:
+            print(f"  {scenario}", flush=True)
+            for server in SERVERS:
+                runs = job(server)
+                for run in runs:
+                    run["repetition"] = rep
+                if scenario != "capacity":
+                    print(f"    {server:13} {runs[-1]}", flush=True)
+                raw.setdefault(scenario, []).extend(runs)
+
+    report = summarise(raw, repeat)
+    target = OUT if smoke else RESULTS
+    target.mkdir(exist_ok=True)
+    machine = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+    (target / "latest.json").write_text(
+        json.dumps({"machine": machine, "summary": report, "runs": raw}, indent=1)
+    )
+    table = render_table(report, machine)
+    (target / "latest.md").write_text(table)
+    print(table)
+    plot(raw, target / "latest.png", machine)
+    return 0 if smoke_checks(report) else 1
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def summarise(raw: dict[str, list[Run]], repeat: int) -> dict[str, dict[str, Any]]:
+    report: dict[str, dict[str, Any]] = {}
+    for server in SERVERS:
+        entry: dict[str, Any] = {}
+        capacities = []
+        for rep in range(repeat):
+            good = [
+                r["delivered_per_s"]
+                for r in raw["capacity"]
+                if r["server"] == server and r["repetition"] == rep and passed(r)
+            ]
+            capacities.append(max(good) if good else 0.0)
+        entry["capacity_deliveries_per_s"] = median_range(capacities)
+        for scenario in ("ensemble", "many_groups", "big_messages"):
+            runs = [r for r in raw[scenario] if r["server"] == server and "error" not in r]
+            if runs:
+                entry[scenario] = {
+                    key: median_range([float(r[key]) for r in runs])
+                    for key in ("p50_us", "p99_us", "p999_us", "lost", "reordered",
+                                "server_cpu_percent", "server_peak_rss_kib")
+                }  # fmt: skip
+        for scenario, key in (("idle", "rss_per_connection_kib"), ("storm", "all_registered_s")):
+            values = [float(r[key]) for r in raw[scenario] if r["server"] == server and key in r]
+            if values:
+                entry[scenario] = median_range(values)
+        report[server] = entry
+    return report
+
+
+def render_table(report: dict[str, dict[str, Any]], machine: dict[str, Any]) -> str:
+    def med(server: str, *path: str) -> float | None:
+        node: Any = report[server]
+        for key in path:
+            if key not in node:
+                return None
+            node = node[key]
+        return float(node["median"])
+
+    def cell(server: str, *path: str, fmt: str = "{:,.0f}") -> str:
+        node: Any = report[server]
+        for key in path:
+            if key not in node:
+                return "—"
+            node = node[key]
+        return f"{fmt.format(node['median'])} ({fmt.format(node['min'])}-{fmt.format(node['max'])})"
+
+    lines = [
+        f"# Benchmark results, {machine['date']}",
+        "",
+        f"{machine['cores']} cores ({machine['cpu']}), Python {machine['python']}, "
+        f"Linux {machine['kernel']}. Medians, (min-max) over the repetitions.",
+        "",
+        "| | original 0.2.0 | yardstick relay | tcposcrouter |",
+        "|---|---|---|---|",
+    ]
+    rows = [
+        (
+            "capacity, deliveries/s (1 group x 16, 4 senders, 100 B)",
+            ("capacity_deliveries_per_s",),
+            "{:,.0f}",
+        ),
+        ("ensemble p50 us (8 users, 8 senders x 50/s)", ("ensemble", "p50_us"), "{:,.0f}"),
+        ("ensemble p99 us", ("ensemble", "p99_us"), "{:,.0f}"),
+        ("ensemble p99.9 us", ("ensemble", "p999_us"), "{:,.0f}"),
+        ("ensemble server CPU %", ("ensemble", "server_cpu_percent"), "{:,.1f}"),
+        ("200 groups x 4, p50 us (1 sender each, 20/s)", ("many_groups", "p50_us"), "{:,.0f}"),
+        ("200 groups x 4, p99 us", ("many_groups", "p99_us"), "{:,.0f}"),
+        ("200 groups x 4, p99.9 us", ("many_groups", "p999_us"), "{:,.0f}"),
+        ("64 KB to 16 users, p50 us", ("big_messages", "p50_us"), "{:,.0f}"),
+        ("64 KB to 16 users, p99 us", ("big_messages", "p99_us"), "{:,.0f}"),
+        ("64 KB server peak RSS KiB", ("big_messages", "server_peak_rss_kib"), "{:,.0f}"),
+        ("RSS per idle registered connection, KiB (5,000)", ("idle",), "{:,.1f}"),
+        ("connection storm: 1,000 register at once, s", ("storm",), "{:,.3f}"),
+    ]
+    for label, path, fmt in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(s, *path, fmt=fmt) for s in SERVERS) + " |")
+    ours = med("tcposcrouter", "capacity_deliveries_per_s")
+    original = med("original", "capacity_deliveries_per_s")
+    yard = med("yardstick", "capacity_deliveries_per_s")
+    lines.append("")
+    if ours and original:
+        lines.append(f"- capacity: tcposcrouter / original = {ours / original:,.1f}x")
+    if ours and yard:
+        lines.append(f"- capacity: tcposcrouter / yardstick = {ours / yard:.2f}")
+    for scenario in ("ensemble", "many_groups"):
+        for key in ("p50_us", "p99_us"):
+            ours_l, yard_l = med("tcposcrouter", scenario, key), med("yardstick", scenario, key)
+            if ours_l and yard_l:
+                lines.append(
+                    f"- {scenario} {key[:3]}: tcposcrouter / yardstick = {ours_l / yard_l:.2f}"
+                )
+    faults = 0.0
+    for scenario in ("ensemble", "many_groups", "big_messages"):
+        node = report["tcposcrouter"].get(scenario, {})
+        faults += node.get("lost", {}).get("max", 0) + node.get("reordered", {}).get("max", 0)
+    lines.append(
+        f"- messages lost or reordered by tcposcrouter in the latency scenarios: {faults:.0f}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def plot(raw: dict[str, list[Run]], path: Path, machine: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (rate_ax, lat_ax) = plt.subplots(1, 2, figsize=(13, 5))
+    colours = {"original": "tab:red", "yardstick": "tab:grey", "tcposcrouter": "tab:blue"}
+    for server in SERVERS:
+        runs = [r for r in raw["capacity"] if r["server"] == server and "error" not in r]
+        reps = sorted({r["repetition"] for r in runs})
+        for rep in reps:
+            mine = sorted(
+                (r for r in runs if r["repetition"] == rep),
+                key=lambda r: r["offered_deliveries_per_s"],
+            )
+            x = [r["offered_deliveries_per_s"] for r in mine]
+            label = server if rep == reps[0] else None
+            rate_ax.plot(
+                x,
+                [r["delivered_per_s"] for r in mine],
+                "o-",
+                color=colours[server],
+                label=label,
+                alpha=0.7,
+            )
+            for key, style in (("p50_us", "o-"), ("p99_us", "s--"), ("p999_us", "^:")):
+                lat_ax.plot(
+                    x, [max(1, r[key]) / 1000 for r in mine], style, color=colours[server],
+                    label=f"{server} {key[:-3]}" if rep == reps[0] else None, alpha=0.7,
+                )  # fmt: skip
+    for ax in (rate_ax, lat_ax):
+        ax.set_xscale("log")
+        ax.set_xlabel("offered deliveries/s (1 group x 16 users, 4 senders, 100 B)")
+        ax.grid(True, which="both", alpha=0.3)
+    rate_ax.set_yscale("log")
+    rate_ax.set_ylabel("delivered/s")
+    rate_ax.legend()
+    lat_ax.set_yscale("log")
+    lat_ax.set_ylabel("latency, ms")
+    lat_ax.legend(fontsize=7, ncol=3)
+    fig.suptitle(
+        f"tcposcrouter benchmark, {machine['date']}, {machine['cores']} cores, {machine['cpu']}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def smoke_checks(report: dict[str, dict[str, Any]]) -> bool:
+    ok = True
+    for server in SERVERS:
+        if not report[server]["capacity_deliveries_per_s"]["median"]:
+            print(f"FAILED: {server} passed no capacity step")
+            ok = False
+    return ok
+
+
+if __name__ == "__main__":
+    sys.exit(main())
