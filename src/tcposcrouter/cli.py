@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import logging.handlers
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -53,6 +54,32 @@ def _seconds(text: str) -> float:
     return value
 
 
+# One row per limit flag: (flag, Limits field, type, metavar, help). Defaults and their reasons
+# live in limits.Limits; this table only names them on the command line.
+LIMIT_FLAGS: tuple[tuple[str, str, Callable[[str], float], str, str], ...] = (
+    ("--max-packet-size", "max_packet_size", _size, "BYTES",
+     "largest OSC packet accepted from a registered client"),
+    ("--max-connections", "max_connections", _count, "N", "connections in all; 0: no limit"),
+    ("--max-connections-per-address", "max_connections_per_address", _count, "N",
+     "connections from one IP address; 0: no limit"),
+    ("--register-timeout", "register_timeout", _seconds, "SECONDS",
+     "close a connection that has not registered by then"),
+    ("--idle-timeout", "idle_timeout", _seconds, "SECONDS",
+     "close a registered connection that sent nothing, not even a ping, for that long; 0: never"),
+    ("--max-output-buffer", "max_output_buffer", _count, "BYTES",
+     "bytes waiting for one receiver before it is dropped as a slow consumer; 0: no limit"),
+    ("--rate-limit-packets", "rate_limit_packets", _seconds, "PER_SECOND",
+     "packets per second one connection may send, with a 2-second burst; 0: off"),
+    ("--rate-limit-bytes", "rate_limit_bytes", _seconds, "PER_SECOND",
+     "bytes per second one connection may send, with a 2-second burst; 0: off"),
+    ("--max-users-per-group", "max_users_per_group", _count, "N",
+     "users in one group; 0: no limit"),
+    ("--max-groups", "max_groups", _count, "N", "groups on the router; 0: no limit"),
+    ("--login-failures", "login_failures_allowed", _count, "N",
+     "failed logins from one address before it must wait 1, 2, 4 ... 60 s"),
+)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tcposcrouter",
@@ -86,95 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="address to listen on; repeat for several (default: all interfaces, IPv4 and IPv6)",
     )
-    default = Limits()
     limits = parser.add_argument_group(
         "limits", "what one client may do; see 'Running a public server' in the README"
     )
-    limits.add_argument(
-        "--max-packet-size",
-        type=_size,
-        default=default.max_packet_size,
-        metavar="BYTES",
-        help="largest OSC packet accepted from a registered client (default %(default)s = 1 MiB)",
-    )
-    limits.add_argument(
-        "--max-connections",
-        type=_count,
-        default=default.max_connections,
-        metavar="N",
-        help="connections in all; 0: no limit (default %(default)s)",
-    )
-    limits.add_argument(
-        "--max-connections-per-address",
-        type=_count,
-        default=default.max_connections_per_address,
-        metavar="N",
-        help="connections from one IP address; 0: no limit (default %(default)s)",
-    )
-    limits.add_argument(
-        "--register-timeout",
-        type=_seconds,
-        default=default.register_timeout,
-        metavar="SECONDS",
-        help="close a connection that has not registered by then (default %(default)s)",
-    )
-    limits.add_argument(
-        "--idle-timeout",
-        type=_seconds,
-        default=default.idle_timeout,
-        metavar="SECONDS",
-        help="close a registered connection that sent nothing, not even a ping, for that long; "
-        "0: never (default %(default)s)",
-    )
-    limits.add_argument(
-        "--max-output-buffer",
-        type=_count,
-        default=default.max_output_buffer,
-        metavar="BYTES",
-        help="bytes waiting for one receiver before it is dropped as a slow consumer; "
-        "0: no limit (default %(default)s = 2 MiB)",
-    )
-    limits.add_argument(
-        "--rate-limit-packets",
-        type=_seconds,
-        default=default.rate_limit_packets,
-        metavar="PER_SECOND",
-        help="packets per second one connection may send, with a 2-second burst; "
-        "0: off (default %(default)g)",
-    )
-    limits.add_argument(
-        "--rate-limit-bytes",
-        type=_seconds,
-        default=default.rate_limit_bytes,
-        metavar="PER_SECOND",
-        help="bytes per second one connection may send; 0: off (default %(default).0f = 2 MiB)",
-    )
+    default = Limits()
+    for flag, field, kind, metavar, text in LIMIT_FLAGS:
+        limits.add_argument(
+            flag,
+            dest=field,
+            type=kind,
+            default=getattr(default, field),
+            metavar=metavar,
+            help=f"{text} (default %(default)s)",
+        )
     limits.add_argument(
         "--no-rate-limit",
         action="store_true",
         help="switch both rate limits off",
-    )
-    limits.add_argument(
-        "--max-users-per-group",
-        type=_count,
-        default=default.max_users_per_group,
-        metavar="N",
-        help="users in one group; 0: no limit (default %(default)s)",
-    )
-    limits.add_argument(
-        "--max-groups",
-        type=_count,
-        default=default.max_groups,
-        metavar="N",
-        help="groups on the router; 0: no limit (default %(default)s)",
-    )
-    limits.add_argument(
-        "--login-failures",
-        type=_count,
-        default=default.login_failures_allowed,
-        metavar="N",
-        help="failed logins from one address before it must wait 1, 2, 4 ... 60 s "
-        "(default %(default)s)",
     )
     parser.add_argument(
         "--log-dir",
@@ -254,19 +209,10 @@ def setup_logging(args: argparse.Namespace) -> None:
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
-    return Limits(
-        max_packet_size=args.max_packet_size,
-        max_connections=args.max_connections,
-        max_connections_per_address=args.max_connections_per_address,
-        register_timeout=args.register_timeout,
-        idle_timeout=args.idle_timeout,
-        max_output_buffer=args.max_output_buffer,
-        rate_limit_packets=0 if args.no_rate_limit else args.rate_limit_packets,
-        rate_limit_bytes=0 if args.no_rate_limit else args.rate_limit_bytes,
-        max_users_per_group=args.max_users_per_group,
-        max_groups=args.max_groups,
-        login_failures_allowed=args.login_failures,
-    )
+    limits = Limits(**{field: getattr(args, field) for _, field, *_ in LIMIT_FLAGS})
+    if args.no_rate_limit:
+        limits = dataclasses.replace(limits, rate_limit_packets=0, rate_limit_bytes=0)
+    return limits
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
