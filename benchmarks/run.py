@@ -77,6 +77,18 @@ class Server:
 
     @classmethod
     def start(cls, name: str) -> Server:
+        """Start `name` on a free port; try again on another port if it does not come up
+        (a port found free can be taken by someone else before the server binds it)."""
+        for attempt in range(3):
+            try:
+                return cls._start(name)
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _start(cls, name: str) -> Server:
         port = free_port()
         logs = tempfile.TemporaryDirectory()
         if name == "original":
@@ -105,6 +117,9 @@ class Server:
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
+                    process.kill()
+                    process.wait()
+                    logs.cleanup()
                     raise RuntimeError(f"{name} did not start") from None
                 time.sleep(0.05)
         return cls(name, process, port, logs)
