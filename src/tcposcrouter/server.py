@@ -26,6 +26,10 @@ DEFAULT_OSC10_PORT = 55555
 DEFAULT_OSC11_PORT = 55556
 # How long a shutdown waits for queued output to reach the clients before it drops them.
 SHUTDOWN_GRACE_SECONDS = 5.0
+# Connections the kernel may hold completed but not yet accepted. asyncio's default of 100 drops
+# the SYNs of a reconnection storm (a whole festival's clients after a router restart), which the
+# clients then retry only after a second; the kernel caps this at net.core.somaxconn anyway.
+LISTEN_BACKLOG = 4096
 # How often timeouts are checked: they are counted in seconds, so once a second is exact enough.
 TICK_SECONDS = 1.0
 # TCP keepalive: the kernel probes a connection silent for 30 s every 10 s and gives up after 3
@@ -190,6 +194,7 @@ class RouterServer:
                 host=self.config.hosts,
                 port=port,
                 reuse_address=True,
+                backlog=LISTEN_BACKLOG,
             )
             self._listeners.append(listener)
             for sock in listener.sockets:
