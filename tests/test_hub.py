@@ -525,3 +525,37 @@ def test_arbitrary_bytes_never_break_the_hub(chunks: list[bytes], framing: Frami
     net.got(bob)
     net.send(carl, msg("/still/fine"))
     assert msg("/still/fine") in net.got(bob)
+
+
+# -- handing packets straight to the transport ---------------------------------------------------
+
+
+def test_single_packet_reads_are_handed_straight_to_write_and_order_is_kept() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    net.got(ana)
+    net.got(bob)
+    written: list[bytes] = []
+    bob.write = written.append
+    net.send(ana, msg("/one", 1))  # a read with one packet: handed over at once
+    assert written == [frame(msg("/one", 1), LP)] and net.got(bob) == []
+    net.send(ana, msg("/two", 2), msg("/three", 3))  # several: queued, one write per read
+    assert len(written) == 1 and net.got(bob) == [msg("/two", 2), msg("/three", 3)]
+    # Output already waiting for bob (here: not yet taken) keeps its place in front.
+    net.hub.receive(ana, frame(msg("/four", 4), LP) + frame(msg("/five", 5), LP), net.now)
+    net.hub.receive(ana, frame(msg("/six", 6), LP), net.now)
+    assert len(written) == 1
+    net.collect()
+    assert net.got(bob) == [msg("/four", 4), msg("/five", 5), msg("/six", 6)]
+
+
+def test_closing_receivers_are_never_written_to_directly() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    written: list[bytes] = []
+    bob.write = written.append
+    net.hub.slow_consumer(bob, 10**9)
+    net.send(ana, msg("/x", 1))
+    assert written == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import unicodedata
+from collections.abc import Callable
 
 from .auth import PasswordHash
 from .errors import RemoteError
@@ -63,6 +64,7 @@ class Session:
         "slip",
         "state",
         "user",
+        "write",
     )
 
     def __init__(
@@ -84,6 +86,9 @@ class Session:
         self.state = SessionState.NEW
         self.user: User | None = None
         self.output: list[bytes] = []
+        # Set by the transport layer to a function that writes bytes to this connection; the
+        # hub may hand a packet straight to it instead of queueing it (Hub._hand_over).
+        self.write: Callable[[bytes], object] | None = None
         # Set when the router refuses the connection as soon as it has shown its framing
         # (server_full): the refusal is sent in the framing the client speaks.
         self.refusal: RemoteError | None = None

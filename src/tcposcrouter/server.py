@@ -66,6 +66,7 @@ class RouterProtocol(asyncio.Protocol):
         peer = _format_peer(peername)
         server = self._server
         self.session = self._hub.open_session(peer, address, server.now(), owner=self)
+        self.session.write = self.transport.write
         server.connections.add(self)
         limit = server.config.limits.max_output_buffer
         if limit:
