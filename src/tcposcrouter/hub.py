@@ -284,19 +284,17 @@ class Hub:
             return
         if self.config.log_messages:
             log.debug("%s -> %d: %s", session.describe(), len(receivers), _summary(packet))
-        if self._single_packet_read:
-            self._hand_over(receivers, packet)
-        else:
-            self._deliver(receivers, packet)
+        self._deliver(receivers, packet, hand_over=self._single_packet_read)
 
-    def _hand_over(self, receivers: list[Session], packet: bytes) -> None:
-        """Give one packet straight to each receiver's `write`, where the transport set one.
+    def _deliver(self, receivers: list[Session], packet: bytes, hand_over: bool = False) -> None:
+        """Queue one packet for many sessions, framed once per framing in use.
 
-        For a read that held a single packet — every message of an ensemble at a musical pace —
-        queueing gains nothing (there is nothing to coalesce it with), and a second pass over
-        the receivers adds latency to each: measured with the benchmark's ensemble scenario.
-        A receiver that already has output queued, or is closing, or has no `write`, gets the
-        packet queued as usual, so the order of what it receives never changes.
+        With `hand_over` (a read that held a single packet: every message of an ensemble at a
+        musical pace) the bytes go straight to each receiver's `write`, where the transport set
+        one: there is nothing to coalesce them with, and a second pass over the receivers only
+        adds latency (measured with the benchmark's ensemble scenario). A receiver that already
+        has output queued, or is closing, or has no `write`, gets the packet queued as usual, so
+        the order of what it receives never changes.
         """
         length_prefixed: bytes | None = None
         slipped: bytes | None = None
@@ -313,29 +311,9 @@ class Hub:
                 data = length_prefixed
             output = receiver.output
             write = receiver.write
-            if write is not None and not output and receiver.state is registered:
+            if hand_over and write is not None and not output and receiver.state is registered:
                 write(data)
-            else:
-                if not output:
-                    dirty.append(receiver)
-                output.append(data)
-        self.stats.deliveries += len(receivers)
-
-    def _deliver(self, receivers: list[Session], packet: bytes) -> None:
-        """Queue one packet for many sessions, framed once per framing in use."""
-        length_prefixed: bytes | None = None
-        slipped: bytes | None = None
-        dirty = self._dirty
-        for receiver in receivers:
-            if receiver.slip:
-                if slipped is None:
-                    slipped = frame_slip(packet)
-                data = slipped
-            else:
-                if length_prefixed is None:
-                    length_prefixed = frame_length_prefix(packet)
-                data = length_prefixed
-            output = receiver.output
+                continue
             if not output:
                 dirty.append(receiver)
             output.append(data)

@@ -87,7 +87,7 @@ class Session:
         self.user: User | None = None
         self.output: list[bytes] = []
         # Set by the transport layer to a function that writes bytes to this connection; the
-        # hub may hand a packet straight to it instead of queueing it (Hub._hand_over).
+        # hub may hand a packet straight to it instead of queueing it (see Hub._deliver).
         self.write: Callable[[bytes], object] | None = None
         # Set when the router refuses the connection as soon as it has shown its framing
         # (server_full): the refusal is sent in the framing the client speaks.
