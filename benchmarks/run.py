@@ -1,6 +1,6 @@
 """The tcposcrouter benchmark: this router against the original 0.2.0 and a byte-copy yardstick.
 
-    scripts/bench            the full run (about 15 minutes): results in benchmarks/results/
+    scripts/bench            the full run (about 17 minutes): results in benchmarks/results/
     scripts/bench --smoke    a tiny run that only checks the benchmark still works (CI)
 
 Servers, each restarted for every run, alternated within each repetition so that ratios compare
