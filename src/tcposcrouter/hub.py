@@ -48,7 +48,7 @@ class HubConfig:
 
 @dataclass
 class HubStatistics:
-    """Counters since start. `deliveries` counts packets queued for receivers."""
+    """Counters since start. `deliveries` counts packets queued or handed to receivers."""
 
     sessions_opened: int = 0
     sessions_closed: int = 0
@@ -72,7 +72,7 @@ class Hub:
         self._next_id = 1
         self._dirty: list[Session] = []
         self._now = 0.0
-        # True while handling a read that held exactly one packet: see _broadcast.
+        # True while handling a read that held exactly one packet: see _deliver.
         self._single_packet_read = False
         self._throttle = LoginThrottle(
             self.limits.login_failures_allowed, self.limits.login_max_delay

@@ -26,7 +26,6 @@ __all__ = [
     "Argument",
     "build_bundle",
     "build_message",
-    "is_control_address",
     "message_address",
     "parse_arguments",
     "printable",
@@ -211,10 +210,6 @@ def validate_packet(packet: bytes) -> bool:
     if len(packet) & 3:
         raise _invalid(f"packet size {len(packet)} is not a multiple of 4")
     return _validate_element(packet, 0, len(packet), 0)
-
-
-def is_control_address(packet: bytes) -> bool:
-    return packet.startswith(CONTROL_PREFIX)
 
 
 def printable(text: str, limit: int = 80) -> str:

@@ -104,12 +104,6 @@ class Session:
         self.slip = self.decoder.framing is Framing.SLIP
 
     @property
-    def framing(self) -> Framing:
-        # A session only ever receives something after it has sent bytes, so its framing is
-        # known by then; length prefix is the answer for the moment before.
-        return self.decoder.framing or Framing.LENGTH_PREFIX
-
-    @property
     def closing(self) -> bool:
         return self.state is SessionState.CLOSING
 
