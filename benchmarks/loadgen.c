@@ -3,12 +3,14 @@
  * Written in C because it must not be the bottleneck: it drives a byte-copying relay far above
  * any router's capacity on the one core it gets, which the benchmark shows in its output.
  *
- *   loadgen flow  HOST PORT GROUPS USERS SENDERS RATE SIZE SECONDS
+ *   loadgen flow  HOST PORT GROUPS USERS SENDERS RATE SIZE SECONDS [batched|each]
  *       GROUPS x USERS connections register (user uI in group gJ); the first SENDERS users of
  *       each group send RATE messages per second each (open loop, paced), SIZE bytes each, for
  *       SECONDS. Every message carries its sender, a sequence number and its *intended* send
  *       time, so a late sender cannot hide latency. Every receiver checks per-sender order and
  *       records latency in a 1-microsecond histogram.
+ *       "batched" (the default) writes all the messages a sender is due with one send();
+ *       "each" gives every message its own send(), as sclang and Pd do.
  *   loadgen idle  HOST PORT GROUPS USERS HOLD_SECONDS
  *       GROUPS x USERS connections connect and register all at once (a connection storm);
  *       reports the time until the last one had its reply, then holds them HOLD_SECONDS.
@@ -246,7 +248,8 @@ int main(int argc, char **argv) {
         while (now_s() < until) poll_once(100);
         return 0;
     }
-    if (strcmp(argv[1], "flow") != 0 || argc != 10) { fprintf(stderr, "bad arguments\n"); return 2; }
+    if (strcmp(argv[1], "flow") != 0 || argc < 10 || argc > 11) { fprintf(stderr, "bad arguments\n"); return 2; }
+    int each = argc == 11 && strcmp(argv[10], "each") == 0;
     groups = atoi(argv[4]); users = atoi(argv[5]); senders = atoi(argv[6]);
     double rate = atof(argv[7]);
     int size = atoi(argv[8]);
@@ -293,6 +296,7 @@ int main(int argc, char **argv) {
                 uint64_t ts = htobe64((uint64_t)intended);
                 memcpy(msg + 4 + 24, &ts, 8);
                 queue(c, msg, size + 4);
+                if (each) flush(c);
                 next[s] += interval;
                 burst++;
                 sent_total++;

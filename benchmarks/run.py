@@ -1,19 +1,23 @@
-"""The tcposcrouter benchmark: this router against the original 0.2.0 and a byte-copy yardstick.
+"""The tcposcrouter benchmark: this router against the original 0.2.0 and two byte-copy relays.
 
-    scripts/bench            the full run (about 17 minutes): results in benchmarks/results/
+    scripts/bench            the full run (about 35 minutes): results in benchmarks/results/
     scripts/bench --smoke    a tiny run that only checks the benchmark still works (CI)
 
 Servers, each restarted for every run, alternated within each repetition so that ratios compare
 runs made back to back:
 
-* original    tcposcrouter 0.2.0 from PyPI, in a virtualenv of its own (length-prefix port: its
-              SLIP port is broken with today's dependencies);
-* yardstick   benchmarks/yardstick_relay.py: registers and copies bytes, nothing else;
-* tcposcrouter  this router, with the rate limits and the per-address connection limit off (a
-              benchmark is one host sending as fast as it can; every packet is still validated).
+* original      tcposcrouter 0.2.0 from PyPI, in a virtualenv of its own (length-prefix port:
+                its SLIP port is broken with today's dependencies);
+* c_relay       benchmarks/c_relay.c: one thread, epoll, register reply and user lists, then raw
+                bytes, one send per receiver per epoll round: the physical limit of the machine;
+* py_relay      benchmarks/yardstick_relay.py: the same in Python on uvloop, the least any
+                Python router can cost;
+* tcposcrouter  this router, with the rate limits and the connection limits off (a benchmark is
+                one host sending as fast as it can; every packet is still validated).
 
-Load comes from benchmarks/loadgen.c (compiled here), which must not be the bottleneck: the
-capacity sweep of the yardstick shows how far above the router it drives.
+Load comes from benchmarks/loadgen.c (compiled here), in two regimes: "batched" (a sender writes
+all the messages it is due with one send) and "each" (every message its own send, as sclang and
+Pd send them). The C relay's capacity shows how far the load generator reaches.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import json
 import os
 import platform
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,16 +43,21 @@ ROOT = HERE.parent
 OUT = HERE / "out"
 RESULTS = HERE / "results"
 LOADGEN = OUT / "loadgen"
+C_RELAY = OUT / "c_relay"
 ORIGINAL_VENV = OUT / "original-venv"
-SERVERS = ("original", "yardstick", "tcposcrouter")
+SERVERS = ("original", "c_relay", "py_relay", "tcposcrouter")
+YARDSTICKS = ("c_relay", "py_relay")
+# The capacity sweep multiplies the offered load by 1.5 per step, from a start chosen so that
+# the steps pass exactly through 2, 3 and 4.5 million deliveries/s (1 group x 16, 4 senders).
+CAPACITY_START_RATE = 50_000 / 1.5**8  # messages/s per sender: 117,055 deliveries/s
+CAPACITY_STEPS = 15
 
 Run = dict[str, Any]
 
+# The test-support package is shared with the test suite and the soak tool.
+sys.path.insert(0, str(ROOT / "tests"))
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from support.process import free_port, rss_kib, wait_until_listening  # noqa: E402
 
 
 def more_open_files() -> None:
@@ -59,7 +67,9 @@ def more_open_files() -> None:
 
 def prepare() -> None:
     OUT.mkdir(exist_ok=True)
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(LOADGEN), str(HERE / "loadgen.c")], check=True)
+    for binary in (LOADGEN, C_RELAY):
+        source = HERE / f"{binary.name}.c"
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(binary), str(source)], check=True)
     if not (ORIGINAL_VENV / "bin" / "tcposcrouter").exists():
         subprocess.run([sys.executable, "-m", "venv", str(ORIGINAL_VENV)], check=True)
         subprocess.run(
@@ -96,7 +106,9 @@ class Server:
                 str(ORIGINAL_VENV / "bin" / "tcposcrouter"),
                 "--osc-port", str(port), "--disable-osc11", "--log-dir", logs.name,
             ]  # fmt: skip
-        elif name == "yardstick":
+        elif name == "c_relay":
+            command = [str(C_RELAY), str(port)]
+        elif name == "py_relay":
             command = [sys.executable, str(HERE / "yardstick_relay.py"), str(port)]
         else:
             command = [
@@ -110,18 +122,14 @@ class Server:
             stderr=subprocess.DEVNULL,
             preexec_fn=more_open_files,
         )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    process.kill()
-                    process.wait()
-                    logs.cleanup()
-                    raise RuntimeError(f"{name} did not start") from None
-                time.sleep(0.05)
+        try:
+            wait_until_listening(process, [port], timeout=20)
+        except RuntimeError:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            logs.cleanup()
+            raise RuntimeError(f"{name} did not start") from None
         return cls(name, process, port, logs)
 
     def cpu_seconds(self) -> float:
@@ -129,10 +137,7 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def memory_kib(self, field: str = "VmHWM") -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        return 0
+        return rss_kib(self.process.pid, field)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -145,13 +150,20 @@ class Server:
 
 
 def flow(
-    server: str, groups: int, users: int, senders: int, rate: float, size: int, seconds: float
+    server: str,
+    groups: int,
+    users: int,
+    senders: int,
+    rate: float,
+    size: int,
+    seconds: float,
+    writes: str = "batched",
 ) -> Run:
     srv = Server.start(server)
     try:
         proc = subprocess.Popen(
             [str(LOADGEN), "flow", "127.0.0.1", str(srv.port), str(groups), str(users),
-             str(senders), str(rate), str(size), str(seconds)],
+             str(senders), str(rate), str(size), str(seconds), writes],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -172,7 +184,10 @@ def flow(
         result["server_peak_rss_kib"] = srv.memory_kib()
     finally:
         srv.stop()
-    result.update(server=server, groups=groups, users=users, senders=senders, rate=rate, size=size)
+    result.update(
+        server=server, groups=groups, users=users, senders=senders, rate=rate, size=size,
+        writes=writes,
+    )  # fmt: skip
     return result
 
 
@@ -187,12 +202,12 @@ def passed(run: Run) -> bool:
     )
 
 
-def capacity_sweep(server: str, seconds: float, smoke: bool) -> list[Run]:
+def capacity_sweep(server: str, seconds: float, smoke: bool, writes: str) -> list[Run]:
     """Raise the offered load by 1.5x until the server no longer keeps up."""
-    rate = {"original": 50.0, "yardstick": 2500.0, "tcposcrouter": 2500.0}[server]
+    rate = 50.0 if server == "original" else CAPACITY_START_RATE
     runs: list[Run] = []
-    for _ in range(2 if smoke else 14):
-        run = flow(server, 1, 16, 4, rate, 100, seconds)
+    for _ in range(2 if smoke else CAPACITY_STEPS):
+        run = flow(server, 1, 16, 4, rate, 100, seconds, writes)
         runs.append(run)
         print(f"    {server:13} {rate * 60:>10,.0f} offered/s: {summary(run)}", flush=True)
         if not passed(run):
@@ -260,7 +275,8 @@ def main() -> int:
     for rep in range(repeat):
         print(f"repetition {rep + 1} of {repeat}", flush=True)
         jobs: list[tuple[str, Callable[[str], list[Run]]]] = [
-            ("capacity", lambda s: capacity_sweep(s, seconds, smoke)),
+            ("capacity", lambda s: capacity_sweep(s, seconds, smoke, "batched")),
+            ("capacity_each", lambda s: capacity_sweep(s, seconds, smoke, "each")),
             ("ensemble", lambda s: [flow(s, 1, 8, 8, 50, 100, 2 if smoke else 10)]),
             ("many_groups", lambda s: [flow(s, 200, 4, 1, 20, 100, 2 if smoke else 10)]),
             ("big_messages", lambda s: [flow(s, 1, 16, 1, 5, 65536, 2 if smoke else 10)]),
@@ -273,7 +289,7 @@ def main() -> int:
                 runs = job(server)
                 for run in runs:
                     run["repetition"] = rep
-                if scenario != "capacity":
+                if not scenario.startswith("capacity"):
                     print(f"    {server:13} {runs[-1]}", flush=True)
                 raw.setdefault(scenario, []).extend(runs)
 
@@ -322,15 +338,16 @@ def summarise(raw: dict[str, list[Run]], repeat: int) -> dict[str, dict[str, Any
     report: dict[str, dict[str, Any]] = {}
     for server in SERVERS:
         entry: dict[str, Any] = {}
-        capacities = []
-        for rep in range(repeat):
-            good = [
-                r["delivered_per_s"]
-                for r in raw["capacity"]
-                if r["server"] == server and r["repetition"] == rep and passed(r)
-            ]
-            capacities.append(max(good) if good else 0.0)
-        entry["capacity_deliveries_per_s"] = median_range(capacities)
+        for scenario, key in (("capacity", "capacity"), ("capacity_each", "capacity_each")):
+            capacities = []
+            for rep in range(repeat):
+                good = [
+                    r["delivered_per_s"]
+                    for r in raw.get(scenario, [])
+                    if r["server"] == server and r["repetition"] == rep and passed(r)
+                ]
+                capacities.append(max(good) if good else 0.0)
+            entry[key] = median_range(capacities)
         for scenario in ("ensemble", "many_groups", "big_messages"):
             runs = [r for r in raw[scenario] if r["server"] == server and "error" not in r]
             if runs:
@@ -347,6 +364,14 @@ def summarise(raw: dict[str, list[Run]], repeat: int) -> dict[str, dict[str, Any
                 entry[scenario] = median_range(values)
         report[server] = entry
     return report
+
+
+TITLES = {
+    "original": "original 0.2.0",
+    "c_relay": "C relay",
+    "py_relay": "Python relay",
+    "tcposcrouter": "tcposcrouter",
+}
 
 
 def render_table(report: dict[str, dict[str, Any]], machine: dict[str, Any]) -> str:
@@ -372,16 +397,14 @@ def render_table(report: dict[str, dict[str, Any]], machine: dict[str, Any]) -> 
         f"{machine['cores']} cores ({machine['cpu']}), Python {machine['python']}, "
         f"Linux {machine['kernel']}. Medians, (min-max) over the repetitions.",
         "",
-        "| | original 0.2.0 | yardstick relay | tcposcrouter |",
-        "|---|---|---|---|",
+        "| | " + " | ".join(TITLES[s] for s in SERVERS) + " |",
+        "|---|" + "---|" * len(SERVERS),
     ]
     rows: list[tuple[str, tuple[str, ...], str]] = [
-        (
-            "capacity, deliveries/s (1 group x 16, 4 senders, 100 B)",
-            ("capacity_deliveries_per_s",),
-            "{:,.0f}",
-        ),
-    ]
+        ("capacity, batched writes, deliveries/s (1 x 16, 4 senders, 100 B)", ("capacity",),
+         "{:,.0f}"),
+        ("capacity, one message per write, deliveries/s", ("capacity_each",), "{:,.0f}"),
+    ]  # fmt: skip
     for scenario, title in (
         ("ensemble", "ensemble (1 group x 8, 8 senders x 50/s)"),
         ("many_groups", "200 groups x 4 (1 sender each, 20/s)"),
@@ -401,21 +424,25 @@ def render_table(report: dict[str, dict[str, Any]], machine: dict[str, Any]) -> 
     ]  # fmt: skip
     for label, path, fmt in rows:
         lines.append(f"| {label} | " + " | ".join(cell(s, *path, fmt=fmt) for s in SERVERS) + " |")
-    ours = med("tcposcrouter", "capacity_deliveries_per_s")
-    original = med("original", "capacity_deliveries_per_s")
-    yard = med("yardstick", "capacity_deliveries_per_s")
     lines.append("")
-    if ours and original:
-        lines.append(f"- capacity: tcposcrouter / original = {ours / original:,.1f}x")
-    if ours and yard:
-        lines.append(f"- capacity: tcposcrouter / yardstick = {ours / yard:.2f}")
-    for scenario in ("ensemble", "many_groups"):
+    lines.append("tcposcrouter against the others (ratios of medians):")
+    lines.append("")
+    for key, what in (("capacity", "capacity, batched"), ("capacity_each", "capacity, each")):
+        ours = med("tcposcrouter", key)
+        for other in ("original", *YARDSTICKS):
+            theirs = med(other, key)
+            if ours and theirs:
+                lines.append(f"- {what}: tcposcrouter / {TITLES[other]} = {ours / theirs:,.2f}")
+    for scenario in ("ensemble", "many_groups", "big_messages"):
         for key in ("p50_us", "p99_us"):
-            ours_l, yard_l = med("tcposcrouter", scenario, key), med("yardstick", scenario, key)
-            if ours_l and yard_l:
-                lines.append(
-                    f"- {scenario} {key[:3]}: tcposcrouter / yardstick = {ours_l / yard_l:.2f}"
-                )
+            ours_l = med("tcposcrouter", scenario, key)
+            for other in YARDSTICKS:
+                theirs = med(other, scenario, key)
+                if ours_l and theirs:
+                    lines.append(
+                        f"- {scenario} {key[:3]}: tcposcrouter / {TITLES[other]} = "
+                        f"{ours_l / theirs:.2f}"
+                    )
     faults = 0.0
     for scenario in ("ensemble", "many_groups", "big_messages"):
         node = report["tcposcrouter"].get(scenario, {})
@@ -432,54 +459,59 @@ def plot(raw: dict[str, list[Run]], path: Path, machine: dict[str, Any]) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (rate_ax, lat_ax) = plt.subplots(1, 2, figsize=(13, 5))
-    colours = {"original": "tab:red", "yardstick": "tab:grey", "tcposcrouter": "tab:blue"}
-    for server in SERVERS:
-        runs = [r for r in raw["capacity"] if r["server"] == server and "error" not in r]
-        reps = sorted({r["repetition"] for r in runs})
-        for rep in reps:
-            mine = sorted(
-                (r for r in runs if r["repetition"] == rep),
-                key=lambda r: r["offered_deliveries_per_s"],
-            )
-            x = [r["offered_deliveries_per_s"] for r in mine]
-            label = server if rep == reps[0] else None
-            rate_ax.plot(
-                x,
-                [r["delivered_per_s"] for r in mine],
-                "o-",
-                color=colours[server],
-                label=label,
-                alpha=0.7,
-            )
-            for key, style in (("p50_us", "o-"), ("p99_us", "s--"), ("p999_us", "^:")):
-                lat_ax.plot(
-                    x, [max(1, r[key]) / 1000 for r in mine], style, color=colours[server],
-                    label=f"{server} {key[:-3]}" if rep == reps[0] else None, alpha=0.7,
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    colours = {
+        "original": "tab:red",
+        "c_relay": "tab:green",
+        "py_relay": "tab:grey",
+        "tcposcrouter": "tab:blue",
+    }
+    for row, (scenario, regime) in enumerate(
+        (("capacity", "batched writes"), ("capacity_each", "one message per write"))
+    ):
+        rate_ax, lat_ax = axes[row]
+        for server in SERVERS:
+            runs = [r for r in raw.get(scenario, []) if r["server"] == server and "error" not in r]
+            reps = sorted({r["repetition"] for r in runs})
+            for rep in reps:
+                mine = sorted(
+                    (r for r in runs if r["repetition"] == rep),
+                    key=lambda r: r["offered_deliveries_per_s"],
+                )
+                x = [r["offered_deliveries_per_s"] for r in mine]
+                first = rep == reps[0]
+                rate_ax.plot(
+                    x, [r["delivered_per_s"] for r in mine], "o-", color=colours[server],
+                    label=TITLES[server] if first else None, alpha=0.7,
                 )  # fmt: skip
-    for ax in (rate_ax, lat_ax):
-        ax.set_xscale("log")
-        ax.set_xlabel("offered deliveries/s (1 group x 16 users, 4 senders, 100 B)")
-        ax.grid(True, which="both", alpha=0.3)
-    rate_ax.set_yscale("log")
-    rate_ax.set_ylabel("delivered/s")
-    rate_ax.legend()
-    lat_ax.set_yscale("log")
-    lat_ax.set_ylabel("latency, ms")
-    lat_ax.legend(fontsize=7, ncol=3)
+                for key, style in (("p50_us", "o-"), ("p99_us", "s--")):
+                    lat_ax.plot(
+                        x, [max(1, r[key]) / 1000 for r in mine], style, color=colours[server],
+                        label=f"{TITLES[server]} {key[:-3]}" if first else None, alpha=0.7,
+                    )  # fmt: skip
+        for ax in (rate_ax, lat_ax):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(f"offered deliveries/s (1 x 16 users, 4 senders, 100 B, {regime})")
+            ax.grid(True, which="both", alpha=0.3)
+        rate_ax.set_ylabel("delivered/s")
+        rate_ax.legend(fontsize=8)
+        lat_ax.set_ylabel("latency, ms")
+        lat_ax.legend(fontsize=7, ncol=2)
     fig.suptitle(
         f"tcposcrouter benchmark, {machine['date']}, {machine['cores']} cores, {machine['cpu']}"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
 def smoke_checks(report: dict[str, dict[str, Any]]) -> bool:
     ok = True
     for server in SERVERS:
-        if not report[server]["capacity_deliveries_per_s"]["median"]:
-            print(f"FAILED: {server} passed no capacity step")
-            ok = False
+        for key in ("capacity", "capacity_each"):
+            if not report[server][key]["median"]:
+                print(f"FAILED: {server} passed no {key} step")
+                ok = False
     return ok
 
 

@@ -28,7 +28,6 @@ import contextlib
 import os
 import random
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -37,23 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from tcposcrouter.framing import Framing, InvalidFrame, LengthPrefixDecoder, frame
-from tcposcrouter.osc import build_message
+# The test-support package is shared with the test suite and the benchmark.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from support.client import AsyncClient
+from support.process import free_port, rss_kib, wait_until_listening
+from support.stats import percentile
+from tcposcrouter.osc.messages import build_message
 
 RSS_GROWTH_LIMIT_KIB = 50 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 @dataclass
@@ -79,48 +70,6 @@ class Figures:
                 self.lost += self.sent_by[(group, sender)] - next_seq
 
 
-class Connection:
-    """A length-prefix client over asyncio streams, for the soak's many small actors."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.decoder = LengthPrefixDecoder(1 << 24)
-        self.queue: list[bytes] = []
-
-    @classmethod
-    async def open(cls, port: int, source: str) -> Connection:
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, local_addr=(source, 0), limit=1 << 20
-        )
-        return cls(reader, writer)
-
-    def send(self, packet: bytes) -> None:
-        self.writer.write(frame(packet, Framing.LENGTH_PREFIX))
-
-    async def recv(self) -> bytes:
-        while not self.queue:
-            data = await self.reader.read(1 << 16)
-            if not data:
-                raise ConnectionError("closed by the router")
-            self.queue.extend(p for p in self.decoder.feed(data) if not isinstance(p, InvalidFrame))
-        return self.queue.pop(0)
-
-    async def register(self, user: str, group: str) -> None:
-        self.send(
-            build_message("/oscrouter/register", *(("s", v) for v in (user, "pw", group, "g")))
-        )
-        await self.writer.drain()
-        while True:
-            packet = await self.recv()
-            if packet.startswith(b"/oscrouter/userlist"):
-                return
-            if packet.startswith(b"/oscrouter/error"):
-                raise ConnectionError(f"register refused: {packet!r}")
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 class JoinGate:
     """Opens once `count` players have arrived (asyncio.Barrier is Python 3.11+)."""
 
@@ -144,7 +93,7 @@ async def ensemble_player(
     figures: Figures,
     everyone_joined: JoinGate,
 ) -> None:
-    conn = await Connection.open(port, "127.0.1.1")
+    conn = await AsyncClient.open(port, "127.0.1.1")
     await conn.register(name, group)
     expected = {p: 0 for p in players if p != name}
     figures.expected_by[(group, name)] = expected
@@ -185,7 +134,7 @@ async def churn(port: int, until: float, figures: Figures, worker: int) -> None:
     rng = random.Random(worker)
     while time.monotonic() < until:
         try:
-            conn = await Connection.open(port, f"127.0.2.{worker + 1}")
+            conn = await AsyncClient.open(port, f"127.0.2.{worker + 1}")
             await conn.register(f"visitor{worker}", f"churn{rng.randrange(3)}")
             for i in range(rng.randrange(1, 20)):
                 conn.send(build_message("/hello", ("i", i)))
@@ -198,7 +147,7 @@ async def churn(port: int, until: float, figures: Figures, worker: int) -> None:
 
 
 async def flooder(port: int, until: float, figures: Figures) -> None:
-    conn = await Connection.open(port, "127.0.3.1")
+    conn = await AsyncClient.open(port, "127.0.3.1")
     await conn.register("flood", "noisy")
     drain = asyncio.create_task(_discard(conn))
     packet = build_message("/flood", ("s", "x" * 200))
@@ -213,7 +162,7 @@ async def flooder(port: int, until: float, figures: Figures) -> None:
     conn.close()
 
 
-async def _discard(conn: Connection) -> None:
+async def _discard(conn: AsyncClient) -> None:
     with contextlib.suppress(ConnectionError):
         while True:
             await conn.recv()
@@ -223,7 +172,7 @@ async def staller(port: int, until: float, figures: Figures, index: int) -> None
     """Joins the noisy group and never reads again; comes back when it is dropped."""
     while time.monotonic() < until:
         try:
-            conn = await Connection.open(port, f"127.0.4.{index + 1}")
+            conn = await AsyncClient.open(port, f"127.0.4.{index + 1}")
             sock = conn.writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             await conn.register(f"stall{index}", "noisy")
@@ -316,16 +265,11 @@ def main() -> int:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or router.poll() is not None:
-                    print("the router did not start")
-                    return 1
-                time.sleep(0.05)
+        try:
+            wait_until_listening(router, [port])
+        except RuntimeError as exc:
+            print(f"the router did not start: {exc}")
+            return 1
         started = time.monotonic()
         figures = asyncio.run(soak(port, router.pid, args.seconds))
         elapsed = time.monotonic() - started
@@ -335,15 +279,15 @@ def main() -> int:
         router.terminate()
         exit_code = router.wait(15)
 
-    lat = sorted(figures.latencies_ms) or [0.0]
+    lat = figures.latencies_ms
     rss = figures.rss_kib
     growth = end_rss - rss[0]
     print(f"soak: {elapsed:.0f} s against tcposcrouter (router exit code {exit_code})")
     print(f"  ensemble messages: {figures.sent} expected deliveries, {figures.received} received,")
     print(f"    {figures.lost} lost, {figures.reordered} reordered")
     print(
-        f"    latency p50 {statistics.median(lat):.2f} ms, "
-        f"p99 {lat[int(len(lat) * 0.99)]:.2f} ms, max {lat[-1]:.2f} ms"
+        f"    latency p50 {percentile(lat, 0.5):.2f} ms, "
+        f"p99 {percentile(lat, 0.99):.2f} ms, max {max(lat, default=0.0):.2f} ms"
     )
     print(f"  churn: {figures.churn_sessions} join-send-leave sessions")
     print(f"  flood: {figures.flood_packets} packets offered by one flooder (rate-limited)")

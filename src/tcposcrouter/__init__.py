@@ -1,7 +1,7 @@
 """tcposcrouter: an OpenSoundControl message router for networked music.
 
-The layers, from the bottom: `framing` and `osc` (bytes and packets), `routing` (sessions, users,
-groups), `hub` (the whole router as a pure object), `server` (the asyncio shell), `cli`.
+The packages, from the bottom: `osc` (framing, validation, the router's own messages; shared with
+clients), `core` (the whole router as pure objects), `server` (the asyncio shells), `cli`.
 """
 
 __version__ = "1.0.0.dev0"

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from .cli.router import main
 
 sys.exit(main())

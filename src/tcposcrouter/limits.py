@@ -1,17 +1,16 @@
-"""Every limit the router enforces, with the reason for its default, and the pure machinery
-(token buckets, the failed-login throttle) that enforces them.
+"""Every limit the router enforces, with the reason for its default.
 
-Times are seconds on any monotonic clock the caller chooses: nothing here reads a clock.
+The machinery that enforces them lives in the core (`core.admission`, `core.rates`,
+`core.login`, `core.outbox`); times are seconds on whatever monotonic clock the caller passes.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
-from .framing import DEFAULT_MAX_PACKET_SIZE
+from .osc.framing import DEFAULT_MAX_PACKET_SIZE
 
-__all__ = ["Limits", "LoginThrottle", "TokenBucket"]
+__all__ = ["Limits"]
 
 
 @dataclass(frozen=True)
@@ -58,72 +57,3 @@ class Limits:
     def byte_burst(self) -> float:
         # A burst must hold at least one packet of the largest size, or that packet never passes.
         return max(2 * self.rate_limit_bytes, float(self.max_packet_size))
-
-
-class TokenBucket:
-    """`rate` tokens per second, holding at most `burst`; starts full."""
-
-    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self._rate = rate
-        self._burst = burst
-        self._tokens = burst
-        self._stamp = now
-
-    def take(self, amount: float, now: float) -> bool:
-        tokens = self._tokens
-        if tokens < amount:
-            tokens = min(self._burst, tokens + (now - self._stamp) * self._rate)
-            self._stamp = now
-            if tokens < amount:
-                self._tokens = tokens
-                return False
-        self._tokens = tokens - amount
-        return True
-
-
-# Failed-login records kept at most: enough for a botnet's worth of addresses; the oldest are
-# forgotten first, so the table never grows without bound.
-_MAX_THROTTLE_RECORDS = 50_000
-# A record is forgotten once its address has not failed for this long.
-_THROTTLE_MEMORY_SECONDS = 600.0
-
-
-class LoginThrottle:
-    """Counts failed logins per source address and says how long an address must wait.
-
-    After `allowed` failures an address is locked for 1 s, then 2, 4, ... up to `max_delay`,
-    counted from its last failure. While locked, a register from it is refused without looking
-    at the password, so guessing gains nothing; other addresses are not affected. A success does
-    not clear the count (an attacker could otherwise clear it by logging into a group of their
-    own between guesses); records are forgotten after ten quiet minutes.
-    """
-
-    def __init__(self, allowed: int, max_delay: float) -> None:
-        self._allowed = allowed
-        self._max_delay = max_delay
-        self._records: OrderedDict[str, tuple[int, float]] = OrderedDict()
-
-    def wait_needed(self, address: str, now: float) -> float:
-        """Seconds `address` must still wait before a register is looked at; 0 if none."""
-        record = self._records.get(address)
-        if record is None:
-            return 0.0
-        failures, last = record
-        if now - last > _THROTTLE_MEMORY_SECONDS:
-            del self._records[address]
-            return 0.0
-        if failures < self._allowed:
-            return 0.0
-        delay = min(self._max_delay, 2.0 ** (failures - self._allowed))
-        return max(0.0, last + delay - now)
-
-    def failed(self, address: str, now: float) -> None:
-        failures, _ = self._records.pop(address, (0, now))
-        self._records[address] = (failures + 1, now)
-        if len(self._records) > _MAX_THROTTLE_RECORDS:
-            self._records.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._records)

@@ -1,0 +1,179 @@
+"""The group directory: groups, their users, each user's connections, and who receives what
+(docs/protocol.md §3).
+
+A *user* is a name with a password inside a group, holding one or more sessions (connections);
+a *group* is a name with a password holding users in the order they joined. Users and groups
+exist exactly as long as they have a connection here, or are known to be present on another
+node (`add_remote`): then the user has no connection here and no password (it is checked where
+the user connected).
+
+Every join and leave of a user is published as a `MembershipEvent` to the listeners an edge
+subscribed (cluster mode will announce them to the other nodes).
+
+Pure code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .auth import PasswordHash
+
+if TYPE_CHECKING:
+    from .outbox import Mailbox
+    from .session import Session
+
+__all__ = ["Directory", "Group", "MembershipEvent", "User"]
+
+
+@dataclass(frozen=True)
+class MembershipEvent:
+    """`user` joined or left `group` here. `connections`: its connections here afterwards."""
+
+    kind: str  # "joined" or "left"
+    group: str
+    user: str
+    connections: int
+
+
+class User:
+    __slots__ = ("_receivers", "group", "name", "password", "remote", "sessions")
+
+    def __init__(self, name: str, password: PasswordHash | None, group: Group) -> None:
+        self.name = name
+        self.password = password
+        self.group = group
+        self.sessions: list[Session] = []
+        self.remote = False  # present on another node
+        # The mailboxes of every connection of every other user of the group, built on first
+        # use after a change: the broadcast's list of receivers.
+        self._receivers: list[Mailbox] | None = None
+
+    def receivers(self) -> list[Mailbox]:
+        receivers = self._receivers
+        if receivers is None:
+            receivers = [
+                session.mailbox
+                for other in self.group.users.values()
+                if other is not self
+                for session in other.sessions
+            ]
+            self._receivers = receivers
+        return receivers
+
+    def mailboxes(self) -> list[Mailbox]:
+        return [session.mailbox for session in self.sessions]
+
+    def forget_receivers(self) -> None:
+        self._receivers = None
+
+
+class Group:
+    __slots__ = ("name", "password", "users")
+
+    def __init__(self, name: str, password: PasswordHash | None) -> None:
+        self.name = name
+        self.password = password  # None: the group is only known from another node
+        self.users: dict[str, User] = {}  # in the order they joined (dicts keep it)
+
+    def mailboxes(self) -> list[Mailbox]:
+        return [session.mailbox for user in self.users.values() for session in user.sessions]
+
+    def user_names(self) -> list[str]:
+        return list(self.users)
+
+    def membership_changed(self) -> None:
+        for user in self.users.values():
+            user.forget_receivers()
+
+
+class Directory:
+    def __init__(self) -> None:
+        self.groups: dict[str, Group] = {}
+        self._listeners: list[Callable[[MembershipEvent], None]] = []
+
+    def subscribe(self, listener: Callable[[MembershipEvent], None]) -> None:
+        self._listeners.append(listener)
+
+    def _publish(self, kind: str, user: User) -> None:
+        if self._listeners:
+            event = MembershipEvent(kind, user.group.name, user.name, len(user.sessions))
+            for listener in self._listeners:
+                listener(event)
+
+    def join(
+        self,
+        session: Session,
+        group_name: str,
+        group_password: str,
+        user_name: str,
+        user_password: str,
+    ) -> User:
+        """Add `session` to the group as `user_name`, creating what does not exist yet (the
+        caller has checked the passwords, see `login.Login`)."""
+        group = self.groups.get(group_name)
+        if group is None:
+            group = self.groups[group_name] = Group(group_name, PasswordHash(group_password))
+        elif group.password is None:  # known only from another node until now
+            group.password = PasswordHash(group_password)
+        user = group.users.get(user_name)
+        if user is None:
+            user = group.users[user_name] = User(user_name, PasswordHash(user_password), group)
+        user.sessions.append(session)
+        session.user = user
+        group.membership_changed()
+        self._publish("joined", user)
+        return user
+
+    def leave(self, session: Session) -> Group | None:
+        """Take `session` out of its group; return the group if it still has users."""
+        user = session.user
+        if user is None or session not in user.sessions:
+            return None
+        group = user.group
+        user.sessions.remove(session)
+        if not user.sessions and not user.remote:
+            del group.users[user.name]
+        group.membership_changed()
+        self._publish("left", user)
+        if not group.users:
+            del self.groups[group.name]
+            return None
+        return group
+
+    def add_remote(self, group_name: str, user_name: str) -> Group | None:
+        """`user_name` is present in `group_name` on another node; return the group if its user
+        list changed."""
+        group = self.groups.get(group_name)
+        if group is None:
+            group = self.groups[group_name] = Group(group_name, None)
+        user = group.users.get(user_name)
+        if user is None:
+            user = group.users[user_name] = User(user_name, None, group)
+            user.remote = True
+            group.membership_changed()
+            return group
+        user.remote = True
+        return None
+
+    def remove_remote(self, group_name: str, user_name: str) -> Group | None:
+        """`user_name` is no longer present on any other node; return the group if its user
+        list changed (and it still exists)."""
+        group = self.groups.get(group_name)
+        user = None if group is None else group.users.get(user_name)
+        if group is None or user is None or not user.remote:
+            return None
+        user.remote = False
+        if user.sessions:
+            return None  # still connected here
+        del group.users[user_name]
+        group.membership_changed()
+        if not group.users:
+            del self.groups[group_name]
+            return None
+        return group
+
+    def users(self) -> int:
+        return sum(len(group.users) for group in self.groups.values())

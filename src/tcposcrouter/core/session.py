@@ -1,0 +1,132 @@
+"""One connection as the router sees it, and the states it goes through.
+
+    NEW ──register──▶ REGISTERED
+     │                    │
+     └──refused──▶ CLOSING ◀──fatal error, idle, slow consumer
+                      │
+     every state ──connection gone──▶ CLOSED
+
+NEW: connected, not registered; only a register is accepted. REGISTERED: a member of a group.
+CLOSING: the router has decided to close it; input is ignored, and it has left its group.
+CLOSED: the connection is gone; nothing more happens to it. Every other move is a bug and
+raises `IllegalTransition`.
+
+Pure code.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from ..errors import RemoteError, RouterError
+from ..osc.framing import AutoDecoder, Framing, PacketDecoder, decoder_for
+from .outbox import Mailbox
+from .rates import RateBudget
+
+if TYPE_CHECKING:
+    from .directory import User
+
+__all__ = ["IllegalTransition", "Session", "SessionState"]
+
+
+class SessionState(enum.Enum):
+    NEW = "new"
+    REGISTERED = "registered"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_ALLOWED: dict[SessionState, frozenset[SessionState]] = {
+    SessionState.NEW: frozenset(
+        {SessionState.REGISTERED, SessionState.CLOSING, SessionState.CLOSED}
+    ),
+    SessionState.REGISTERED: frozenset({SessionState.CLOSING, SessionState.CLOSED}),
+    SessionState.CLOSING: frozenset({SessionState.CLOSED}),
+    SessionState.CLOSED: frozenset(),
+}
+
+
+class IllegalTransition(RouterError):
+    """A session was asked to move between states the table does not allow: a bug."""
+
+
+class Session:
+    """One connection: who it is, its state, its decoder, and its mailbox for output."""
+
+    __slots__ = (
+        "address",
+        "budget",
+        "decoder",
+        "id",
+        "last_seen",
+        "mailbox",
+        "opened_at",
+        "peer",
+        "refusal",
+        "state",
+        "user",
+    )
+
+    def __init__(
+        self,
+        session_id: int,
+        peer: str,
+        address: str,
+        now: float,
+        decoder: PacketDecoder,
+        mailbox: Mailbox,
+    ) -> None:
+        self.id = session_id
+        self.peer = peer  # "host:port", for log lines
+        self.address = address  # the host alone: what per-address limits count
+        self.opened_at = now
+        self.last_seen = now
+        self.decoder = decoder
+        self.mailbox = mailbox
+        self.state = SessionState.NEW
+        self.user: User | None = None
+        # Set when the router refuses the connection as soon as it has shown its framing
+        # (server_full): the refusal is sent in the framing the client speaks.
+        self.refusal: RemoteError | None = None
+        self.budget: RateBudget | None = None
+
+    @classmethod
+    def open(
+        cls,
+        session_id: int,
+        peer: str,
+        address: str,
+        now: float,
+        mailbox: Mailbox,
+        max_packet_size: int,
+    ) -> Session:
+        decoder = decoder_for(mailbox.framing, max_packet_size)
+        return cls(session_id, peer, address, now, decoder, mailbox)
+
+    def move_to(self, state: SessionState) -> None:
+        if state not in _ALLOWED[self.state]:
+            raise IllegalTransition(f"session {self.id}: {self.state.value} -> {state.value}")
+        self.state = state
+
+    @property
+    def accepts_input(self) -> bool:
+        return self.state is SessionState.NEW or self.state is SessionState.REGISTERED
+
+    def note_framing(self) -> None:
+        """Take the framing the client has shown, for its output (call once bytes are in)."""
+        decoder = self.decoder
+        if isinstance(decoder, AutoDecoder) and decoder.inner is not None:
+            self.decoder = decoder.inner  # detection is over: one object less per connection
+        if self.mailbox.framing is None:
+            self.mailbox.framing = decoder.framing
+
+    @property
+    def framing(self) -> Framing | None:
+        return self.mailbox.framing
+
+    def describe(self) -> str:
+        """Who this is, for log lines: peer address, and user and group once registered."""
+        if self.user is None:
+            return f"[{self.peer}]"
+        return f"{self.user.name}@{self.user.group.name} [{self.peer}]"

@@ -1,0 +1,59 @@
+"""Counters of the router and the snapshot `Hub.statistics()` returns.
+
+Pure code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Counters", "HubStatistics"]
+
+
+@dataclass
+class Counters:
+    """What the hub counts as it goes; read through `Hub.statistics()`."""
+
+    connections_opened: int = 0
+    connections_closed: int = 0
+    registrations: int = 0
+    packets_in: int = 0
+    bytes_in: int = 0
+    packets_from_elsewhere: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)  # failed registers, by code
+    errors: dict[str, int] = field(default_factory=dict)  # every error reply, by code
+    drops: dict[str, int] = field(default_factory=dict)  # packets not routed, by cause
+    slow_consumer_resets: int = 0
+
+    def count(self, table: dict[str, int], key: str, amount: int = 1) -> None:
+        table[key] = table.get(key, 0) + amount
+
+
+@dataclass(frozen=True)
+class HubStatistics:
+    """One snapshot of the router's state and counters since start.
+
+    `connections_by_framing` counts open connections by their framing ("unknown" before the
+    first byte); `deliveries` counts packets put into receivers' mailboxes, `writes` and
+    `bytes_out` what was handed to the connections; `drops` counts packets not routed, by cause
+    (`packet_invalid`, `rate_limited`, and for packets from elsewhere the reason they were
+    refused).
+    """
+
+    connections: int
+    connections_by_framing: dict[str, int]
+    connections_opened: int
+    connections_closed: int
+    registrations: int
+    refusals: dict[str, int]
+    errors: dict[str, int]
+    packets_in: int
+    bytes_in: int
+    packets_from_elsewhere: int
+    deliveries: int
+    writes: int
+    bytes_out: int
+    drops: dict[str, int]
+    slow_consumer_resets: int
+    groups: int
+    users: int

@@ -1,0 +1,1 @@
+"""The asyncio shells around the core: TCP connections (`tcp`), the running router (`app`)."""

@@ -1,0 +1,160 @@
+"""The running router: the hub, its listeners and connections, the flush per loop turn, the
+once-a-second tick, statistics and shutdown.
+
+Output leaves once per turn of the event loop: after any call into the hub that queued output,
+`output_ready()` schedules one `flush` with `call_soon`, which runs after every callback of the
+current turn, before the loop waits for new events. So everything the turn's reads produced for
+one receiver, from all senders, leaves in one write, and a lone message leaves in the turn it
+arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from ..core.hub import Hub, HubConfig
+from ..core.statistics import HubStatistics
+from ..limits import Limits
+from .tcp import TcpConnection, format_peer
+
+__all__ = ["RouterServer", "ServerConfig", "ServerStatistics"]
+
+log = logging.getLogger("tcposcrouter.server")
+
+DEFAULT_OSC10_PORT = 55555
+DEFAULT_OSC11_PORT = 55556
+# How long a shutdown waits for queued output to reach the clients before it drops them.
+SHUTDOWN_GRACE_SECONDS = 5.0
+# Connections the kernel may hold completed but not yet accepted. asyncio's default of 100 drops
+# the SYNs of a reconnection storm (a whole festival's clients after a router restart), which the
+# clients then retry only after a second; the kernel caps this at net.core.somaxconn anyway.
+LISTEN_BACKLOG = 4096
+# How often timeouts are checked: they are counted in seconds, so once a second is exact enough.
+TICK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    hosts: list[str] | None = None  # None: every interface, IPv4 and IPv6
+    osc10_port: int | None = DEFAULT_OSC10_PORT  # None: disabled
+    osc11_port: int | None = DEFAULT_OSC11_PORT
+    limits: Limits = field(default_factory=Limits)
+    log_messages: bool = False
+
+
+@dataclass(frozen=True)
+class ServerStatistics:
+    """The hub's snapshot and what only the shell sees."""
+
+    hub: HubStatistics
+    uptime_seconds: float
+    flushes: int  # loop turns that wrote output
+    bytes_written: int  # handed to the transports
+    internal_errors: int  # bugs caught on a connection (each closed that connection)
+
+
+class RouterServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.hub = Hub(HubConfig(limits=config.limits, log_messages=config.log_messages))
+        self.connections: set[TcpConnection] = set()
+        self.bytes_written = 0
+        self.internal_errors = 0
+        self._flushes = 0
+        self._listeners: list[asyncio.base_events.Server] = []
+        self._all_closed: asyncio.Event | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started_at = 0.0
+
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def output_ready(self) -> None:
+        """Schedule one flush for the end of this loop turn, if the hub has output waiting."""
+        if not self._flush_scheduled and self.hub.has_output:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._flushes += 1
+        self.hub.flush()
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        self.hub.tick(self._loop.time())
+        self.output_ready()
+        self._ticker = self._loop.call_later(TICK_SECONDS, self._tick)
+
+    def connection_closed(self) -> None:
+        if self._all_closed is not None and not self.connections:
+            self._all_closed.set()
+
+    def statistics(self) -> ServerStatistics:
+        return ServerStatistics(
+            hub=self.hub.statistics(),
+            uptime_seconds=self.now() - self._started_at,
+            flushes=self._flushes,
+            bytes_written=self.bytes_written,
+            internal_errors=self.internal_errors,
+        )
+
+    async def start(self) -> list[str]:
+        """Open the listeners; return the addresses listened on, for the console."""
+        loop = self._loop = asyncio.get_running_loop()
+        self._started_at = loop.time()
+        addresses: list[str] = []
+        ports = [
+            (port, label)
+            for port, label in (
+                (self.config.osc10_port, "OSC 1.0 length prefix"),
+                (self.config.osc11_port, "OSC 1.1 SLIP"),
+            )
+            if port is not None
+        ]
+        for port, label in ports:
+            listener = await loop.create_server(
+                lambda: TcpConnection(self),
+                host=self.config.hosts,
+                port=port,
+                reuse_address=True,
+                backlog=LISTEN_BACKLOG,
+            )
+            self._listeners.append(listener)
+            for sock in listener.sockets:
+                addresses.append(
+                    f"{format_peer(sock.getsockname())} ({label}; framing auto-detected)"
+                )
+        self._ticker = loop.call_later(TICK_SECONDS, self._tick)
+        return addresses
+
+    async def stop(self) -> None:
+        """Stop accepting, write what is queued to every client, close, wait for them."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for listener in self._listeners:
+            listener.close()
+        self.hub.flush()
+        if self.connections:
+            self._all_closed = asyncio.Event()
+            for connection in list(self.connections):
+                connection.close()  # writes what is buffered, then closes
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), SHUTDOWN_GRACE_SECONDS)
+            except asyncio.TimeoutError:
+                log.warning(
+                    "%d connections still had output after %.0f s; dropping them",
+                    len(self.connections),
+                    SHUTDOWN_GRACE_SECONDS,
+                )
+                for connection in list(self.connections):
+                    connection.abort()
+        # Since Python 3.12 this also waits for the connections, hence only after closing them.
+        for listener in self._listeners:
+            await listener.wait_closed()

@@ -1,0 +1,139 @@
+"""One TCP connection: an `asyncio.Protocol` that feeds the hub and is the hub's `Sink`.
+
+Every decision is the hub's. This class only moves bytes: what it reads goes to `Hub.receive`,
+and what the hub's outbox writes, closes or resets arrives through `write`, `close` and `abort`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from typing import TYPE_CHECKING, cast
+
+from ..core.session import Session
+
+if TYPE_CHECKING:
+    from .app import RouterServer
+
+__all__ = ["TcpConnection", "format_peer"]
+
+log = logging.getLogger("tcposcrouter.server")
+
+# TCP keepalive: the kernel probes a connection silent for 30 s every 10 s and gives up after 3
+# unanswered probes, so a peer that vanished (power cut, Wi-Fi gone) is noticed within about a
+# minute even if it held no idle timeout's attention.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 30, 10, 3
+
+
+class TcpConnection(asyncio.Protocol):
+    def __init__(self, server: RouterServer) -> None:
+        self._server = server
+        self._hub = server.hub
+        self._transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+
+    # -- asyncio.Protocol: the kernel's side ----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            _tune_socket(sock)
+        peername = transport.get_extra_info("peername")
+        address = str(peername[0]) if isinstance(peername, tuple) else str(peername)
+        server = self._server
+        self.session = session = self._hub.open(format_peer(peername), address, server.now(), self)
+        server.connections.add(self)
+        limit = server.config.limits.max_output_buffer
+        if limit:
+            # pause_writing() is called once more than `limit` bytes wait in the transport: the
+            # slow-consumer check costs nothing on the hot path.
+            transport.set_write_buffer_limits(high=limit)
+        log.info("connect %s (connection %d)", session.describe(), session.id)
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        assert session is not None
+        server = self._server
+        try:
+            self._hub.receive(session, data, server.now())
+        except Exception:
+            # A bug, not a peer's fault; it must not take the router or anyone else down.
+            server.internal_errors += 1
+            log.exception("internal error on %s; dropping that connection", session.describe())
+            self.abort()
+        server.output_ready()
+
+    def eof_received(self) -> bool:
+        return False  # the peer is done sending: close our side too
+
+    def pause_writing(self) -> None:
+        # Called from inside a write, while the hub flushes: tell the hub on a turn of its own
+        # (a Sink must not call back into the hub).
+        asyncio.get_running_loop().call_soon(self._report_slow_consumer)
+
+    def _report_slow_consumer(self) -> None:
+        session, transport = self.session, self._transport
+        if session is not None and transport is not None:
+            self._hub.slow_consumer(session, transport.get_write_buffer_size())
+            self._server.output_ready()
+
+    def resume_writing(self) -> None:
+        pass  # a slow consumer is reset, never left paused
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self._server
+        server.connections.discard(self)
+        session = self.session
+        if session is None:
+            return
+        if exc is not None:
+            log.info("connection %s lost: %s", session.describe(), exc)
+        self._hub.close(session)
+        server.output_ready()
+        server.connection_closed()
+
+    # -- Sink: the hub's side -------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            self._server.bytes_written += len(data)
+            transport.write(data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()  # sends what is buffered first, then closes
+
+    def abort(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        # Reset rather than close: a plain close leaves the kernel trying to deliver megabytes
+        # to a reader that does not read, for minutes; a reset frees them at once.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+
+
+def _tune_socket(sock: socket.socket) -> None:
+    # Musicians' messages are small and late is wrong: never wait to fill a segment.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, option):  # Linux has all three; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
+def format_peer(peername: object) -> str:
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peername)

@@ -1,0 +1,45 @@
+"""Pure Data, headless: vanilla [netsend -b], [slipenc]/[slipdec], [oscformat]/[oscparse]."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from support.client import Client
+from support.osc import msg, register
+from support.peers import PeerProgram, require_program
+from support.process import RouterProcess
+
+PEERS = Path(__file__).parent / "peers"
+
+
+def test_pd_registers_on_the_slip_port_and_talks_to_a_length_prefix_client(
+    router: RouterProcess, group: str, tmp_path: Path
+) -> None:
+    pd = require_program("pd")
+    py = Client(router.osc10_port)
+    py.send(register("py", group, password="pw", group_password="gpw"))
+    py.recv_until("/oscrouter/userlist")
+
+    patch = tmp_path / "pd_client.pd"
+    template = (PEERS / "pd_client.pd.in").read_text()
+    patch.write_text(template.replace("@PORT@", str(router.osc11_port)).replace("@GROUP@", group))
+    peer = PeerProgram(
+        [pd, "-nogui", "-nosound", "-nomidi", "-stderr", "-open", str(patch)], dict(os.environ)
+    )
+    try:
+        peer.wait_for("PD_STATUS: 1")
+        # [oscformat] registers with four arguments: no randomId, so the reply says 0.
+        peer.wait_for("PD_GOT: oscrouter register pd 0")
+        assert py.recv_until("/oscrouter/userlist").args == ["py", "pd"]
+        peer.wait_for("PD_GOT: oscrouter userlist py pd")
+
+        py.send(msg("/to/pd", 7, 0.25, "hello"))
+        peer.wait_for("PD_GOT: to pd 7 0.25 hello")
+        answer = py.recv(timeout=5)
+        # Pd sends every number as a float32 (docs/testing.md).
+        assert (answer.address, answer.args) == ("/from/pd", [7.0, 0.25, "hello", "from-pd"])
+        assert "error" not in peer.output()
+    finally:
+        peer.stop()
+        print(peer.output())

@@ -1,0 +1,73 @@
+"""SuperCollider's sclang, headless, against the real router (docs/testing.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from support.client import Client
+from support.osc import msg, register
+from support.peers import PeerProgram, require_program
+from support.process import RouterProcess
+
+PEERS = Path(__file__).parent / "peers"
+
+
+def test_sclang_registers_and_exchanges_every_kind_of_message(
+    router: RouterProcess, group: str, tmp_path: Path
+) -> None:
+    sclang = require_program("sclang")
+    py = Client(router.osc10_port)
+    py.send(register("py", group, password="pw", group_password="oscrouter"))
+    py.recv_until("/oscrouter/userlist")
+
+    config = tmp_path / "sclang_conf.yaml"
+    config.write_text("includePaths: []\nexcludePaths: []\npostInlineWarnings: false\n")
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "QTWEBENGINE_DISABLE_SANDBOX": "1",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "TCPOSC_PORT": str(router.osc10_port),
+        "TCPOSC_GROUP": group,
+    }
+    peer = PeerProgram(
+        [sclang, "-D", "-u", "0", "-l", str(config), str(PEERS / "sclang_client.scd")], env
+    )
+    try:
+        joined = peer.wait_for("SC_JOINED", timeout=60)
+        assert "/oscrouter/register/sc/" in joined
+        peer.wait_for("SC_USERLIST py,sc")
+        peer.wait_for("SC_SENT")
+
+        assert py.recv_until("/oscrouter/userlist").args == ["py", "sc"]
+        note = py.recv()
+        assert (note.address, note.args) == (
+            "/from/sc",
+            [1, 2.5, "a string", "a symbol", -2147483648],
+        )
+        sc_bundle = py.recv()
+        assert sc_bundle.address == "#bundle"
+        contents = sc_bundle.bundle()
+        assert [(m.address, list(m.params)) for m in contents] == [
+            ("/sc/bundle/one", [10]),
+            ("/sc/bundle/two", ["x"]),
+        ]
+        private = py.recv()
+        assert (private.address, private.args) == ("/oscrouter/private", ["sc", "/sc/private", 42])
+        py.expect_nothing()  # the ping was neither forwarded nor answered with an error
+
+        py.send(msg("/to/sc", 7, 0.25, "hello"))
+        py.send(msg("/oscrouter/private", "sc", "/py/private", "bye"))
+        got = peer.wait_for("SC_GOT ")
+        assert got.endswith("SC_GOT Symbol:/to/sc Integer:7 Float:0.25 Symbol:hello")
+        got_private = peer.wait_for("SC_GOT_PRIVATE")
+        assert got_private.endswith(
+            "Symbol:/oscrouter/private Symbol:py Symbol:/py/private Symbol:bye"
+        )
+        peer.wait_for("SC_DONE")
+        assert "SC_ERROR" not in peer.output()
+    finally:
+        peer.stop()
+        print(peer.output())  # shown by pytest -rA / on failure: what sclang printed

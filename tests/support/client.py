@@ -1,0 +1,210 @@
+"""The one OSC test client: blocking (`Client`) for the tests, asyncio (`AsyncClient`) for the
+soak tool's many small actors. Both decode with the router's own framers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage
+
+from support.osc import register
+from tcposcrouter.osc.framing import (
+    Framing,
+    InvalidFrame,
+    LengthPrefixDecoder,
+    SlipDecoder,
+    frame,
+)
+from tcposcrouter.osc.messages import register_message
+
+__all__ = ["AsyncClient", "Client", "Inbox", "Received"]
+
+
+@dataclass
+class Received:
+    """One packet as received: its exact bytes, and the decoded message when it is one."""
+
+    raw: bytes
+
+    @property
+    def address(self) -> str:
+        return str(OscMessage(self.raw).address) if self.raw[:1] == b"/" else "#bundle"
+
+    @property
+    def args(self) -> list[object]:
+        return list(OscMessage(self.raw).params)
+
+    def bundle(self) -> OscBundle:
+        return OscBundle(self.raw)
+
+
+class Inbox:
+    """Bytes from the router in, `Received` packets out, in the client's framing."""
+
+    def __init__(self, framing: Framing) -> None:
+        self.decoder = (
+            LengthPrefixDecoder(1 << 24)
+            if framing is Framing.LENGTH_PREFIX
+            else SlipDecoder(1 << 24)
+        )
+        self.queue: list[Received] = []
+
+    def feed(self, data: bytes) -> None:
+        for packet in self.decoder.feed(data):
+            assert not isinstance(packet, InvalidFrame), "the router sent an invalid SLIP frame"
+            self.queue.append(Received(packet))
+
+
+class Client:
+    """A blocking OSC-over-TCP client with the framing of choice, for integration tests."""
+
+    _open: ClassVar[list[Client]] = []  # closed after each test by a fixture in conftest.py
+
+    def __init__(
+        self,
+        port: int,
+        framing: Framing = Framing.LENGTH_PREFIX,
+        host: str = "127.0.0.1",
+        source: str | None = None,
+    ):
+        self.framing = framing
+        # `source` picks the client's own address: any of 127.0.0.0/8 works on Linux, so a test
+        # can look like a host of its own to per-address limits.
+        self.sock = socket.create_connection(
+            (host, port), timeout=5, source_address=(source, 0) if source else None
+        )
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._inbox = Inbox(framing)
+        self._queue = self._inbox.queue
+        self.closed = False
+        Client._open.append(self)
+
+    def send(self, packet: bytes) -> None:
+        self.sock.sendall(frame(packet, self.framing))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self, deadline: float) -> bool:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or self.closed:
+            return False
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(1 << 16)
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        self._inbox.feed(data)
+        return True
+
+    def recv(self, timeout: float = 2.0) -> Received:
+        deadline = time.monotonic() + timeout
+        while not self._queue:
+            if not self._fill(deadline):
+                raise AssertionError(
+                    "connection closed with nothing received"
+                    if self.closed
+                    else f"nothing received within {timeout} s"
+                )
+        return self._queue.pop(0)
+
+    def recv_until(self, address: str, timeout: float = 2.0) -> Received:
+        """Skip packets until one with `address` arrives."""
+        deadline = time.monotonic() + timeout
+        while True:
+            packet = self.recv(max(0.01, deadline - time.monotonic()))
+            if packet.address == address:
+                return packet
+
+    def expect_nothing(self, wait: float = 0.3) -> None:
+        deadline = time.monotonic() + wait
+        while self._fill(deadline):
+            pass
+        assert not self._queue, f"unexpected: {[p.address for p in self._queue]}"
+
+    def drain(self, wait: float = 0.2) -> list[Received]:
+        deadline = time.monotonic() + wait
+        while self._fill(deadline):
+            pass
+        packets = self._queue[:]
+        self._queue.clear()
+        return packets
+
+    def wait_closed(self, timeout: float = 2.0) -> list[Received]:
+        """Read until the router closes the connection; return what came before."""
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            if not self._fill(deadline) and not self.closed:
+                raise AssertionError(f"the router did not close the connection in {timeout} s")
+        packets = self._queue[:]
+        self._queue.clear()
+        return packets
+
+    def join(
+        self, user: str, group: str = "band", *, password: str = "pw", group_password: str = "gpw"
+    ) -> Client:
+        """Register and consume the two replies and the first user list."""
+        self.send(register(user, group, password=password, group_password=group_password))
+        first = self.recv()
+        assert first.address == f"/oscrouter/register/{user}/1", first.address
+        self.recv_until("/oscrouter/userlist")
+        return self
+
+    def close(self) -> None:
+        self.sock.close()
+
+    @classmethod
+    def close_all(cls) -> None:
+        for client in cls._open:
+            client.close()
+        cls._open.clear()
+
+
+class AsyncClient:
+    """A length-prefix client over asyncio streams, for the soak tool's many small actors."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self._inbox = Inbox(Framing.LENGTH_PREFIX)
+
+    @classmethod
+    async def open(cls, port: int, source: str) -> AsyncClient:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, local_addr=(source, 0), limit=1 << 20
+        )
+        return cls(reader, writer)
+
+    def send(self, packet: bytes) -> None:
+        self.writer.write(frame(packet, Framing.LENGTH_PREFIX))
+
+    async def recv(self) -> bytes:
+        queue = self._inbox.queue
+        while not queue:
+            data = await self.reader.read(1 << 16)
+            if not data:
+                raise ConnectionError("closed by the router")
+            self._inbox.feed(data)
+        return queue.pop(0).raw
+
+    async def register(self, user: str, group: str) -> None:
+        self.send(register_message(user, "pw", group, "g"))
+        await self.writer.drain()
+        while True:
+            packet = await self.recv()
+            if packet.startswith(b"/oscrouter/userlist"):
+                return
+            if packet.startswith(b"/oscrouter/error"):
+                raise ConnectionError(f"register refused: {packet!r}")
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,83 @@
+"""Real peer programs (sclang, pd) for the interop tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+__all__ = ["REQUIRE_PEERS", "PeerProgram", "require_program"]
+
+# With CI set, a test that needs a real peer program (sclang, pd) fails when it is missing
+# instead of skipping: CI installs them, so a skip there would hide a broken install.
+REQUIRE_PEERS = bool(os.environ.get("CI"))
+
+
+def require_program(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian: see scripts/install-system-packages)"
+        if REQUIRE_PEERS:
+            pytest.fail(message + "; CI is set, so this is a failure, not a skip")
+        pytest.skip(message)
+    return path
+
+
+class PeerProgram:
+    """A real peer program (sclang, pd) run in its own process group, its output read by line.
+
+    Both print marker lines the test waits for; a hard timeout guards every wait because a
+    script that fails to compile makes sclang idle silently (docs/testing.md).
+    """
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: str | None = None) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: sclang spawns helper processes
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            with self._lock:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def wait_for(self, marker: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for line in self.lines:
+                    if marker in line:
+                        return line
+            if self.process.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {marker!r} within {timeout} s; output:\n" + self.output())
+
+    def output(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        self._reader.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()

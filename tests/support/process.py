@@ -1,0 +1,117 @@
+"""Running the real router process: free ports, waiting until it listens, its memory."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "RouterProcess",
+    "free_port",
+    "ipv6_loopback_works",
+    "rss_kib",
+    "start_router_process",
+    "wait_until_listening",
+]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ipv6_loopback_works() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of process `pid` (or its peak, with field="VmHWM"), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def wait_until_listening(
+    process: subprocess.Popen[bytes], ports: list[int], timeout: float = 15.0
+) -> None:
+    """Return once every port accepts a connection; raise if the process exits or time runs
+    out (the process is then killed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the process exited with {process.returncode}")
+        try:
+            for port in ports:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"nothing listened on {ports} within {timeout:g} s")
+
+
+@dataclass
+class RouterProcess:
+    process: subprocess.Popen[bytes]
+    osc10_port: int
+    osc11_port: int
+    log_dir: Path
+
+    def console(self) -> str:
+        """What the router printed on its console (stdout and stderr)."""
+        return (self.log_dir / "console.txt").read_text()
+
+    def log(self) -> str:
+        path = self.log_dir / "tcposcrouter.log"
+        return path.read_text() if path.exists() else ""
+
+    def rss_kib(self) -> int:
+        return rss_kib(self.process.pid)
+
+    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        return self.process.wait(timeout)
+
+
+def start_router_process(tmp: Path, *extra: str, ipv6: bool = True) -> RouterProcess:
+    """Start `python -m tcposcrouter` on two free loopback ports, logging into `tmp`."""
+    osc10, osc11 = free_port(), free_port()
+    hosts = ["--host", "127.0.0.1"] + (["--host", "::1"] if ipv6 and ipv6_loopback_works() else [])
+    log_dir = tmp / f"log-{osc10}"
+    log_dir.mkdir(parents=True)
+    with open(log_dir / "console.txt", "wb") as console:
+        command = [
+            sys.executable, "-m", "tcposcrouter",
+            "--osc-port", str(osc10), "--osc11-port", str(osc11),
+            *hosts, "--log-dir", str(log_dir), *extra,
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+        )
+    router = RouterProcess(process, osc10, osc11, log_dir)
+    ports = [
+        port
+        for port, flag in ((osc10, "--disable-osc10"), (osc11, "--disable-osc11"))
+        if flag not in extra
+    ]
+    try:
+        wait_until_listening(process, ports)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}: {router.console()}") from None
+    return router

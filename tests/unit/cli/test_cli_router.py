@@ -1,0 +1,51 @@
+"""Command-line flags reach the router's configuration as documented."""
+
+from __future__ import annotations
+
+import pytest
+
+from tcposcrouter.cli.router import LIMIT_FLAGS, limits_from, parse_args, server_config
+from tcposcrouter.limits import Limits
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    config = server_config(parse_args([]))
+    assert (config.osc10_port, config.osc11_port, config.hosts) == (55555, 55556, None)
+    assert config.limits == Limits()
+
+
+@pytest.mark.parametrize(("flag", "field"), [(row[0], row[1]) for row in LIMIT_FLAGS])
+def test_every_limit_flag_sets_its_limit(flag: str, field: str) -> None:
+    limits = limits_from(parse_args([flag, "7777"]))
+    assert getattr(limits, field) == 7777
+    assert getattr(Limits(), field) != 7777
+
+
+def test_no_rate_limit_switches_both_rates_off() -> None:
+    limits = limits_from(parse_args(["--no-rate-limit", "--rate-limit-packets", "10"]))
+    assert (limits.rate_limit_packets, limits.rate_limit_bytes) == (0, 0)
+
+
+def test_ports_hosts_and_disabling() -> None:
+    config = server_config(
+        parse_args(["--osc-port", "1", "--disable-osc11", "--host", "::1", "--host", "127.0.0.1"])
+    )
+    assert (config.osc10_port, config.osc11_port) == (1, None)
+    assert config.hosts == ["::1", "127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--osc-port", "70000"],
+        ["--max-packet-size", "8"],
+        ["--idle-timeout", "-1"],
+        ["--idle-timeout", "nan"],
+        ["--max-connections", "-5"],
+    ],
+)
+def test_bad_values_are_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args(argv)
+    assert info.value.code == 2
+    assert "error" in capsys.readouterr().err
