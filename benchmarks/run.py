@@ -1,6 +1,6 @@
 """The tcposcrouter benchmark: this router against the original 0.2.0 and two byte-copy relays.
 
-    scripts/bench            the full run (about 35 minutes): results in benchmarks/results/
+    scripts/bench            the full run (about 40 minutes; 50 with --baseline): results in benchmarks/results/
     scripts/bench --smoke    a tiny run that only checks the benchmark still works (CI)
 
 Servers, each restarted for every run, alternated within each repetition so that ratios compare
@@ -13,7 +13,9 @@ runs made back to back:
 * py_relay      benchmarks/yardstick_relay.py: the same in Python on uvloop, the least any
                 Python router can cost;
 * tcposcrouter  this router, with the rate limits and the connection limits off (a benchmark is
-                one host sending as fast as it can; every packet is still validated).
+                one host sending as fast as it can; every packet is still validated);
+* baseline      only with --baseline SRC: the router from another source tree (an earlier
+                commit, say), run the same way, to see what a change did in the same run.
 
 Load comes from benchmarks/loadgen.c (compiled here), in two regimes: "batched" (a sender writes
 all the messages it is due with one send) and "each" (every message its own send, as sclang and
@@ -45,7 +47,8 @@ RESULTS = HERE / "results"
 LOADGEN = OUT / "loadgen"
 C_RELAY = OUT / "c_relay"
 ORIGINAL_VENV = OUT / "original-venv"
-SERVERS = ("original", "c_relay", "py_relay", "tcposcrouter")
+SERVERS: tuple[str, ...] = ("original", "c_relay", "py_relay", "tcposcrouter")
+BASELINE_SOURCE: Path | None = None  # --baseline: its src/ folder
 YARDSTICKS = ("c_relay", "py_relay")
 # The capacity sweep multiplies the offered load by 1.5 per step, from a start chosen so that
 # the steps pass exactly through 2, 3 and 4.5 million deliveries/s (1 group x 16, 4 senders).
@@ -110,17 +113,22 @@ class Server:
             command = [str(C_RELAY), str(port)]
         elif name == "py_relay":
             command = [sys.executable, str(HERE / "yardstick_relay.py"), str(port)]
-        else:
+        else:  # tcposcrouter, or the baseline from another source tree
             command = [
                 sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1",
                 "--osc-port", str(port), "--disable-osc11", "--no-rate-limit",
                 "--max-connections-per-address", "0", "--max-connections", "0", "-q",
             ]  # fmt: skip
+        env = dict(os.environ)
+        if name == "baseline":
+            assert BASELINE_SOURCE is not None
+            env["PYTHONPATH"] = str(BASELINE_SOURCE)
         process = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=more_open_files,
+            env=env,
         )
         try:
             wait_until_listening(process, [port], timeout=20)
@@ -263,9 +271,19 @@ def main() -> int:
     parser.add_argument(
         "--report", action="store_true", help="only render the table and plot of the last run"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="TREE",
+        help="also run the router of another checkout (its src/ is put on PYTHONPATH)",
+    )
     args = parser.parse_args()
     if args.report:
         return report_only()
+    global SERVERS, BASELINE_SOURCE
+    if args.baseline is not None:
+        BASELINE_SOURCE = (args.baseline / "src").resolve()
+        SERVERS = (*SERVERS, "baseline")
     smoke = args.smoke
     repeat = 1 if smoke else args.repeat
     seconds = 0.5 if smoke else 3.0
@@ -315,8 +333,11 @@ def main() -> int:
 
 def report_only() -> int:
     """Render latest.md and latest.png again from the runs in latest.json."""
+    global SERVERS
     saved = json.loads((RESULTS / "latest.json").read_text())
     runs, machine = saved["runs"], saved["machine"]
+    present = {r["server"] for scenario in runs.values() for r in scenario}
+    SERVERS = tuple(s for s in (*SERVERS, "baseline") if s in present)
     report = summarise(runs, 1 + max(r["repetition"] for r in runs["capacity"]))
     saved["summary"] = report
     (RESULTS / "latest.json").write_text(json.dumps(saved, indent=1))
@@ -371,6 +392,7 @@ TITLES = {
     "c_relay": "C relay",
     "py_relay": "Python relay",
     "tcposcrouter": "tcposcrouter",
+    "baseline": "baseline",
 }
 
 
@@ -429,14 +451,18 @@ def render_table(report: dict[str, dict[str, Any]], machine: dict[str, Any]) -> 
     lines.append("")
     for key, what in (("capacity", "capacity, batched"), ("capacity_each", "capacity, each")):
         ours = med("tcposcrouter", key)
-        for other in ("original", *YARDSTICKS):
+        for other in ("original", *YARDSTICKS, "baseline"):
+            if other not in SERVERS:
+                continue
             theirs = med(other, key)
             if ours and theirs:
                 lines.append(f"- {what}: tcposcrouter / {TITLES[other]} = {ours / theirs:,.2f}")
     for scenario in ("ensemble", "many_groups", "big_messages"):
         for key in ("p50_us", "p99_us"):
             ours_l = med("tcposcrouter", scenario, key)
-            for other in YARDSTICKS:
+            for other in (*YARDSTICKS, "baseline"):
+                if other not in SERVERS:
+                    continue
                 theirs = med(other, scenario, key)
                 if ours_l and theirs:
                     lines.append(
@@ -465,6 +491,7 @@ def plot(raw: dict[str, list[Run]], path: Path, machine: dict[str, Any]) -> None
         "c_relay": "tab:green",
         "py_relay": "tab:grey",
         "tcposcrouter": "tab:blue",
+        "baseline": "tab:purple",
     }
     for row, (scenario, regime) in enumerate(
         (("capacity", "batched writes"), ("capacity_each", "one message per write"))

@@ -1,4 +1,4 @@
-"""Errors of the router, and the wire codes they carry (PROTOCOL.md §4).
+"""Errors of the router, and the wire codes they carry (docs/protocol.md §4).
 
 Every error a *peer* can cause is a `RemoteError`: it carries the stable code that goes into the
 `/oscrouter/error ,ss code message` reply and says whether the connection is closed after it.

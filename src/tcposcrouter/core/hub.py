@@ -11,9 +11,10 @@ hub's state except through these calls.
 Packets from elsewhere (another node, in cluster mode) enter through `deliver_from_elsewhere`
 under the same rules as local ones; `subscribe` tells an edge who joins and leaves.
 
-Everything docs/protocol.md §3 and §4 decide is here or in the parts it delegates to:
-`admission` (connection caps), `login` (register checks, throttle), `directory` (groups, users,
-receivers), `rates` (rate budgets), `outbox` (framing, queues, byte limits).
+Everything docs/protocol.md §3 and §4 decide is here (the packet loop, broadcast, the error
+policy) or in the parts it delegates to: `admission` (connection caps), `control` (register,
+private, ping), `login` (register checks, throttle), `directory` (groups, users, receivers),
+`rates` (rate budgets), `session` (states, timeouts), `outbox` (framing, queues, byte limits).
 
 Pure code: no sockets, no event loop, no clock.
 """
@@ -27,26 +28,15 @@ from dataclasses import dataclass, field
 from ..errors import ErrorCode, RemoteError
 from ..limits import Limits
 from ..osc.framing import Framing, InvalidFrame
-from ..osc.messages import (
-    PING,
-    PRIVATE,
-    REGISTER,
-    build_message,
-    error_message,
-    message_address,
-    printable,
-    read_private,
-    read_register,
-    user_list_message,
-)
+from ..osc.messages import error_message, message_address
 from ..osc.validate import split_bundle_controls, validate_packet
 from .admission import Admission
-from .directory import Directory, Group, MembershipEvent
-from .login import Login
+from .control import ControlMessages, announce_members, not_registered
+from .directory import Directory, MembershipEvent
 from .outbox import Ending, Outbox, Sink
-from .rates import RateBudget
-from .session import Session, SessionState
-from .statistics import Counters, HubStatistics
+from .rates import DROP_AND_TELL, RateBudget
+from .session import Session, SessionState, overdue
+from .statistics import Counters, HubStatistics, snapshot
 
 __all__ = ["PRE_REGISTER_MAX_PACKET_SIZE", "Hub", "HubConfig"]
 
@@ -56,9 +46,6 @@ log = logging.getLogger("tcposcrouter.hub")
 # keeping strangers to 16 KiB means 10,000 half-open connections hold at most 320 MiB of partial
 # frames (SLIP counts double), however large the limit for members is.
 PRE_REGISTER_MAX_PACKET_SIZE = 16 * 1024
-# How long a connection refused with server_full may take to show its framing (so the refusal
-# can be written in it) before it is closed without a word.
-REFUSAL_GRACE_SECONDS = 2.0
 
 NEW, REGISTERED, CLOSING, CLOSED = (
     SessionState.NEW,
@@ -83,8 +70,10 @@ class Hub:
         self.directory = Directory()
         self.outbox = Outbox()
         self._admission = Admission(limits)
-        self._login = Login(limits, self.directory)
         self._counters = Counters()
+        self._controls = ControlMessages(
+            limits, self.directory, self.outbox, self._counters, self.config.log_messages
+        )
         self._sessions: dict[int, Session] = {}
         self._next_id = 1
         self._rate_limited = RateBudget.needed(limits)
@@ -138,7 +127,10 @@ class Hub:
                 self._refuse(session, RemoteError(ErrorCode.PACKET_INVALID, packet.detail))
             else:
                 assert isinstance(packet, bytes)
-                if budget is not None and not self._within_budget(session, budget, packet, now):
+                if budget is not None and (verdict := budget.take(len(packet), now)):
+                    counters.count(counters.drops, ErrorCode.RATE_LIMITED)
+                    if verdict == DROP_AND_TELL:
+                        self._refuse(session, RateBudget.refusal(self.limits))
                     if session.accepts_input:
                         continue
                     return
@@ -159,22 +151,10 @@ class Hub:
 
     def tick(self, now: float) -> None:
         """Close connections that did not register, or went silent, in time."""
-        limits = self.limits
         for session in list(self._sessions.values()):
-            if session.state is NEW:
-                if session.refusal is not None:
-                    if now - session.opened_at >= REFUSAL_GRACE_SECONDS:
-                        self._refuse(session, session.refusal)
-                elif now - session.opened_at >= limits.register_timeout:
-                    timeout = f"no /oscrouter/register within {limits.register_timeout:g} s"
-                    self._refuse(session, _fatal(ErrorCode.REGISTER_TIMEOUT, timeout))
-            elif (
-                session.state is REGISTERED
-                and limits.idle_timeout
-                and now - session.last_seen >= limits.idle_timeout
-            ):
-                idle = f"nothing received for {limits.idle_timeout:g} s"
-                self._refuse(session, _fatal(ErrorCode.IDLE_TIMEOUT, idle))
+            reason = overdue(session, self.limits, now)
+            if reason is not None:
+                self._refuse(session, reason)
 
     def slow_consumer(self, session: Session, buffered: int) -> None:
         """The shell saw more than `max_output_buffer` bytes waiting for `session`: reset it at
@@ -234,12 +214,12 @@ class Hub:
         """`user_name` is in `group_name` on another node: it is in the user list here too."""
         group = self.directory.add_remote(group_name, user_name)
         if group is not None:
-            self._send_user_list(group)
+            announce_members(self.outbox, group)
 
     def remote_left(self, group_name: str, user_name: str) -> None:
         group = self.directory.remove_remote(group_name, user_name)
         if group is not None:
-            self._send_user_list(group)
+            announce_members(self.outbox, group)
 
     def subscribe(self, listener: Callable[[MembershipEvent], None]) -> None:
         """Call `listener` with every join and leave of a user here."""
@@ -260,57 +240,15 @@ class Hub:
         return self._admission.connections_from(address)
 
     def statistics(self) -> HubStatistics:
-        counters, outbox = self._counters, self.outbox
-        by_framing: dict[str, int] = {}
-        for session in self._sessions.values():
-            framing = session.mailbox.framing
-            key = "unknown" if framing is None else framing.value
-            by_framing[key] = by_framing.get(key, 0) + 1
-        drops = dict(counters.drops)
-        return HubStatistics(
-            connections=len(self._sessions),
-            connections_by_framing=by_framing,
-            connections_opened=counters.connections_opened,
-            connections_closed=counters.connections_closed,
-            registrations=counters.registrations,
-            refusals=dict(counters.refusals),
-            errors=dict(counters.errors),
-            packets_in=counters.packets_in,
-            bytes_in=counters.bytes_in,
-            packets_from_elsewhere=counters.packets_from_elsewhere,
-            deliveries=outbox.deliveries,
-            writes=outbox.writes,
-            bytes_out=outbox.bytes_written,
-            drops=drops,
-            slow_consumer_resets=counters.slow_consumer_resets,
-            groups=len(self.directory.groups),
-            users=self.directory.users(),
-        )
+        return snapshot(self._counters, self.outbox, self._sessions.values(), self.directory)
 
     # -- packets ---------------------------------------------------------------------------
-
-    def _within_budget(
-        self, session: Session, budget: RateBudget, packet: bytes, now: float
-    ) -> bool:
-        if budget.allows(len(packet), now):
-            budget.exceeded = False
-            return True
-        self._counters.count(self._counters.drops, ErrorCode.RATE_LIMITED)
-        if not budget.exceeded:  # one reply and one log line per episode
-            budget.exceeded = True
-            limits = self.limits
-            detail = (
-                f"more than {limits.rate_limit_packets:g} packets or "
-                f"{limits.rate_limit_bytes:g} bytes per second: packets dropped"
-            )
-            self._refuse(session, RemoteError(ErrorCode.RATE_LIMITED, detail))
-        return False
 
     def _packet(self, session: Session, packet: bytes, has_control: bool, now: float) -> None:
         """A valid packet that is not simply broadcast: a control message, a bundle holding
         some, or anything from a connection that has not registered."""
         if not has_control:
-            self._refuse(session, _not_registered(packet))
+            self._refuse(session, not_registered(packet))
         elif packet[0] == 0x2F:  # '/': a control message on its own
             self._control(session, packet, now)
         else:
@@ -338,58 +276,11 @@ class Hub:
             self.outbox.deliver_run(receivers, run)
         run.clear()
 
-    # -- control messages ------------------------------------------------------------------
-
     def _control(self, session: Session, message: bytes, now: float) -> None:
         try:
-            if message.startswith(REGISTER):
-                self._register(session, message, now)
-            elif session.state is not REGISTERED:
-                raise _not_registered(message)
-            elif message.startswith(PRIVATE):
-                self._private(session, message)
-            elif not message.startswith(PING):  # a ping only shows the connection is alive
-                reserved = f"{message_address(message)} is reserved for the router"
-                raise RemoteError(ErrorCode.UNKNOWN_COMMAND, reserved)
+            self._controls.handle(session, message, now)
         except RemoteError as error:
             self._refuse(session, error)
-
-    def _register(self, session: Session, message: bytes, now: float) -> None:
-        if session.state is REGISTERED:
-            raise RemoteError(ErrorCode.ALREADY_REGISTERED, "this connection is already registered")
-        request = read_register(message)
-        self._login.check(request, session.address, now)
-        created = request.group not in self.directory.groups
-        user = self.directory.join(
-            session, request.group, request.group_password, request.user, request.user_password
-        )
-        if created:
-            log.info("group %s created by %s", request.group, session.peer)
-        session.move_to(REGISTERED)
-        session.decoder.set_max_packet_size(self.limits.max_packet_size)
-        self._counters.registrations += 1
-        log.info("register %s (connection %d of this user)", session.describe(), len(user.sessions))
-        # The path form first: it is what the SuperCollider client waits for (docs/protocol.md §6).
-        mailbox = session.mailbox
-        self.outbox.send(mailbox, build_message(request.reply_address()))
-        reply = build_message("/oscrouter/register", ("s", request.user), request.random_id)
-        self.outbox.send(mailbox, reply)
-        self._send_user_list(user.group)
-
-    def _private(self, session: Session, message: bytes) -> None:
-        user = session.user
-        assert user is not None
-        request = read_private(message)
-        target = user.group.users.get(request.target)
-        if target is None:
-            unknown = f"no user {printable(request.target)} in group {user.group.name}"
-            raise RemoteError(ErrorCode.UNKNOWN_USER, unknown)
-        if self.config.log_messages:
-            log.debug("%s -> %s privately: %s", session.describe(), target.name, request.address)
-        self.outbox.deliver(target.mailboxes(), request.as_sent_by(user.name))
-
-    def _send_user_list(self, group: Group) -> None:
-        self.outbox.deliver(group.mailboxes(), user_list_message(group.user_names()))
 
     # -- errors and endings ----------------------------------------------------------------
 
@@ -425,7 +316,7 @@ class Hub:
     def _leave(self, session: Session) -> None:
         group = self.directory.leave(session)
         if group is not None:
-            self._send_user_list(group)
+            announce_members(self.outbox, group)
         elif session.user is not None:
             log.info("group %s removed: nobody left in it", session.user.group.name)
 
@@ -439,16 +330,6 @@ _LOGIN_ERRORS = frozenset(
         ErrorCode.SERVER_FULL,
     }
 )
-
-
-def _fatal(code: str, detail: str) -> RemoteError:
-    return RemoteError(code, detail, fatal=True)
-
-
-def _not_registered(packet: bytes) -> RemoteError:
-    what = message_address(packet) if packet[:1] == b"/" else "a bundle"
-    detail = f"the first packet must be /oscrouter/register, not {what}"
-    return _fatal(ErrorCode.NOT_REGISTERED, detail)
 
 
 def _summary(packet: bytes) -> str:

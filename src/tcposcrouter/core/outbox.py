@@ -42,7 +42,9 @@ class Sink(Protocol):
     def write(self, data: bytes) -> None:
         """Send `data`: a piece of the byte stream, or for WebSocket one whole message.
 
-        Must not call back into the hub: a full buffer is reported later, on its own turn.
+        Must not call back into the hub: a full buffer is reported later, on its own turn. May
+        raise RuntimeError when the connection is closed already (uvloop's transports do until
+        the shell has reported the loss): the outbox then writes nothing more to it.
         """
 
     def close(self) -> None:
@@ -133,7 +135,7 @@ class Outbox:
                 pending.append(box)
             queued = box.queued = box.queued + len(data)
             if queued >= write_through:
-                self._write(box)
+                self._write_through_now(box)
         self.deliveries += len(boxes)
 
     def deliver_run(self, boxes: list[Mailbox], packets: list[bytes]) -> None:
@@ -167,7 +169,7 @@ class Outbox:
                 queue.extend(packets)
                 queued = box.queued = box.queued + sum(map(len, packets))
             if queued >= write_through:
-                self._write(box)
+                self._write_through_now(box)
         self.deliveries += len(boxes) * len(packets)
 
     def send(self, box: Mailbox, packet: bytes) -> None:
@@ -195,14 +197,17 @@ class Outbox:
         writes = written = 0
         for box in pending:
             queue = box.queue
-            if queue and box.ending is None and box.stream:  # the busy path: one write
-                box.queue = _NOTHING
-                written += box.queued
-                box.queued = 0
-                box.sink.write(queue[0] if len(queue) == 1 else b"".join(queue))
-                writes += 1
-            elif not box.done:
-                self._finish(box)
+            try:
+                if queue and box.ending is None and box.stream:  # the busy path: one write
+                    box.queue = _NOTHING
+                    written += box.queued
+                    box.queued = 0
+                    box.sink.write(queue[0] if len(queue) == 1 else b"".join(queue))
+                    writes += 1
+                elif not box.done:
+                    self._finish(box)
+            except RuntimeError:  # closed under us; the shell reports the loss on its own turn
+                self.discard(box)
         self.writes += writes
         self.bytes_written += written
 
@@ -219,6 +224,12 @@ class Outbox:
         if ending is Ending.CLOSE:
             box.done = True
             box.sink.close()
+
+    def _write_through_now(self, box: Mailbox) -> None:
+        try:
+            self._write(box)
+        except RuntimeError:  # closed under us, as in flush()
+            self.discard(box)
 
     def _write(self, box: Mailbox) -> None:
         queue = box.queue

@@ -5,9 +5,13 @@ Pure code: the caller passes the time.
 
 from __future__ import annotations
 
+from ..errors import ErrorCode, RemoteError
 from ..limits import Limits
 
-__all__ = ["RateBudget", "TokenBucket"]
+__all__ = ["DROP", "DROP_AND_TELL", "PASS", "RateBudget", "TokenBucket"]
+
+# What `RateBudget.take` says of a packet.
+PASS, DROP, DROP_AND_TELL = 0, 1, 2
 
 
 class TokenBucket:
@@ -62,3 +66,22 @@ class RateBudget:
         return (packets is None or packets.take(1, now)) and (
             byte_bucket is None or byte_bucket.take(size, now)
         )
+
+    def take(self, size: int, now: float) -> int:
+        """PASS, DROP, or DROP_AND_TELL for the first packet dropped in an episode (the sender
+        gets one reply per episode, not one per packet)."""
+        if self.allows(size, now):
+            self.exceeded = False
+            return PASS
+        if self.exceeded:
+            return DROP
+        self.exceeded = True
+        return DROP_AND_TELL
+
+    @staticmethod
+    def refusal(limits: Limits) -> RemoteError:
+        detail = (
+            f"more than {limits.rate_limit_packets:g} packets or "
+            f"{limits.rate_limit_bytes:g} bytes per second: packets dropped"
+        )
+        return RemoteError(ErrorCode.RATE_LIMITED, detail)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from ..errors import RemoteError, RouterError
+from ..errors import ErrorCode, RemoteError, RouterError
+from ..limits import Limits
 from ..osc.framing import AutoDecoder, Framing, PacketDecoder, decoder_for
 from .outbox import Mailbox
 from .rates import RateBudget
@@ -27,7 +28,11 @@ from .rates import RateBudget
 if TYPE_CHECKING:
     from .directory import User
 
-__all__ = ["IllegalTransition", "Session", "SessionState"]
+__all__ = ["REFUSAL_GRACE_SECONDS", "IllegalTransition", "Session", "SessionState", "overdue"]
+
+# How long a connection refused with server_full may take to show its framing (so the refusal
+# can be written in it) before it is closed without a word.
+REFUSAL_GRACE_SECONDS = 2.0
 
 
 class SessionState(enum.Enum):
@@ -130,3 +135,22 @@ class Session:
         if self.user is None:
             return f"[{self.peer}]"
         return f"{self.user.name}@{self.user.group.name} [{self.peer}]"
+
+
+def overdue(session: Session, limits: Limits, now: float) -> RemoteError | None:
+    """Why `session` must be closed at `now` (a refusal not yet told, no register in time,
+    silence), or None."""
+    if session.state is SessionState.NEW:
+        if session.refusal is not None:
+            return session.refusal if now - session.opened_at >= REFUSAL_GRACE_SECONDS else None
+        if now - session.opened_at >= limits.register_timeout:
+            detail = f"no /oscrouter/register within {limits.register_timeout:g} s"
+            return RemoteError(ErrorCode.REGISTER_TIMEOUT, detail, fatal=True)
+    elif (
+        session.state is SessionState.REGISTERED
+        and limits.idle_timeout
+        and now - session.last_seen >= limits.idle_timeout
+    ):
+        detail = f"nothing received for {limits.idle_timeout:g} s"
+        return RemoteError(ErrorCode.IDLE_TIMEOUT, detail, fatal=True)
+    return None

@@ -5,9 +5,16 @@ Pure code.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-__all__ = ["Counters", "HubStatistics"]
+if TYPE_CHECKING:
+    from .directory import Directory
+    from .outbox import Outbox
+    from .session import Session
+
+__all__ = ["Counters", "HubStatistics", "snapshot"]
 
 
 @dataclass
@@ -57,3 +64,34 @@ class HubStatistics:
     slow_consumer_resets: int
     groups: int
     users: int
+
+
+def snapshot(
+    counters: Counters, outbox: Outbox, sessions: Iterable[Session], directory: Directory
+) -> HubStatistics:
+    by_framing: dict[str, int] = {}
+    connections = 0
+    for session in sessions:
+        connections += 1
+        framing = session.mailbox.framing
+        key = "unknown" if framing is None else framing.value
+        by_framing[key] = by_framing.get(key, 0) + 1
+    return HubStatistics(
+        connections=connections,
+        connections_by_framing=by_framing,
+        connections_opened=counters.connections_opened,
+        connections_closed=counters.connections_closed,
+        registrations=counters.registrations,
+        refusals=dict(counters.refusals),
+        errors=dict(counters.errors),
+        packets_in=counters.packets_in,
+        bytes_in=counters.bytes_in,
+        packets_from_elsewhere=counters.packets_from_elsewhere,
+        deliveries=outbox.deliveries,
+        writes=outbox.writes,
+        bytes_out=outbox.bytes_written,
+        drops=dict(counters.drops),
+        slow_consumer_resets=counters.slow_consumer_resets,
+        groups=len(directory.groups),
+        users=directory.users(),
+    )

@@ -51,7 +51,6 @@ class ServerStatistics:
     hub: HubStatistics
     uptime_seconds: float
     flushes: int  # loop turns that wrote output
-    bytes_written: int  # handed to the transports
     internal_errors: int  # bugs caught on a connection (each closed that connection)
 
 
@@ -60,7 +59,6 @@ class RouterServer:
         self.config = config
         self.hub = Hub(HubConfig(limits=config.limits, log_messages=config.log_messages))
         self.connections: set[TcpConnection] = set()
-        self.bytes_written = 0
         self.internal_errors = 0
         self._flushes = 0
         self._listeners: list[asyncio.base_events.Server] = []
@@ -101,7 +99,6 @@ class RouterServer:
             hub=self.hub.statistics(),
             uptime_seconds=self.now() - self._started_at,
             flushes=self._flushes,
-            bytes_written=self.bytes_written,
             internal_errors=self.internal_errors,
         )
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import socket
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from ..core.session import Session
@@ -28,6 +29,12 @@ KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 30, 10, 3
 
 
 class TcpConnection(asyncio.Protocol):
+    # Sink.write is the transport's own write, bound once the connection is made: the outbox
+    # calls it for every busy receiver, and a Python method in between would be one more frame
+    # per write on the hot path (it raises RuntimeError once uvloop has closed the transport,
+    # which the outbox takes as the connection being gone).
+    write: Callable[[bytes], None]
+
     def __init__(self, server: RouterServer) -> None:
         self._server = server
         self._hub = server.hub
@@ -44,6 +51,7 @@ class TcpConnection(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         address = str(peername[0]) if isinstance(peername, tuple) else str(peername)
         server = self._server
+        self.write = transport.write
         self.session = session = self._hub.open(format_peer(peername), address, server.now(), self)
         server.connections.add(self)
         limit = server.config.limits.max_output_buffer
@@ -95,13 +103,7 @@ class TcpConnection(asyncio.Protocol):
         server.output_ready()
         server.connection_closed()
 
-    # -- Sink: the hub's side -------------------------------------------------------------------
-
-    def write(self, data: bytes) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            self._server.bytes_written += len(data)
-            transport.write(data)
+    # -- Sink: the hub's side (write: see the class attribute) ---------------------------------
 
     def close(self) -> None:
         if self._transport is not None:

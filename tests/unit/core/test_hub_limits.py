@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from support.net import Net, error_of
 from support.osc import msg, register
-from tcposcrouter.core.hub import PRE_REGISTER_MAX_PACKET_SIZE, REFUSAL_GRACE_SECONDS
-from tcposcrouter.core.session import SessionState
+from tcposcrouter.core.hub import PRE_REGISTER_MAX_PACKET_SIZE
+from tcposcrouter.core.session import REFUSAL_GRACE_SECONDS, SessionState
 from tcposcrouter.limits import Limits
 from tcposcrouter.osc.framing import Framing
 

@@ -130,3 +130,23 @@ def test_a_discarded_mailbox_gets_nothing_more() -> None:
     outbox.end(box, Ending.CLOSE)
     outbox.flush()
     assert sink.writes == [] and not sink.closed
+
+
+class ClosedSink(RecordingSink):
+    """A transport closed under the outbox: uvloop's raise RuntimeError until the loss is told."""
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("unable to perform operation: the handler is closed")
+
+
+def test_a_sink_closed_under_the_outbox_costs_nobody_else_their_output() -> None:
+    outbox = Outbox()
+    closed = outbox.mailbox(ClosedSink(), LP, 1)
+    [(alive, sink)] = boxes(outbox, LP)
+    outbox.deliver([closed, alive], msg("/x", 1))
+    outbox.flush()
+    assert sink.writes == [frame(msg("/x", 1), LP)]
+    assert closed.done  # nothing more is tried on it
+    outbox.deliver([closed, alive], msg("/y", 2))
+    outbox.flush()
+    assert len(sink.writes) == 2

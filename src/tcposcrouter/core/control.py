@@ -1,0 +1,107 @@
+"""The control messages clients send: register, private and ping, and the `/oscrouter/`
+namespace (docs/protocol.md §3). A refusal is raised as a `RemoteError` for the hub's error
+policy to answer.
+
+Pure code.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import ErrorCode, RemoteError
+from ..limits import Limits
+from ..osc.messages import (
+    PING,
+    PRIVATE,
+    REGISTER,
+    build_message,
+    message_address,
+    printable,
+    read_private,
+    read_register,
+    user_list_message,
+)
+from .directory import Directory, Group
+from .login import Login
+from .outbox import Outbox
+from .session import Session, SessionState
+from .statistics import Counters
+
+__all__ = ["ControlMessages", "announce_members", "not_registered"]
+
+log = logging.getLogger("tcposcrouter.hub")
+
+
+def announce_members(outbox: Outbox, group: Group) -> None:
+    """Send the group's user list to every connection of the group."""
+    outbox.deliver(group.mailboxes(), user_list_message(group.user_names()))
+
+
+def not_registered(packet: bytes) -> RemoteError:
+    what = message_address(packet) if packet[:1] == b"/" else "a bundle"
+    detail = f"the first packet must be /oscrouter/register, not {what}"
+    return RemoteError(ErrorCode.NOT_REGISTERED, detail, fatal=True)
+
+
+class ControlMessages:
+    def __init__(
+        self,
+        limits: Limits,
+        directory: Directory,
+        outbox: Outbox,
+        counters: Counters,
+        log_messages: bool,
+    ) -> None:
+        self._limits = limits
+        self._directory = directory
+        self._outbox = outbox
+        self._counters = counters
+        self._log_messages = log_messages
+        self.login = Login(limits, directory)
+
+    def handle(self, session: Session, message: bytes, now: float) -> None:
+        """Act on one control message from `session`; raise the refusal, if any."""
+        if message.startswith(REGISTER):
+            self._register(session, message, now)
+        elif session.state is not SessionState.REGISTERED:
+            raise not_registered(message)
+        elif message.startswith(PRIVATE):
+            self._private(session, message)
+        elif not message.startswith(PING):  # a ping only shows the connection is alive
+            reserved = f"{message_address(message)} is reserved for the router"
+            raise RemoteError(ErrorCode.UNKNOWN_COMMAND, reserved)
+
+    def _register(self, session: Session, message: bytes, now: float) -> None:
+        if session.state is SessionState.REGISTERED:
+            raise RemoteError(ErrorCode.ALREADY_REGISTERED, "this connection is already registered")
+        request = read_register(message)
+        self.login.check(request, session.address, now)
+        created = request.group not in self._directory.groups
+        user = self._directory.join(
+            session, request.group, request.group_password, request.user, request.user_password
+        )
+        if created:
+            log.info("group %s created by %s", request.group, session.peer)
+        session.move_to(SessionState.REGISTERED)
+        session.decoder.set_max_packet_size(self._limits.max_packet_size)
+        self._counters.registrations += 1
+        log.info("register %s (connection %d of this user)", session.describe(), len(user.sessions))
+        # The path form first: it is what the SuperCollider client waits for (docs/protocol.md §6).
+        outbox, mailbox = self._outbox, session.mailbox
+        outbox.send(mailbox, build_message(request.reply_address()))
+        reply = build_message("/oscrouter/register", ("s", request.user), request.random_id)
+        outbox.send(mailbox, reply)
+        announce_members(outbox, user.group)
+
+    def _private(self, session: Session, message: bytes) -> None:
+        user = session.user
+        assert user is not None
+        request = read_private(message)
+        target = user.group.users.get(request.target)
+        if target is None:
+            unknown = f"no user {printable(request.target)} in group {user.group.name}"
+            raise RemoteError(ErrorCode.UNKNOWN_USER, unknown)
+        if self._log_messages:
+            log.debug("%s -> %s privately: %s", session.describe(), target.name, request.address)
+        self._outbox.deliver(target.mailboxes(), request.as_sent_by(user.name))
