@@ -30,15 +30,17 @@ def _derive(password: bytes, salt: bytes) -> bytes:
 class PasswordHash:
     """A salted scrypt hash of one password; the password itself is never kept."""
 
-    __slots__ = ("_key", "_salt")
+    # Salt and key in one bytes object: one allocation less for every user of a busy router.
+    __slots__ = ("_salted_key",)
 
     def __init__(self, password: str) -> None:
-        self._salt = os.urandom(_SALT_BYTES)
-        self._key = _derive(password.encode("utf-8", "surrogatepass"), self._salt)
+        salt = os.urandom(_SALT_BYTES)
+        self._salted_key = salt + _derive(password.encode("utf-8", "surrogatepass"), salt)
 
     def matches(self, password: str) -> bool:
-        candidate = _derive(password.encode("utf-8", "surrogatepass"), self._salt)
-        return hmac.compare_digest(candidate, self._key)
+        salt = self._salted_key[:_SALT_BYTES]
+        candidate = _derive(password.encode("utf-8", "surrogatepass"), salt)
+        return hmac.compare_digest(candidate, self._salted_key[_SALT_BYTES:])
 
     def __repr__(self) -> str:
         return "PasswordHash(<hidden>)"

@@ -140,7 +140,10 @@ class Outbox:
 
     def deliver_run(self, boxes: list[Mailbox], packets: list[bytes]) -> None:
         """Queue consecutive packets of one sender for the same mailboxes: each framing's bytes
-        are joined once, so a read of many packets costs one append per receiver."""
+        are joined once, so a read of many packets costs one append per receiver.
+
+        The loop repeats `deliver`'s on purpose: it is the hot path, and a shared helper would
+        cost a call per receiver."""
         if len(packets) == 1:
             self.deliver(boxes, packets[0])
             return

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
@@ -34,6 +35,8 @@ class TcpConnection(asyncio.Protocol):
     # per write on the hot path (it raises RuntimeError once uvloop has closed the transport,
     # which the outbox takes as the connection being gone).
     write: Callable[[bytes], None]
+    # No instance dict: a public router holds thousands of these.
+    __slots__ = ("_hub", "_server", "_transport", "session", "write")
 
     def __init__(self, server: RouterServer) -> None:
         self._server = server
@@ -49,7 +52,8 @@ class TcpConnection(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             _tune_socket(sock)
         peername = transport.get_extra_info("peername")
-        address = str(peername[0]) if isinstance(peername, tuple) else str(peername)
+        # Interned: every connection from one address (a classroom's NAT) shares one string.
+        address = sys.intern(str(peername[0]) if isinstance(peername, tuple) else str(peername))
         server = self._server
         self.write = transport.write
         self.session = session = self._hub.open(format_peer(peername), address, server.now(), self)
