@@ -1,6 +1,6 @@
 """The tcposcrouter benchmark: this router against the original 0.2.0 and two byte-copy relays.
 
-    scripts/bench            the full run (about 40 minutes; 50 with --baseline): results in benchmarks/results/
+    scripts/bench            the full run (about 30 minutes; 45 with --baseline), in results/
     scripts/bench --smoke    a tiny run that only checks the benchmark still works (CI)
 
 Servers, each restarted for every run, alternated within each repetition so that ratios compare
