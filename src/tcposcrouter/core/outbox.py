@@ -217,9 +217,7 @@ class Outbox:
     def _finish(self, box: Mailbox) -> None:
         ending = box.ending
         if ending is Ending.RESET:
-            box.done = True
-            box.queue = _NOTHING
-            box.queued = 0
+            self.discard(box)  # what is queued is dropped, not written
             box.sink.abort()
             return
         if box.queue:
