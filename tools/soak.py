@@ -10,7 +10,7 @@ loopback ports and runs, all at once for the whole time:
   second to its group; every player checks that every other player's messages arrive, all of
   them, in order;
 * churn: clients that connect, register, send a little and leave, over and over;
-* floods: members of a noisy group sending as fast as they can (the rate limit drops the excess);
+* floods: members of a noisy group sending as fast as they can (the rate limit slows them down);
 * stalls: members of the noisy group that stop reading (dropped as slow consumers);
 * garbage: connections that send random bytes, both framings;
 * strangers that connect and never register.
@@ -290,7 +290,7 @@ def main() -> int:
         f"p99 {percentile(lat, 0.99):.2f} ms, max {max(lat, default=0.0):.2f} ms"
     )
     print(f"  churn: {figures.churn_sessions} join-send-leave sessions")
-    print(f"  flood: {figures.flood_packets} packets offered by one flooder (rate-limited)")
+    print(f"  flood: {figures.flood_packets} packets sent by one flooder (slowed to its rate limit, none dropped)")
     print(f"  stalls: {figures.stalled_dropped} stalled readers dropped as slow consumers")
     print(f"  garbage: {figures.garbage_connections} connections sending random bytes")
     peak = max([*rss, end_rss])

@@ -25,11 +25,12 @@ class ErrorCode:
     FRAMING_ERROR = "framing_error"  # the byte stream cannot be split into packets; closed
     SERVER_FULL = "server_full"  # too many connections (in all, or from one address) or groups
     GROUP_FULL = "group_full"  # the group has as many users as it may have
-    LOGIN_THROTTLED = "login_throttled"  # too many failed logins from this address: wait
+    LOGIN_THROTTLED = "login_throttled"  # too many failed logins at this account: wait
     REGISTER_TIMEOUT = "register_timeout"  # connected, but did not register in time; closed
     IDLE_TIMEOUT = "idle_timeout"  # sent nothing, not even a ping, for too long; closed
-    RATE_LIMITED = "rate_limited"  # sending faster than allowed: packets are dropped
+    RATE_LIMITED = "rate_limited"  # sending faster than allowed: read more slowly, none dropped
     SLOW_CONSUMER = "slow_consumer"  # not reading fast enough to keep up with the group; closed
+    SERVER_SHUTDOWN = "server_shutdown"  # the router is stopping; closed after what was queued
 
 
 class RouterError(Exception):

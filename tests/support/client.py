@@ -71,11 +71,13 @@ class Client:
         framing: Framing = Framing.LENGTH_PREFIX,
         host: str = "127.0.0.1",
         source: str | None = None,
+        sock: socket.socket | None = None,
     ):
         self.framing = framing
         # `source` picks the client's own address: any of 127.0.0.0/8 works on Linux, so a test
-        # can look like a host of its own to per-address limits.
-        self.sock = socket.create_connection(
+        # can look like a host of its own to per-address limits. `sock`: a connection made
+        # elsewhere (in a network namespace).
+        self.sock = sock or socket.create_connection(
             (host, port), timeout=5, source_address=(source, 0) if source else None
         )
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -6,6 +6,7 @@ from pythonosc.osc_message import OscMessage
 
 from support.osc import register
 from tcposcrouter.core.hub import Hub, HubConfig
+from tcposcrouter.core.login import PasswordCheck
 from tcposcrouter.core.session import Session, SessionState
 from tcposcrouter.limits import Limits
 from tcposcrouter.osc.framing import (
@@ -42,10 +43,17 @@ class RecordingSink:
 
 
 class Net:
-    """Connects sessions to a hub and collects what the hub writes to each of them."""
+    """Connects sessions to a hub and collects what the hub writes to each of them.
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    Password checks run at once, as the shell's worker threads would, unless `hold_checks`:
+    then they wait in `checks` until `run_checks()`. What `receive` and `password_checked`
+    return (how long to stop reading) is kept in `pauses`, by session id."""
+
+    def __init__(self, limits: Limits | None = None, *, hold_checks: bool = False) -> None:
         self.hub = Hub(HubConfig(limits=limits or Limits()))
+        self.hold_checks = hold_checks
+        self.checks: list[PasswordCheck] = []
+        self.pauses: dict[int, float] = {}
         self.now = 1000.0  # the clock the hub is given; tests move it forward
         self.sinks: dict[int, RecordingSink] = {}
         self._decoders: dict[int, PacketDecoder] = {}
@@ -77,13 +85,29 @@ class Net:
         framing = self._framings[session.id] or LP
         if framing is WS:
             for packet in packets:
-                self.hub.receive(session, packet, self.now)
+                self._receive(session, packet)
         else:
-            self.hub.receive(session, b"".join(frame(p, framing) for p in packets), self.now)
+            self._receive(session, b"".join(frame(p, framing) for p in packets))
         self.collect()
 
     def send_bytes(self, session: Session, data: bytes) -> None:
-        self.hub.receive(session, data, self.now)
+        self._receive(session, data)
+        self.collect()
+
+    def _receive(self, session: Session, data: bytes) -> None:
+        self.pauses[session.id] = self.hub.receive(session, data, self.now)
+        self.checks.extend(self.hub.take_password_checks())
+        if not self.hold_checks:
+            self.run_checks()
+
+    def run_checks(self) -> None:
+        """Run the waiting password checks and hand them back, as the shell does."""
+        while self.checks:
+            check = self.checks.pop(0)
+            check.run()
+            pause = self.hub.password_checked(check, self.now)
+            self.pauses[check.session.id] = pause
+            self.checks.extend(self.hub.take_password_checks())
         self.collect()
 
     def tick(self, seconds: float) -> None:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,10 +88,15 @@ class RouterProcess:
         return self.process.wait(timeout)
 
 
-def start_router_process(tmp: Path, *extra: str, ipv6: bool = True) -> RouterProcess:
-    """Start `python -m tcposcrouter` on two free loopback ports, logging into `tmp`."""
+def start_router_process(
+    tmp: Path, *extra: str, ipv6: bool = True, also_on: Sequence[str] = ()
+) -> RouterProcess:
+    """Start `python -m tcposcrouter` on two free loopback ports (and the addresses `also_on`),
+    logging into `tmp`."""
     osc10, osc11 = free_port(), free_port()
     hosts = ["--host", "127.0.0.1"] + (["--host", "::1"] if ipv6 and ipv6_loopback_works() else [])
+    for address in also_on:
+        hosts += ["--host", address]
     log_dir = tmp / f"log-{osc10}"
     log_dir.mkdir(parents=True)
     with open(log_dir / "console.txt", "wb") as console:

@@ -61,22 +61,34 @@ LIMIT_FLAGS: tuple[tuple[str, str, Callable[[str], float], str, str], ...] = (
      "largest OSC packet accepted from a registered client"),
     ("--max-connections", "max_connections", _count, "N", "connections in all; 0: no limit"),
     ("--max-connections-per-address", "max_connections_per_address", _count, "N",
-     "connections from one IP address; 0: no limit"),
+     "registered connections from one IP address; 0: no limit"),
+    ("--max-unregistered-per-address", "max_unregistered_per_address", _count, "N",
+     "connections from one IP address not registered yet, beyond which the oldest is closed to "
+     "make room; 0: no limit"),
     ("--register-timeout", "register_timeout", _seconds, "SECONDS",
      "close a connection that has not registered by then"),
     ("--idle-timeout", "idle_timeout", _seconds, "SECONDS",
      "close a registered connection that sent nothing, not even a ping, for that long; 0: never"),
+    ("--peer-timeout", "peer_timeout", _seconds, "SECONDS",
+     "drop a connection whose peer has not answered the kernel for that long (vanished); "
+     "0: the kernel's defaults"),
+    ("--close-grace", "close_grace", _seconds, "SECONDS",
+     "reset a connection the router closes if its last bytes are not taken by then"),
     ("--max-output-buffer", "max_output_buffer", _count, "BYTES",
      "bytes waiting for one receiver before it is dropped as a slow consumer; 0: no limit"),
     ("--rate-limit-packets", "rate_limit_packets", _seconds, "PER_SECOND",
-     "packets per second one connection may send, with a 2-second burst; 0: off"),
+     "packets per second one connection may send, with a 2-second burst, before the router "
+     "reads more slowly from it; 0: off"),
     ("--rate-limit-bytes", "rate_limit_bytes", _seconds, "PER_SECOND",
-     "bytes per second one connection may send, with a 2-second burst; 0: off"),
+     "bytes per second one connection may send, likewise; 0: off"),
     ("--max-users-per-group", "max_users_per_group", _count, "N",
      "users in one group; 0: no limit"),
     ("--max-groups", "max_groups", _count, "N", "groups on the router; 0: no limit"),
     ("--login-failures", "login_failures_allowed", _count, "N",
-     "failed logins from one address before it must wait 1, 2, 4 ... 60 s"),
+     "failed logins at one account from one address before that address waits 1, 2, 4 ... 60 s "
+     "for its next try there"),
+    ("--login-accounts-per-address", "login_accounts_per_address", _count, "N",
+     "accounts one address may fail at before all its logins wait 1, 2, 4 ... s"),
 )  # fmt: skip
 
 
@@ -194,6 +206,12 @@ def setup_logging(args: argparse.Namespace) -> None:
         level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
         console.addFilter(_ConsoleFilter(level))
     root.addHandler(console)
+
+    if args.log_dir is None and args.verbose == 0:
+        # Nothing would show the per-connection lines: do not even make them (a storm of
+        # registers makes thousands).
+        for name in ("tcposcrouter.hub", "tcposcrouter.server"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     if args.log_dir is not None:
         args.log_dir.mkdir(parents=True, exist_ok=True)

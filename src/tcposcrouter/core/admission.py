@@ -1,56 +1,127 @@
-"""Admission: how many connections the router holds, in all and per source address.
+"""Admission: how many connections the router holds, and which give way when it is full.
+
+Connections are counted in three pools: *waiting* (connected, no register yet), *checking* (a
+register is being checked) and *members* (registered). Waiting connections are the cheap ones
+to lose: a client that registers does so within a round trip of connecting, so one still
+waiting after many newer connections is a scanner, a stuck program or a reconnect loop. So at
+a cap the oldest waiting connection makes room for the new one, and a client that connects and
+registers at once always gets in (docs/protocol.md §7).
+
+At the cap per address, only a connection that has waited `PATIENCE_SECONDS` gives way: a whole
+classroom reconnecting at once through one NAT puts hundreds of connections into the waiting
+pool within a few milliseconds, before the router has read a single register, and none of them
+must be lost for it. So the pool of one address holds at most its cap plus what arrived in the
+last `PATIENCE_SECONDS`; the total cap (`max_connections`) bounds everything.
 
 Pure code.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import ErrorCode, RemoteError
 from ..limits import Limits
 
-__all__ = ["Admission"]
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["CHECKING", "MEMBER", "PATIENCE_SECONDS", "WAITING", "Admission"]
+
+# How long a waiting connection is left alone: far more than any client takes to send its
+# register after connecting (a round trip), far less than the register timeout.
+PATIENCE_SECONDS = 2.0
+
+# Session.pool values. 0 is "not counted" (never admitted, or released).
+WAITING, CHECKING, MEMBER = 1, 2, 3
 
 
 class Admission:
-    """Counts open connections and says which new one must be refused (with `server_full`)."""
-
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._total = 0
-        self._per_address: dict[str, int] = {}
+        # Waiting connections, oldest first (dicts keep insertion order), overall and by address.
+        self._waiting: dict[int, Session] = {}
+        self._waiting_from: dict[str, dict[int, Session]] = {}
+        self._members_from: dict[str, int] = {}
 
-    def admit(self, address: str) -> RemoteError | None:
-        """Count a new connection from `address`; return its refusal, or None if it may stay.
-
-        A refused connection is counted too, until `release`: it holds a socket like any other.
-        """
+    def admit(self, session: Session) -> tuple[RemoteError | None, list[Session]]:
+        """Count a new connection. Return its refusal (None: it may stay) and the waiting
+        connections to close to make room for it."""
         limits = self._limits
-        from_address = self._per_address.get(address, 0)
+        address = session.address
+        evicted: list[Session] = []
+        waiting_here = self._waiting_from.get(address)
+        cap = limits.max_unregistered_per_address
+        if cap and waiting_here is not None and len(waiting_here) >= cap:
+            oldest = next(iter(waiting_here.values()))
+            if session.opened_at - oldest.opened_at >= PATIENCE_SECONDS:
+                evicted.append(oldest)
         refusal = None
-        if limits.max_connections and self._total >= limits.max_connections:
-            refusal = _server_full(f"the router has {self._total} connections")
-        elif limits.max_connections_per_address and (
-            from_address >= limits.max_connections_per_address
-        ):
-            refusal = _server_full(f"{from_address} connections from your address")
+        if limits.max_connections and self._total - len(evicted) >= limits.max_connections:
+            anywhere = next((s for s in self._waiting.values() if s not in evicted), None)
+            if anywhere is None:
+                refusal = RemoteError(
+                    ErrorCode.SERVER_FULL,
+                    f"the router has {self._total} connections, all of them registered",
+                    fatal=True,
+                )
+            else:
+                evicted.append(anywhere)
+        for old in evicted:
+            self.release(old)
         self._total += 1
-        self._per_address[address] = from_address + 1
-        return refusal
+        session.pool = WAITING
+        self._waiting[session.id] = session
+        self._waiting_from.setdefault(address, {})[session.id] = session
+        return refusal, evicted
 
-    def release(self, address: str) -> None:
-        remaining = self._per_address[address] - 1
-        if remaining:
-            self._per_address[address] = remaining
-        else:
-            del self._per_address[address]
+    def checking(self, session: Session) -> None:
+        """`session` sent a register: it no longer gives way to newer connections."""
+        if session.pool == WAITING:
+            self._unwait(session)
+            session.pool = CHECKING
+
+    def room_for_member(self, address: str) -> bool:
+        cap = self._limits.max_connections_per_address
+        return not cap or self._members_from.get(address, 0) < cap
+
+    def registered(self, session: Session) -> None:
+        if session.pool == WAITING:
+            self._unwait(session)
+        session.pool = MEMBER
+        address = session.address
+        self._members_from[address] = self._members_from.get(address, 0) + 1
+
+    def release(self, session: Session) -> None:
+        """`session` is gone, or is being closed: it stops counting."""
+        pool = session.pool
+        if not pool:
+            return
+        if pool == WAITING:
+            self._unwait(session)
+        elif pool == MEMBER:
+            address = session.address
+            remaining = self._members_from[address] - 1
+            if remaining:
+                self._members_from[address] = remaining
+            else:
+                del self._members_from[address]
+        session.pool = 0
         self._total -= 1
+
+    def _unwait(self, session: Session) -> None:
+        del self._waiting[session.id]
+        here = self._waiting_from[session.address]
+        del here[session.id]
+        if not here:
+            del self._waiting_from[session.address]
 
     def connections(self) -> int:
         return self._total
 
-    def connections_from(self, address: str) -> int:
-        return self._per_address.get(address, 0)
+    def members_from(self, address: str) -> int:
+        return self._members_from.get(address, 0)
 
-
-def _server_full(detail: str) -> RemoteError:
-    return RemoteError(ErrorCode.SERVER_FULL, detail, fatal=True)
+    def waiting_from(self, address: str) -> int:
+        return len(self._waiting_from.get(address, ()))

@@ -15,6 +15,7 @@ from ..osc.messages import (
     PING,
     PRIVATE,
     REGISTER,
+    RegisterRequest,
     build_message,
     message_address,
     printable,
@@ -23,7 +24,7 @@ from ..osc.messages import (
     user_list_message,
 )
 from .directory import Directory, Group
-from .login import Login
+from .login import Joining, Login, PasswordCheck
 from .outbox import Outbox
 from .session import Session, SessionState
 from .statistics import Counters
@@ -60,26 +61,30 @@ class ControlMessages:
         self._log_messages = log_messages
         self.login = Login(limits, directory)
 
-    def handle(self, session: Session, message: bytes, now: float) -> None:
-        """Act on one control message from `session`; raise the refusal, if any."""
+    def handle(self, session: Session, message: bytes, now: float) -> PasswordCheck | None:
+        """Act on one control message from `session`; raise the refusal, if any. A register
+        returns the password check it needs; `join` finishes it."""
         if message.startswith(REGISTER):
-            self._register(session, message, now)
-        elif session.state is not SessionState.REGISTERED:
+            return self._register(session, message, now)
+        if session.state is not SessionState.REGISTERED:
             raise not_registered(message)
         elif message.startswith(PRIVATE):
             self._private(session, message)
         elif not message.startswith(PING):  # a ping only shows the connection is alive
             reserved = f"{message_address(message)} is reserved for the router"
             raise RemoteError(ErrorCode.UNKNOWN_COMMAND, reserved)
+        return None
 
-    def _register(self, session: Session, message: bytes, now: float) -> None:
+    def _register(self, session: Session, message: bytes, now: float) -> PasswordCheck:
         if session.state is SessionState.REGISTERED:
             raise RemoteError(ErrorCode.ALREADY_REGISTERED, "this connection is already registered")
-        request = read_register(message)
-        self.login.check(request, session.address, now)
-        created = request.group not in self._directory.groups
+        return self.login.prepare(session, read_register(message), now)
+
+    def join(self, session: Session, request: RegisterRequest, joining: Joining) -> None:
+        """Register `session` as `Login.complete` allowed: join, reply, announce."""
+        created = joining.group is None
         user = self._directory.join(
-            session, request.group, request.group_password, request.user, request.user_password
+            session, request.group, request.user, joining.group_hash, joining.user_hash
         )
         if created:
             log.info("group %s created by %s", request.group, session.peer)

@@ -107,20 +107,23 @@ class Directory:
         self,
         session: Session,
         group_name: str,
-        group_password: str,
         user_name: str,
-        user_password: str,
+        group_password: PasswordHash | None = None,
+        user_password: PasswordHash | None = None,
     ) -> User:
-        """Add `session` to the group as `user_name`, creating what does not exist yet (the
-        caller has checked the passwords, see `login.Login`)."""
+        """Add `session` to the group as `user_name`, creating what does not exist yet with the
+        hashes given (the caller has checked the passwords, see `login.Login`)."""
         group = self.groups.get(group_name)
         if group is None:
-            group = self.groups[group_name] = Group(group_name, PasswordHash(group_password))
+            assert group_password is not None, "a new group needs its password"
+            group = self.groups[group_name] = Group(group_name, group_password)
         elif group.password is None:  # known only from another node until now
-            group.password = PasswordHash(group_password)
+            assert group_password is not None, "a group new here needs its password"
+            group.password = group_password
         user = group.users.get(user_name)
         if user is None:
-            user = group.users[user_name] = User(user_name, PasswordHash(user_password), group)
+            assert user_password is not None, "a new user needs its password"
+            user = group.users[user_name] = User(user_name, user_password, group)
         user.sessions.append(session)
         session.user = user
         group.membership_changed()

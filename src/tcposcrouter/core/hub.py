@@ -8,6 +8,13 @@ outbox then writes each connection's queue with one `Sink.write` and closes or r
 connections the hub gave up on. The hub never touches a socket; the shell never changes the
 hub's state except through these calls.
 
+Two things the hub asks of the shell in return. `receive` returns how long to stop reading from
+that connection: some seconds when it sent more than its rate budget (backpressure instead of
+drops, see `rates`), or `WAIT_FOR_CHECK` while its register's passwords are being checked. And
+`take_password_checks` hands over the checks to run (`PasswordCheck.run`, scrypt) in a worker
+thread; each finished one goes back through `password_checked`, which again says how long to
+stop reading (0: read on).
+
 Packets from elsewhere (another node, in cluster mode) enter through `deliver_from_elsewhere`
 under the same rules as local ones; `subscribe` tells an edge who joins and leaves.
 
@@ -22,7 +29,8 @@ Pure code: no sockets, no event loop, no clock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ErrorCode, RemoteError
@@ -32,13 +40,14 @@ from ..osc.messages import error_message, message_address
 from ..osc.validate import split_bundle_controls, validate_packet
 from .admission import Admission
 from .control import ControlMessages, announce_members, not_registered
-from .directory import Directory, MembershipEvent
+from .directory import Directory, MembershipEvent, User
+from .login import PasswordCheck
 from .outbox import Ending, Outbox, Sink
-from .rates import DROP_AND_TELL, RateBudget
-from .session import Session, SessionState, overdue
+from .rates import RateBudget
+from .session import ErrorEpisode, Session, SessionState, overdue
 from .statistics import Counters, HubStatistics, snapshot
 
-__all__ = ["PRE_REGISTER_MAX_PACKET_SIZE", "Hub", "HubConfig"]
+__all__ = ["PRE_REGISTER_MAX_PACKET_SIZE", "WAIT_FOR_CHECK", "Hub", "HubConfig"]
 
 log = logging.getLogger("tcposcrouter.hub")
 
@@ -46,6 +55,14 @@ log = logging.getLogger("tcposcrouter.hub")
 # keeping strangers to 16 KiB means 10,000 half-open connections hold at most 320 MiB of partial
 # frames (SLIP counts double), however large the limit for members is.
 PRE_REGISTER_MAX_PACKET_SIZE = 16 * 1024
+
+# What `receive` and `password_checked` return while a register's passwords are being checked:
+# stop reading until `password_checked` says otherwise.
+WAIT_FOR_CHECK = math.inf
+
+# An episode of one repeated error on one connection ends after this many quiet seconds; its
+# repeats are then logged as one line with their count.
+ERROR_EPISODE_SECONDS = 10.0
 
 NEW, REGISTERED, CLOSING, CLOSED = (
     SessionState.NEW,
@@ -77,6 +94,8 @@ class Hub:
         self._sessions: dict[int, Session] = {}
         self._next_id = 1
         self._rate_limited = RateBudget.needed(limits)
+        self._checks: list[PasswordCheck] = []
+        self._now = 0.0  # the time of the current call, for what it logs
 
     # -- the shell's entry points ----------------------------------------------------------
 
@@ -85,22 +104,27 @@ class Hub:
     ) -> Session:
         """A new connection from `address` ("host:port" is `peer`, for logs). `framing` None:
         detect it from the first byte (TCP); else the connection's own (WebSocket)."""
+        self._now = now
         session_id = self._next_id
         self._next_id += 1
         max_size = min(self.limits.max_packet_size, PRE_REGISTER_MAX_PACKET_SIZE)
         mailbox = self.outbox.mailbox(sink, framing, session_id)
         session = Session.open(session_id, peer, address, now, mailbox, max_size)
-        session.refusal = self._admission.admit(address)
+        session.refusal, evicted = self._admission.admit(session)
+        for old in evicted:
+            self._make_room(old, now)
         if self._rate_limited:
             session.budget = RateBudget(self.limits, now)
         self._sessions[session_id] = session
         self._counters.connections_opened += 1
         return session
 
-    def receive(self, session: Session, data: bytes, now: float) -> None:
-        """Handle bytes read from `session`'s connection."""
+    def receive(self, session: Session, data: bytes, now: float) -> float:
+        """Handle bytes read from `session`'s connection. Return how long the shell must stop
+        reading from it: 0.0 read on; seconds (its rate budget is spent); `WAIT_FOR_CHECK`."""
         if not session.accepts_input:
-            return
+            return 0.0
+        self._now = now
         counters = self._counters
         session.last_seen = now
         counters.bytes_in += len(data)
@@ -109,52 +133,116 @@ class Hub:
         except RemoteError as error:
             session.note_framing()
             self._refuse(session, error)
-            return
+            return 0.0
         if session.mailbox.framing is None:
             session.note_framing()
         if session.refusal is not None:  # now its framing is known: tell it, and close
             self._refuse(session, session.refusal)
-            return
+            return 0.0
+        if not packets:
+            return WAIT_FOR_CHECK if session.check is not None else 0.0
         counters.packets_in += len(packets)
+        pause = 0.0
         budget = session.budget
-        # Consecutive packets to broadcast are delivered together (see Outbox.deliver_run):
-        # `run` collects them until something else comes, or the read ends.
-        run: list[bytes] = []
-        for packet in packets:
-            if packet.__class__ is not bytes:
-                assert isinstance(packet, InvalidFrame)
-                self._broadcast(session, run)
-                self._refuse(session, RemoteError(ErrorCode.PACKET_INVALID, packet.detail))
-            else:
-                assert isinstance(packet, bytes)
-                if budget is not None and (verdict := budget.take(len(packet), now)):
-                    counters.count(counters.drops, ErrorCode.RATE_LIMITED)
-                    if verdict == DROP_AND_TELL:
-                        self._refuse(session, RateBudget.refusal(self.limits))
-                    if session.accepts_input:
-                        continue
-                    return
-                try:
-                    has_control = validate_packet(packet)
-                except RemoteError as error:
-                    self._broadcast(session, run)
-                    self._refuse(session, error)
-                else:
-                    if not has_control and session.state is REGISTERED:
-                        run.append(packet)
-                        continue
-                    self._broadcast(session, run)
-                    self._packet(session, packet, has_control, now)
-            if not session.accepts_input:
-                return
-        self._broadcast(session, run)
+        if budget is not None:
+            # Everything this read brought is routed; it is the *next* read that waits.
+            pause = budget.spend(len(packets), len(data), now)
+            if pause:
+                session.paused_until = now + pause
+                self._rate_pause(session, budget)
+        if session.check is not None:  # its register is still being checked
+            held = session.held
+            assert held is not None
+            held.extend(packets)
+            return WAIT_FOR_CHECK
+        if session.state is REGISTERED:
+            self._route(session, packets)
+        else:
+            self._before_register(session, packets, now)
+        return WAIT_FOR_CHECK if session.check is not None else pause
+
+    @property
+    def has_password_checks(self) -> bool:
+        return bool(self._checks)
+
+    def take_password_checks(self) -> list[PasswordCheck]:
+        """The password checks to run, each once, in a worker thread: call `run()`, then
+        `password_checked` with it."""
+        checks, self._checks = self._checks, []
+        return checks
+
+    def password_checked(self, check: PasswordCheck, now: float) -> float:
+        """A check from `take_password_checks` has run: register its connection, or refuse it.
+        Return how long to stop reading from that connection, as `receive` does."""
+        self._now = now
+        session = check.session
+        login = self._controls.login
+        try:
+            joining = login.complete(check, now)
+        except RemoteError as error:
+            session.check = session.held = None
+            self._refuse(session, error)
+            return 0.0
+        if not session.accepts_input:  # closed while its check ran
+            session.check = session.held = None
+            return 0.0
+        if joining is None:  # others changed the group meanwhile: check against what is there
+            self._counters.checks_repeated += 1
+            try:
+                self._start_check(session, login.prepare(session, check.request, now))
+            except RemoteError as error:
+                session.check = session.held = None
+                self._refuse(session, error)
+                return 0.0
+            return WAIT_FOR_CHECK
+        session.check = None
+        held, session.held = session.held, None
+        twin = None
+        if not self._admission.room_for_member(session.address):
+            twin = _silent_twin(session, joining.user)
+            if twin is None:
+                detail = (
+                    f"{self._admission.members_from(session.address)} registered connections "
+                    "from your address"
+                )
+                self._refuse(session, RemoteError(ErrorCode.SERVER_FULL, detail, fatal=True))
+                return 0.0
+        self._admission.registered(session)
+        self._controls.join(session, check.request, joining)
+        if twin is not None:  # after the join, so that the user itself never leaves
+            self._counters.replaced += 1
+            self._end(twin, Ending.CLOSE, "a newer connection of the same user took its place")
+        if held:
+            self._route(session, held)
+        if session.check is not None:
+            return WAIT_FOR_CHECK
+        return max(0.0, session.paused_until - now)
 
     def tick(self, now: float) -> None:
-        """Close connections that did not register, or went silent, in time."""
+        """Once a second: timeouts, closes that took too long, the ends of error episodes and
+        rate-limit episodes, and the login report."""
+        self._now = now
+        limits = self.limits
+        grace = limits.close_grace
         for session in list(self._sessions.values()):
-            reason = overdue(session, self.limits, now)
+            state = session.state
+            if state is CLOSING:
+                if grace and now - session.closing_since >= grace:
+                    self.outbox.reset(session.mailbox)
+                continue
+            reason = overdue(session, limits, now)
             if reason is not None:
                 self._refuse(session, reason)
+                continue
+            if session.quiet is not None:
+                self._end_error_episodes(session, now, ERROR_EPISODE_SECONDS)
+            budget = session.budget
+            if budget is not None and budget.episode_over(now):
+                log.info("%s is within its rate budget again", session.describe())
+        login = self._controls.login
+        for line in login.report.due(now):
+            log.warning("%s", line)
+        login.throttle.forget_old(now)
 
     def slow_consumer(self, session: Session, buffered: int) -> None:
         """The shell saw more than `max_output_buffer` bytes waiting for `session`: reset it at
@@ -175,18 +263,38 @@ class Hub:
         )
         self._end(session, Ending.RESET, ErrorCode.SLOW_CONSUMER)
 
+    def shutdown(self) -> None:
+        """The router is stopping: tell every client (`server_shutdown`, after what is queued
+        for it) and close every connection at the next flush. Nobody's leaving is announced:
+        everybody leaves."""
+        goodbye = error_message(
+            ErrorCode.SERVER_SHUTDOWN, "the router is shutting down; connect again later"
+        )
+        for session in self._sessions.values():
+            if not session.accepts_input:
+                continue
+            self.outbox.send(session.mailbox, goodbye)
+            self._admission.release(session)
+            self.directory.leave(session)
+            session.move_to(CLOSING)
+            session.closing_since = self._now
+            self.outbox.end(session.mailbox, Ending.CLOSE)
+
     def close(self, session: Session) -> None:
         """The connection is gone (closed by either side): leave the group, forget it."""
         if session.state is CLOSED:
             return
         del self._sessions[session.id]
-        self._admission.release(session.address)
+        self._admission.release(session)
         self._counters.connections_closed += 1
+        if session.quiet is not None:
+            self._end_error_episodes(session, self._now, 0.0)
         if session.state is REGISTERED:
             log.info("leave %s", session.describe())
             self._leave(session)
         elif session.user is None:
-            log.info("disconnect %s (never registered)", session.describe())
+            log.debug("disconnect %s (never registered)", session.describe())
+        session.check = session.held = None
         session.move_to(CLOSED)
         self.outbox.discard(session.mailbox)
 
@@ -236,13 +344,64 @@ class Hub:
     def sessions(self) -> list[Session]:
         return list(self._sessions.values())
 
-    def connections_from(self, address: str) -> int:
-        return self._admission.connections_from(address)
+    @property
+    def admission(self) -> Admission:
+        return self._admission
 
     def statistics(self) -> HubStatistics:
         return snapshot(self._counters, self.outbox, self._sessions.values(), self.directory)
 
     # -- packets ---------------------------------------------------------------------------
+
+    def _route(self, session: Session, packets: Sequence[bytes | InvalidFrame]) -> None:
+        """The packet loop of a registered connection: the hot path."""
+        # Consecutive packets to broadcast are delivered together (see Outbox.deliver_run):
+        # `run` collects them until something else comes, or the read ends.
+        run: list[bytes] = []
+        for packet in packets:
+            if packet.__class__ is not bytes:
+                assert isinstance(packet, InvalidFrame)
+                self._broadcast(session, run)
+                self._refuse(session, RemoteError(ErrorCode.PACKET_INVALID, packet.detail))
+            else:
+                assert isinstance(packet, bytes)
+                try:
+                    has_control = validate_packet(packet)
+                except RemoteError as error:
+                    self._broadcast(session, run)
+                    self._refuse(session, error)
+                else:
+                    if not has_control:
+                        run.append(packet)
+                        continue
+                    self._broadcast(session, run)
+                    self._packet(session, packet, has_control, self._now)
+            if not session.accepts_input:
+                return
+        self._broadcast(session, run)
+
+    def _before_register(
+        self, session: Session, packets: list[bytes | InvalidFrame], now: float
+    ) -> None:
+        """The packets of a connection that has not registered: the first must be a register;
+        once its check has started, the rest wait for the outcome."""
+        for index, packet in enumerate(packets):
+            if not isinstance(packet, bytes):
+                self._refuse(session, RemoteError(ErrorCode.PACKET_INVALID, packet.detail))
+                return
+            try:
+                has_control = validate_packet(packet)
+            except RemoteError as error:
+                self._refuse(session, error)
+                return
+            self._packet(session, packet, has_control, now)
+            if not session.accepts_input:
+                return
+            if session.check is not None:
+                held = session.held
+                assert held is not None
+                held.extend(packets[index + 1 :])
+                return
 
     def _packet(self, session: Session, packet: bytes, has_control: bool, now: float) -> None:
         """A valid packet that is not simply broadcast: a control message, a bundle holding
@@ -254,9 +413,18 @@ class Hub:
         else:
             # A bundle that holds control messages: act on them in order, then forward the rest.
             controls, rest = split_bundle_controls(packet)
-            for control in controls:
+            for index, control in enumerate(controls):
                 self._control(session, control, now)
                 if not session.accepts_input:
+                    return
+                if session.check is not None:
+                    # A register: what follows it waits for the outcome, in order, as if each
+                    # control message had come alone and the rest of the bundle after them.
+                    held = session.held
+                    assert held is not None
+                    held.extend(controls[index + 1 :])
+                    if rest is not None:
+                        held.append(rest)
                     return
             if rest is not None and session.state is REGISTERED:
                 self._broadcast(session, [rest])
@@ -278,9 +446,31 @@ class Hub:
 
     def _control(self, session: Session, message: bytes, now: float) -> None:
         try:
-            self._controls.handle(session, message, now)
+            check = self._controls.handle(session, message, now)
         except RemoteError as error:
             self._refuse(session, error)
+            return
+        if check is not None:
+            self._start_check(session, check)
+
+    def _start_check(self, session: Session, check: PasswordCheck) -> None:
+        session.check = check
+        if session.held is None:
+            session.held = []
+        self._admission.checking(session)
+        self._counters.password_checks += 1
+        self._checks.append(check)
+
+    def _rate_pause(self, session: Session, budget: RateBudget) -> None:
+        """The connection spent more than its budget: count the pause; the first of an episode
+        is logged and, for a member, answered (once, not per pause)."""
+        self._counters.rate_limit_pauses += 1
+        if budget.episode_pauses == 1:
+            notice = RateBudget.notice(self.limits)
+            log.info("%s: %s", session.describe(), notice)
+            if session.state is REGISTERED:
+                self._counters.count(self._counters.errors, notice.code)
+                self.outbox.send(session.mailbox, error_message(notice.code, notice.detail))
 
     # -- errors and endings ----------------------------------------------------------------
 
@@ -289,29 +479,83 @@ class Hub:
         if not session.accepts_input:
             return  # already given up on: nothing more to say
         counters = self._counters
-        counters.count(counters.errors, error.code)
-        if error.code == ErrorCode.PACKET_INVALID:
-            counters.count(counters.drops, error.code)
-        if session.state is NEW and error.code in _LOGIN_ERRORS:
-            counters.count(counters.refusals, error.code)
-            log.info("register refused %s: %s: %s", session.describe(), error.code, error.detail)
+        code = error.code
+        counters.count(counters.errors, code)
+        if code == ErrorCode.PACKET_INVALID:
+            counters.count(counters.drops, code)
+        if session.state is NEW and code in _LOGIN_ERRORS:
+            counters.count(counters.refusals, code)
+            self._log_refusal(session, error)
+        elif error.fatal or session.state is not REGISTERED:
+            log.info("error %s: %s: %s", session.describe(), code, error.detail)
         else:
-            log.info("error %s: %s: %s", session.describe(), error.code, error.detail)
+            self._log_repeatable(session, error)
         # A client that never spoke has shown no framing: it gets no reply (send() skips it).
-        self.outbox.send(session.mailbox, error_message(error.code, error.detail))
+        self.outbox.send(session.mailbox, error_message(code, error.detail))
         if error.fatal or session.state is not REGISTERED:
-            self._end(session, Ending.CLOSE, error.code)
+            self._end(session, Ending.CLOSE, code)
+
+    def _log_refusal(self, session: Session, error: RemoteError) -> None:
+        # Failed and throttled logins are summarised per address and minute (Login.report,
+        # logged by tick); only the first of an address in its minute gets a line of its own.
+        if error.code not in _REPORTED or self._controls.login.report.first(session.address):
+            log.info("register refused %s: %s: %s", session.describe(), error.code, error.detail)
+
+    def _log_repeatable(self, session: Session, error: RemoteError) -> None:
+        """A non-fatal error of a member: its first in an episode is logged, repeats counted."""
+        quiet = session.quiet
+        if quiet is None:
+            quiet = session.quiet = {}
+        episode = quiet.get(error.code)
+        now = self._now
+        if episode is None:
+            quiet[error.code] = ErrorEpisode(now)
+            log.info("error %s: %s: %s", session.describe(), error.code, error.detail)
+        else:
+            episode.count += 1
+            episode.last = now
+
+    def _end_error_episodes(self, session: Session, now: float, quiet_for: float) -> None:
+        quiet = session.quiet
+        assert quiet is not None
+        for code, episode in list(quiet.items()):
+            if now - episode.last >= quiet_for:
+                del quiet[code]
+                if episode.count:
+                    log.info(
+                        "error %s: %s %d more times in %.0f s",
+                        session.describe(),
+                        code,
+                        episode.count,
+                        episode.last - episode.first,
+                    )
+        if not quiet:
+            session.quiet = None
 
     def _end(self, session: Session, ending: Ending, reason: str) -> None:
         """The router gives up on `session`: it leaves its group now, and its connection is
-        closed (or reset) at the next flush."""
+        closed (or reset) at the next flush; a close that has not finished `close_grace`
+        seconds later is turned into a reset by `tick`."""
         was_registered = session.state is REGISTERED
         session.move_to(CLOSING)
+        session.closing_since = self._now
+        session.check = session.held = None
+        self._admission.release(session)
         if was_registered:
             self._leave(session)
         self.outbox.end(session.mailbox, ending)
         verb = "closing" if ending is Ending.CLOSE else "resetting"
         log.info("%s %s after %s", verb, session.describe(), reason)
+
+    def _make_room(self, session: Session, now: float) -> None:
+        """Close a connection that has not registered, to admit a newer one."""
+        self._counters.made_room += 1
+        detail = (
+            f"closed to make room for newer connections: not registered after "
+            f"{now - session.opened_at:.1f} s"
+        )
+        self.outbox.send(session.mailbox, error_message(ErrorCode.SERVER_FULL, detail))
+        self._end(session, Ending.CLOSE, "making room for a newer connection")
 
     def _leave(self, session: Session) -> None:
         group = self.directory.leave(session)
@@ -320,6 +564,18 @@ class Hub:
         elif session.user is not None:
             log.info("group %s removed: nobody left in it", session.user.group.name)
 
+
+def _silent_twin(session: Session, user: User | None) -> Session | None:
+    """The connection of `user` from `session`'s address that has been silent longest: the one
+    a returning user replaces when its address has no room (docs/protocol.md §6)."""
+    if user is None:
+        return None
+    twins = [s for s in user.sessions if s.address == session.address and s.accepts_input]
+    return min(twins, key=lambda s: s.last_seen, default=None)
+
+
+# Refusals summarised by the login report rather than logged one by one.
+_REPORTED = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.LOGIN_THROTTLED})
 
 _LOGIN_ERRORS = frozenset(
     {

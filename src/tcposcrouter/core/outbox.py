@@ -188,6 +188,14 @@ class Outbox:
         box.ending = ending
         self._pending.append(box)
 
+    def reset(self, box: Mailbox) -> None:
+        """Reset the connection at the next flush, dropping what is queued, even if a close was
+        carried out already (its peer never took the last bytes)."""
+        self.discard(box)
+        box.done = False
+        box.ending = Ending.RESET
+        self._pending.append(box)
+
     def discard(self, box: Mailbox) -> None:
         """The connection is gone: forget what was queued for it."""
         box.done = True

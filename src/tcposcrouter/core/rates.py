@@ -1,4 +1,9 @@
-"""Rate budgets: how many packets and bytes per second one connection may send.
+"""Rate budgets: how fast one connection may send, enforced by backpressure, not by drops.
+
+A connection spends its budget on what it sends; when it has spent more than it has, the router
+stops *reading* from it until the budget has refilled (the shell pauses its transport). Nothing
+it sent is dropped: TCP flow control slows the sending program instead, exactly as a slow
+network would. Each connection has one budget of packets and one of bytes.
 
 Pure code: the caller passes the time.
 """
@@ -8,14 +13,12 @@ from __future__ import annotations
 from ..errors import ErrorCode, RemoteError
 from ..limits import Limits
 
-__all__ = ["DROP", "DROP_AND_TELL", "PASS", "RateBudget", "TokenBucket"]
-
-# What `RateBudget.take` says of a packet.
-PASS, DROP, DROP_AND_TELL = 0, 1, 2
+__all__ = ["RateBudget", "TokenBucket"]
 
 
 class TokenBucket:
-    """`rate` tokens per second, holding at most `burst`; starts full."""
+    """`rate` tokens per second, holding at most `burst`; starts full. Spending more than it
+    holds leaves it in debt, which the refill pays off first."""
 
     __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
 
@@ -25,23 +28,30 @@ class TokenBucket:
         self._tokens = burst
         self._stamp = now
 
-    def take(self, amount: float, now: float) -> bool:
-        # Refill on every call, not only when the bucket runs dry: a connection that waited a
-        # while must not be able to send more than one burst at once.
+    def _refill(self, now: float) -> float:
+        # Refilled on every call, not only when it runs dry: a connection that waited a while
+        # can never send more than one burst at once.
         tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
-        if tokens < amount:
-            self._tokens = tokens
-            return False
-        self._tokens = tokens - amount
-        return True
+        self._tokens = tokens
+        return tokens
+
+    def spend(self, amount: float, now: float) -> float:
+        """Spend `amount`; return the seconds until the bucket is out of debt (0: not in debt)."""
+        tokens = self._refill(now) - amount
+        self._tokens = tokens
+        return -tokens / self._rate if tokens < 0 else 0.0
+
+    def full(self, now: float) -> bool:
+        return self._refill(now) >= self._burst
 
 
 class RateBudget:
-    """The packet and byte buckets of one connection, and whether it is in an episode of
-    dropped packets (so that it gets one reply per episode, not one per packet)."""
+    """The packet and byte buckets of one connection, and its current *episode*: the time from
+    its first pause until it has been within its budget long enough to fill it again. A sender
+    gets one notice and the log one line per episode, not one per pause."""
 
-    __slots__ = ("_bytes", "_packets", "exceeded")
+    __slots__ = ("_bytes", "_packets", "episode_pauses", "episode_seconds")
 
     def __init__(self, limits: Limits, now: float) -> None:
         self._packets = (
@@ -54,34 +64,43 @@ class RateBudget:
             if limits.rate_limit_bytes > 0
             else None
         )
-        self.exceeded = False
+        self.episode_pauses = 0  # 0: not in an episode
+        self.episode_seconds = 0.0
 
     @staticmethod
     def needed(limits: Limits) -> bool:
         return limits.rate_limit_packets > 0 or limits.rate_limit_bytes > 0
 
-    def allows(self, size: int, now: float) -> bool:
-        """Take one packet of `size` bytes from the budget; False if it must be dropped."""
-        packets, byte_bucket = self._packets, self._bytes
-        return (packets is None or packets.take(1, now)) and (
-            byte_bucket is None or byte_bucket.take(size, now)
-        )
+    def spend(self, packets: int, size: int, now: float) -> float:
+        """Spend what one read brought; return how long reading must pause (0: read on)."""
+        pause = 0.0
+        if self._packets is not None:
+            pause = self._packets.spend(packets, now)
+        if self._bytes is not None:
+            pause = max(pause, self._bytes.spend(size, now))
+        if pause > 0:
+            self.episode_pauses += 1
+            self.episode_seconds += pause
+        return pause
 
-    def take(self, size: int, now: float) -> int:
-        """PASS, DROP, or DROP_AND_TELL for the first packet dropped in an episode (the sender
-        gets one reply per episode, not one per packet)."""
-        if self.allows(size, now):
-            self.exceeded = False
-            return PASS
-        if self.exceeded:
-            return DROP
-        self.exceeded = True
-        return DROP_AND_TELL
+    def episode_over(self, now: float) -> bool:
+        """True once, when an episode ends: both buckets are full again."""
+        if not self.episode_pauses:
+            return False
+        if (self._packets is None or self._packets.full(now)) and (
+            self._bytes is None or self._bytes.full(now)
+        ):
+            self.episode_pauses = 0
+            self.episode_seconds = 0.0
+            return True
+        return False
 
     @staticmethod
-    def refusal(limits: Limits) -> RemoteError:
+    def notice(limits: Limits) -> RemoteError:
+        """The one reply of an episode. Not fatal, and nothing was dropped."""
         detail = (
-            f"more than {limits.rate_limit_packets:g} packets or "
-            f"{limits.rate_limit_bytes:g} bytes per second: packets dropped"
+            f"sending faster than {limits.rate_limit_packets:g} packets or "
+            f"{limits.rate_limit_bytes:g} bytes per second: the router reads more slowly from "
+            "this connection for a while; nothing is dropped"
         )
         return RemoteError(ErrorCode.RATE_LIMITED, detail)

@@ -6,7 +6,9 @@
                       │
      every state ──connection gone──▶ CLOSED
 
-NEW: connected, not registered; only a register is accepted. REGISTERED: a member of a group.
+NEW: connected, not registered; only a register is accepted (while its passwords are checked,
+`check` is set and what the connection sent after it waits in `held`). REGISTERED: a member of
+a group.
 CLOSING: the router has decided to close it; input is ignored, and it has left its group.
 CLOSED: the connection is gone; nothing more happens to it. Every other move is a bug and
 raises `IllegalTransition`.
@@ -21,14 +23,34 @@ from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, RemoteError, RouterError
 from ..limits import Limits
-from ..osc.framing import AutoDecoder, Framing, PacketDecoder, decoder_for
+from ..osc.framing import AutoDecoder, Framing, InvalidFrame, PacketDecoder, decoder_for
 from .outbox import Mailbox
 from .rates import RateBudget
 
 if TYPE_CHECKING:
     from .directory import User
+    from .login import PasswordCheck
 
-__all__ = ["REFUSAL_GRACE_SECONDS", "IllegalTransition", "Session", "SessionState", "overdue"]
+
+class ErrorEpisode:
+    """Repeats of one error on one connection: counted, and logged once when they stop."""
+
+    __slots__ = ("count", "first", "last")
+
+    def __init__(self, now: float) -> None:
+        self.count = 0
+        self.first = now
+        self.last = now
+
+
+__all__ = [
+    "REFUSAL_GRACE_SECONDS",
+    "ErrorEpisode",
+    "IllegalTransition",
+    "Session",
+    "SessionState",
+    "overdue",
+]
 
 # How long a connection refused with server_full may take to show its framing (so the refusal
 # can be written in it) before it is closed without a word.
@@ -62,12 +84,18 @@ class Session:
     __slots__ = (
         "address",
         "budget",
+        "check",
+        "closing_since",
         "decoder",
+        "held",
         "id",
         "last_seen",
         "mailbox",
         "opened_at",
+        "paused_until",
         "peer",
+        "pool",
+        "quiet",
         "refusal",
         "state",
         "user",
@@ -95,6 +123,14 @@ class Session:
         # (server_full): the refusal is sent in the framing the client speaks.
         self.refusal: RemoteError | None = None
         self.budget: RateBudget | None = None
+        # The register whose passwords are being checked, and the packets that came after it.
+        self.check: PasswordCheck | None = None
+        self.held: list[bytes | InvalidFrame] | None = None
+        self.closing_since = 0.0  # when it moved to CLOSING
+        self.paused_until = 0.0  # when its rate budget lets it be read from again
+        self.pool = 0  # which count of `admission.Admission` it is in
+        # Error codes whose repeats are counted, not logged, with their tally (see hub).
+        self.quiet: dict[str, ErrorEpisode] | None = None
 
     @classmethod
     def open(

@@ -31,6 +31,11 @@ class Counters:
     errors: dict[str, int] = field(default_factory=dict)  # every error reply, by code
     drops: dict[str, int] = field(default_factory=dict)  # packets not routed, by cause
     slow_consumer_resets: int = 0
+    rate_limit_pauses: int = 0  # reads after which a connection's reading was paused
+    password_checks: int = 0  # register checks handed to the shell to run
+    checks_repeated: int = 0  # of those, started again because the group changed meanwhile
+    made_room: int = 0  # unregistered connections closed to admit newer ones
+    replaced: int = 0  # connections replaced by a newer one of the same user and address
 
     def count(self, table: dict[str, int], key: str, amount: int = 1) -> None:
         table[key] = table.get(key, 0) + amount
@@ -43,8 +48,8 @@ class HubStatistics:
     `connections_by_framing` counts open connections by their framing ("unknown" before the
     first byte); `deliveries` counts packets put into receivers' mailboxes, `writes` and
     `bytes_out` what was handed to the connections; `drops` counts packets not routed, by cause
-    (`packet_invalid`, `rate_limited`, and for packets from elsewhere the reason they were
-    refused).
+    (`packet_invalid`, and for packets from elsewhere the reason they were refused; a rate
+    limit drops nothing, it pauses reading: `rate_limit_pauses`).
     """
 
     connections: int
@@ -62,6 +67,10 @@ class HubStatistics:
     bytes_out: int
     drops: dict[str, int]
     slow_consumer_resets: int
+    rate_limit_pauses: int
+    password_checks: int
+    made_room: int
+    replaced: int
     groups: int
     users: int
 
@@ -92,6 +101,10 @@ def snapshot(
         bytes_out=outbox.bytes_written,
         drops=dict(counters.drops),
         slow_consumer_resets=counters.slow_consumer_resets,
+        rate_limit_pauses=counters.rate_limit_pauses,
+        password_checks=counters.password_checks,
+        made_room=counters.made_room,
+        replaced=counters.replaced,
         groups=len(directory.groups),
         users=directory.users(),
     )

@@ -6,15 +6,22 @@ Output leaves once per turn of the event loop: after any call into the hub that 
 current turn, before the loop waits for new events. So everything the turn's reads produced for
 one receiver, from all senders, leaves in one write, and a lone message leaves in the turn it
 arrived.
+
+Password checks (scrypt) run in a small pool of worker threads: scrypt releases the GIL, so a
+storm of registers is hashed on every core while the event loop goes on routing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..core.hub import Hub, HubConfig
+from ..core.login import PasswordCheck
 from ..core.statistics import HubStatistics
 from ..limits import Limits
 from .tcp import TcpConnection, format_peer
@@ -33,6 +40,10 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 LISTEN_BACKLOG = 4096
 # How often timeouts are checked: they are counted in seconds, so once a second is exact enough.
 TICK_SECONDS = 1.0
+# Threads that check passwords: one per core (the event loop mostly waits on the network), and
+# at most four, beyond which a storm of registers is no faster but the router holds more
+# threads than it needs.
+PASSWORD_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,8 @@ class RouterServer:
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_at = 0.0
+        self._passwords = ThreadPoolExecutor(PASSWORD_THREADS, thread_name_prefix="passwords")
+        self._checks_scheduled = False
 
     def now(self) -> float:
         assert self._loop is not None
@@ -83,6 +96,39 @@ class RouterServer:
         self._flush_scheduled = False
         self._flushes += 1
         self.hub.flush()
+
+    def checks_ready(self) -> None:
+        """Schedule the hub's waiting password checks to start at the end of this loop turn."""
+        if not self._checks_scheduled and self.hub.has_password_checks:
+            self._checks_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._start_checks)
+
+    def _start_checks(self) -> None:
+        """Hand the turn's password checks to the worker threads, one batch per thread: a
+        storm of registers then costs a few thread hand-overs per turn, not one per register
+        (each hand-over waits for the GIL, which is what made one job per check slow)."""
+        self._checks_scheduled = False
+        checks = self.hub.take_password_checks()
+        assert self._loop is not None
+        batches = [checks[i::PASSWORD_THREADS] for i in range(min(PASSWORD_THREADS, len(checks)))]
+        for batch in batches:
+            future = self._loop.run_in_executor(self._passwords, _run_all, batch)
+            future.add_done_callback(functools.partial(self._checked, batch))
+
+    def _checked(self, batch: list[PasswordCheck], done: asyncio.Future[None]) -> None:
+        if done.cancelled():
+            return
+        error = done.exception()
+        for check in batch:
+            connection = check.session.mailbox.sink
+            assert isinstance(connection, TcpConnection)
+            if error is not None:  # a bug in a check: those connections go, nobody else
+                self.internal_errors += 1
+                log.error("password check of %s failed: %r", check.session.describe(), error)
+                connection.abort()
+            else:
+                connection.password_checked(check)
 
     def _tick(self) -> None:
         assert self._loop is not None
@@ -132,16 +178,17 @@ class RouterServer:
         return addresses
 
     async def stop(self) -> None:
-        """Stop accepting, write what is queued to every client, close, wait for them."""
+        """Stop accepting; tell every client the router is shutting down, after what is queued
+        for it; close; wait for them (at most `SHUTDOWN_GRACE_SECONDS`)."""
         if self._ticker is not None:
             self._ticker.cancel()
         for listener in self._listeners:
             listener.close()
-        self.hub.flush()
+        self.hub.shutdown()
         if self.connections:
             self._all_closed = asyncio.Event()
-            for connection in list(self.connections):
-                connection.close()  # writes what is buffered, then closes
+        self.hub.flush()  # writes every goodbye, then closes each connection
+        if self._all_closed is not None and self.connections:
             try:
                 await asyncio.wait_for(self._all_closed.wait(), SHUTDOWN_GRACE_SECONDS)
             except asyncio.TimeoutError:
@@ -152,6 +199,12 @@ class RouterServer:
                 )
                 for connection in list(self.connections):
                     connection.abort()
+        self._passwords.shutdown(wait=False, cancel_futures=True)
         # Since Python 3.12 this also waits for the connections, hence only after closing them.
         for listener in self._listeners:
             await listener.wait_closed()
+
+
+def _run_all(checks: list[PasswordCheck]) -> None:
+    for check in checks:
+        check.run()

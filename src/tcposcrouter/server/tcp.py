@@ -2,19 +2,25 @@
 
 Every decision is the hub's. This class only moves bytes: what it reads goes to `Hub.receive`,
 and what the hub's outbox writes, closes or resets arrives through `write`, `close` and `abort`.
+When the hub says to stop reading for a while (a spent rate budget, a register being checked),
+it pauses the transport: the kernel's receive buffer fills, and TCP slows the sender down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import struct
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
+from ..core.hub import WAIT_FOR_CHECK
+from ..core.login import PasswordCheck
 from ..core.session import Session
+from ..limits import Limits
 
 if TYPE_CHECKING:
     from .app import RouterServer
@@ -23,10 +29,8 @@ __all__ = ["TcpConnection", "format_peer"]
 
 log = logging.getLogger("tcposcrouter.server")
 
-# TCP keepalive: the kernel probes a connection silent for 30 s every 10 s and gives up after 3
-# unanswered probes, so a peer that vanished (power cut, Wi-Fi gone) is noticed within about a
-# minute even if it held no idle timeout's attention.
-KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 30, 10, 3
+# Unanswered keepalive probes after which the kernel gives a silent peer up.
+KEEPALIVE_COUNT = 3
 
 
 class TcpConnection(asyncio.Protocol):
@@ -36,13 +40,27 @@ class TcpConnection(asyncio.Protocol):
     # which the outbox takes as the connection being gone).
     write: Callable[[bytes], None]
     # No instance dict: a public router holds thousands of these.
-    __slots__ = ("_hub", "_server", "_transport", "session", "write")
+    __slots__ = (
+        "_checking",
+        "_hub",
+        "_rate_timer",
+        "_resume_at",
+        "_server",
+        "_transport",
+        "session",
+        "write",
+    )
 
     def __init__(self, server: RouterServer) -> None:
         self._server = server
         self._hub = server.hub
         self._transport: asyncio.Transport | None = None
         self.session: Session | None = None
+        # Reading is paused while a register is checked, or until `_rate_timer` fires (at
+        # `_resume_at`, loop time) for a spent rate budget; it resumes when neither holds.
+        self._checking = False
+        self._rate_timer: asyncio.TimerHandle | None = None
+        self._resume_at = 0.0
 
     # -- asyncio.Protocol: the kernel's side ----------------------------------------------------
 
@@ -50,7 +68,7 @@ class TcpConnection(asyncio.Protocol):
         self._transport = transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            _tune_socket(sock)
+            _tune_socket(sock, self._server.config.limits)
         peername = transport.get_extra_info("peername")
         # Interned: every connection from one address (a classroom's NAT) shares one string.
         address = sys.intern(str(peername[0]) if isinstance(peername, tuple) else str(peername))
@@ -70,13 +88,69 @@ class TcpConnection(asyncio.Protocol):
         assert session is not None
         server = self._server
         try:
-            self._hub.receive(session, data, server.now())
+            pause = self._hub.receive(session, data, server.now())
         except Exception:
             # A bug, not a peer's fault; it must not take the router or anyone else down.
             server.internal_errors += 1
             log.exception("internal error on %s; dropping that connection", session.describe())
             self.abort()
+            pause = 0.0
+        if pause:
+            self._pause(pause)
         server.output_ready()
+        server.checks_ready()
+
+    # -- reading paused and resumed ---------------------------------------------------------
+
+    def _pause(self, pause: float) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if pause == WAIT_FOR_CHECK:
+            self._checking = True
+        else:
+            loop = asyncio.get_running_loop()
+            resume_at = loop.time() + pause
+            if resume_at > self._resume_at:  # one timer, for the latest time asked for
+                self._resume_at = resume_at
+                if self._rate_timer is not None:
+                    self._rate_timer.cancel()
+                self._rate_timer = loop.call_at(resume_at, self._rate_paid)
+        if transport.is_reading():
+            transport.pause_reading()
+
+    def _rate_paid(self) -> None:
+        self._rate_timer = None
+        self._resume()
+
+    def _resume(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if self._checking or self._rate_timer is not None:
+            return  # still waiting for the other reason
+        if not transport.is_reading():
+            transport.resume_reading()
+
+    def password_checked(self, check: PasswordCheck) -> None:
+        """The worker thread has run `check` (called on the event loop)."""
+        server = self._server
+        self._checking = False
+        try:
+            pause = self._hub.password_checked(check, server.now())
+        except Exception:
+            server.internal_errors += 1
+            log.exception(
+                "internal error on %s; dropping that connection", check.session.describe()
+            )
+            self.abort()
+            pause = 0.0
+        if pause:
+            self._pause(pause)
+        else:
+            self._resume()
+        server.output_ready()
+        server.checks_ready()
 
     def eof_received(self) -> bool:
         return False  # the peer is done sending: close our side too
@@ -98,6 +172,9 @@ class TcpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         server = self._server
         server.connections.discard(self)
+        if self._rate_timer is not None:
+            self._rate_timer.cancel()
+            self._rate_timer = None
         session = self.session
         if session is None:
             return
@@ -125,16 +202,25 @@ class TcpConnection(asyncio.Protocol):
         transport.abort()
 
 
-def _tune_socket(sock: socket.socket) -> None:
+def _tune_socket(sock: socket.socket, limits: Limits) -> None:
     # Musicians' messages are small and late is wrong: never wait to fill a segment.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # A peer that vanished (no FIN, no RST) is found by the kernel, within `peer_timeout`:
+    # keepalive probes find it while nothing is being sent, and TCP_USER_TIMEOUT while data
+    # waits unacknowledged (keepalive sends no probe then, and retransmission alone would
+    # take a quarter of an hour). A listener that never sends is kept: its kernel answers.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    timeout = limits.peer_timeout
+    if not timeout:
+        return
+    probe_every = max(1, math.ceil(timeout / (KEEPALIVE_COUNT + 1)))
     for option, value in (
-        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
-        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPIDLE", probe_every),
+        ("TCP_KEEPINTVL", probe_every),
         ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+        ("TCP_USER_TIMEOUT", math.ceil(timeout * 1000)),
     ):
-        if hasattr(socket, option):  # Linux has all three; other systems keep their defaults
+        if hasattr(socket, option):  # Linux has all four; other systems keep their defaults
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 

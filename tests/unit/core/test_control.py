@@ -32,6 +32,15 @@ class Room:
         mailbox = self.outbox.mailbox(sink, Framing.LENGTH_PREFIX, number)
         return Session.open(number, f"peer{number}", "192.0.2.1", 0.0, mailbox, 1 << 16)
 
+    def register(self, session: Session, name: str) -> None:
+        """A register, its password check run at once, and the join it allows."""
+        check = self.controls.handle(session, register(name), 0.0)
+        assert check is not None and session.state is SessionState.NEW
+        check.run()
+        joining = self.controls.login.complete(check, 0.0)
+        assert joining is not None
+        self.controls.join(session, check.request, joining)
+
     def received(self, session: Session) -> list[str]:
         self.outbox.flush()
         data = b"".join(self.sinks[session.id].writes)
@@ -52,7 +61,7 @@ def refused(room: Room, session: Session, message: bytes) -> str:
 def test_register_joins_replies_and_announces() -> None:
     room = Room()
     ana = room.connect()
-    room.controls.handle(ana, register("ana"), 0.0)
+    room.register(ana, "ana")
     assert ana.state is SessionState.REGISTERED and room.counters.registrations == 1
     assert room.received(ana) == [
         "/oscrouter/register/ana/1",
@@ -73,8 +82,8 @@ def test_only_a_register_before_registering() -> None:
 def test_private_ping_and_the_reserved_namespace() -> None:
     room = Room()
     ana, bob = room.connect(), room.connect()
-    room.controls.handle(ana, register("ana"), 0.0)
-    room.controls.handle(bob, register("bob"), 0.0)
+    room.register(ana, "ana")
+    room.register(bob, "bob")
     room.received(ana)
     room.received(bob)
     room.controls.handle(ana, msg("/oscrouter/private", "bob", "/hi", 1), 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from support.net import RecordingSink
+from tcposcrouter.core.auth import PasswordHash
 from tcposcrouter.core.directory import Directory, MembershipEvent
 from tcposcrouter.core.outbox import Outbox
 from tcposcrouter.core.session import Session
@@ -18,10 +19,10 @@ def connect(number: int) -> Session:
 def test_receivers_are_every_connection_of_every_other_user() -> None:
     directory = Directory()
     ana, ana2, bob, carl = (connect(i) for i in range(4))
-    directory.join(ana, "band", "g", "ana", "p")
-    directory.join(ana2, "band", "g", "ana", "p")
-    directory.join(bob, "band", "g", "bob", "p")
-    directory.join(carl, "other", "g", "carl", "p")
+    directory.join(ana, "band", "ana", PasswordHash("g"), PasswordHash("p"))
+    directory.join(ana2, "band", "ana", PasswordHash("g"), PasswordHash("p"))
+    directory.join(bob, "band", "bob", PasswordHash("g"), PasswordHash("p"))
+    directory.join(carl, "other", "carl", PasswordHash("g"), PasswordHash("p"))
     assert ana.user is ana2.user
     assert ana.user is not None and bob.user is not None
     assert ana.user.receivers() == [bob.mailbox]
@@ -34,8 +35,8 @@ def test_receivers_are_every_connection_of_every_other_user() -> None:
 def test_users_and_groups_go_with_their_last_connection() -> None:
     directory = Directory()
     ana, bob = connect(1), connect(2)
-    directory.join(ana, "band", "g", "ana", "p")
-    directory.join(bob, "band", "g", "bob", "p")
+    directory.join(ana, "band", "ana", PasswordHash("g"), PasswordHash("p"))
+    directory.join(bob, "band", "bob", PasswordHash("g"), PasswordHash("p"))
     group = directory.leave(ana)
     assert group is not None and group.user_names() == ["bob"]
     assert directory.leave(bob) is None and directory.groups == {}
@@ -47,8 +48,8 @@ def test_membership_events_for_every_join_and_leave() -> None:
     events: list[MembershipEvent] = []
     directory.subscribe(events.append)
     ana, ana2 = connect(1), connect(2)
-    directory.join(ana, "band", "g", "ana", "p")
-    directory.join(ana2, "band", "g", "ana", "p")
+    directory.join(ana, "band", "ana", PasswordHash("g"), PasswordHash("p"))
+    directory.join(ana2, "band", "ana", PasswordHash("g"), PasswordHash("p"))
     directory.leave(ana)
     directory.leave(ana2)
     assert events == [
@@ -62,7 +63,7 @@ def test_membership_events_for_every_join_and_leave() -> None:
 def test_remote_users_are_listed_and_receive_nothing_here() -> None:
     directory = Directory()
     ana = connect(1)
-    directory.join(ana, "band", "g", "ana", "p")
+    directory.join(ana, "band", "ana", PasswordHash("g"), PasswordHash("p"))
     changed = directory.add_remote("band", "zoe")
     assert changed is not None and changed.user_names() == ["ana", "zoe"]
     assert directory.add_remote("band", "zoe") is None  # already known: no change
@@ -77,7 +78,7 @@ def test_a_group_known_only_from_elsewhere_takes_the_first_local_password() -> N
     directory.add_remote("band", "zoe")
     assert directory.groups["band"].password is None
     ana = connect(1)
-    directory.join(ana, "band", "gpw", "ana", "p")
+    directory.join(ana, "band", "ana", PasswordHash("gpw"), PasswordHash("p"))
     password = directory.groups["band"].password
     assert password is not None and password.matches("gpw")
     assert directory.remove_remote("band", "zoe") is not None

@@ -193,3 +193,35 @@ def test_extended_messages_are_invalid_and_truncated_ones_never_crash(
         validate_packet(packet[:cut])  # may still be valid: cut right after the address
     except RemoteError as error:
         assert error.code == ErrorCode.PACKET_INVALID
+
+
+@pytest.mark.parametrize(
+    ("packet", "what"),
+    [
+        (osc_string(b"/\xff\xfe\xfd") + osc_string(","), "address"),
+        (raw_message("/x", ",s", osc_string(b"\xff\xfe\xfd")), "string argument"),
+        (raw_message("/x", ",S", osc_string(b"caf\xc3")), "string argument"),  # cut short
+        (raw_message("/x", ",is", b"\x00\x00\x00\x01" + osc_string(b"\xed\xa0\x80")), "string"),
+        (bundle(IMMEDIATELY, raw_message("/x", ",s", osc_string(b"\xc0\xaf"))), "string"),
+    ],
+)
+def test_strings_that_are_not_utf8_are_invalid(packet: bytes, what: str) -> None:
+    with pytest.raises(RemoteError) as info:
+        validate_packet(packet)
+    assert info.value.code == ErrorCode.PACKET_INVALID
+    assert what in info.value.detail and "UTF-8" in info.value.detail
+
+
+def test_multibyte_utf8_is_valid_everywhere() -> None:
+    text = "Grüße, 音楽, 🎹".encode()
+    for packet in (
+        osc_string("/räum/音".encode()) + osc_string(",sS") + osc_string(text) + osc_string(text),
+        bundle(IMMEDIATELY, raw_message("/x", ",s", osc_string(text))),
+    ):
+        assert validate_packet(packet) is False
+    # The same address again takes the cached path, and its strings are still checked.
+    again = (
+        osc_string("/räum/音".encode()) + osc_string(",sS") + osc_string(text) + osc_string(b"\xff")
+    )
+    with pytest.raises(RemoteError):
+        validate_packet(again)
