@@ -290,7 +290,10 @@ def main() -> int:
         f"p99 {percentile(lat, 0.99):.2f} ms, max {max(lat, default=0.0):.2f} ms"
     )
     print(f"  churn: {figures.churn_sessions} join-send-leave sessions")
-    print(f"  flood: {figures.flood_packets} packets sent by one flooder (slowed to its rate limit, none dropped)")
+    print(
+        f"  flood: {figures.flood_packets} packets sent by one flooder "
+        "(slowed to its rate limit, none dropped)"
+    )
     print(f"  stalls: {figures.stalled_dropped} stalled readers dropped as slow consumers")
     print(f"  garbage: {figures.garbage_connections} connections sending random bytes")
     peak = max([*rss, end_rss])
