@@ -360,23 +360,28 @@ def test_a_classroom_whose_nat_forgot_its_mappings_gets_back_in(
 def test_a_storm_of_registers_while_an_ensemble_plays(
     default_router: RouterProcess, group: str
 ) -> None:
+    clients: list[AsyncClient] = []
+
     async def storm() -> float:
-        clients = [
-            await AsyncClient.open(default_router.osc10_port, f"127.0.10.{i % 200 + 1}")
-            for i in range(1000)
-        ]
+        for i in range(1000):
+            clients.append(
+                await AsyncClient.open(default_router.osc10_port, f"127.0.10.{i % 200 + 1}")
+            )
         started = time.monotonic()
         await asyncio.gather(*(c.register(f"u{i}", f"{group}-{i % 50}") for i, c in
                                enumerate(clients)))  # fmt: skip
-        took = time.monotonic() - started
-        for c in clients:
-            c.close()
-        return took
+        return time.monotonic() - started
 
+    loop = asyncio.new_event_loop()
     with Ensemble(default_router, group) as ensemble:
         time.sleep(0.3)
-        took = asyncio.run(storm())
+        took = loop.run_until_complete(storm())
         time.sleep(0.3)
+    # The thousand leave after the ensemble has stopped measuring: this is about the storm.
+    for c in clients:
+        c.close()
+    loop.run_until_complete(asyncio.sleep(0.1))
+    loop.close()
     print(f"\n1,000 registered in {took:.2f} s; the ensemble's p99 {ensemble.p99_ms():.2f} ms")
     assert took < 30  # only catches a hang: the time itself is the benchmark's
     assert ensemble.lost == 0 and ensemble.latencies
