@@ -14,7 +14,7 @@ __all__ = ["PasswordHash"]
 # GIL) and no longer stall routing, but their cost still decides how fast a whole server can
 # rejoin after a restart (the SuperCollider client gives up after 3 s): n=2**6 is 0.17 ms per
 # hash on the 2-core reference machine, and with the memo below 1,000 clients registering at
-# once are all in within half a second (n=2**7: 0.7 s; the figures are in the README).
+# once are all in after about half a second (n=2**7: 0.7 s; the figures are in the README).
 _SCRYPT_N = 1 << 6
 _SCRYPT_R = 8
 _SCRYPT_P = 1

@@ -9,6 +9,7 @@ it pauses the transport: the kernel's receive buffer fills, and TCP slows the se
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import socket
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, cast
 
 from ..core.hub import WAIT_FOR_CHECK
 from ..core.login import PasswordCheck
-from ..core.session import Session
+from ..core.session import Session, SessionState
 from ..limits import Limits
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class TcpConnection(asyncio.Protocol):
     # No instance dict: a public router holds thousands of these.
     __slots__ = (
         "_checking",
+        "_deferred",
         "_hub",
         "_rate_timer",
         "_resume_at",
@@ -59,13 +61,25 @@ class TcpConnection(asyncio.Protocol):
         # Reading is paused while a register is checked, or until `_rate_timer` fires (at
         # `_resume_at`, loop time) for a spent rate budget; it resumes when neither holds.
         self._checking = False
+        self._deferred = 0  # reads waiting in RouterServer.defer: reading stays paused till 0
         self._rate_timer: asyncio.TimerHandle | None = None
         self._resume_at = 0.0
 
     # -- asyncio.Protocol: the kernel's side ----------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The event loop accepts every waiting connection in one turn; a thousand at once would
+        # hold up the music for tens of milliseconds. So a connection is set up on a later turn,
+        # in chunks (RouterServer.defer), and reads nothing until then.
         self._transport = transport = cast(asyncio.Transport, transport)
+        self._server.connections.add(self)
+        transport.pause_reading()
+        self._server.defer(self._open)
+
+    def _open(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             _tune_socket(sock, self._server.config.limits)
@@ -75,15 +89,36 @@ class TcpConnection(asyncio.Protocol):
         server = self._server
         self.write = transport.write
         self.session = session = self._hub.open(format_peer(peername), address, server.now(), self)
-        server.connections.add(self)
         limit = server.config.limits.max_output_buffer
         if limit:
             # pause_writing() is called once more than `limit` bytes wait in the transport: the
             # slow-consumer check costs nothing on the hot path.
             transport.set_write_buffer_limits(high=limit)
         log.info("connect %s (connection %d)", session.describe(), session.id)
+        if not self._deferred:
+            transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is None or session.state is SessionState.NEW or self._deferred:
+            # Not set up yet (bytes that came with the connection), or a register most likely:
+            # handled on a later turn too, after what came before it.
+            if self._transport is not None:
+                self._transport.pause_reading()
+            self._deferred += 1
+            self._server.defer(functools.partial(self._receive_deferred, data))
+            return
+        self.receive_now(data)
+
+    def _receive_deferred(self, data: bytes) -> None:
+        self._deferred -= 1
+        if self.session is None:
+            return  # it was gone before it could be set up
+        if not self.receive_now(data) and not self._deferred:
+            self._resume()
+
+    def receive_now(self, data: bytes) -> float:
+        """Hand `data` to the hub and carry out what it says about reading; return that."""
         session = self.session
         assert session is not None
         server = self._server
@@ -99,6 +134,7 @@ class TcpConnection(asyncio.Protocol):
             self._pause(pause)
         server.output_ready()
         server.checks_ready()
+        return pause
 
     # -- reading paused and resumed ---------------------------------------------------------
 
@@ -127,8 +163,8 @@ class TcpConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        if self._checking or self._rate_timer is not None:
-            return  # still waiting for the other reason
+        if self._checking or self._rate_timer is not None or self._deferred:
+            return  # still waiting for another reason
         if not transport.is_reading():
             transport.resume_reading()
 
