@@ -219,6 +219,9 @@ class RouterServer:
         for listener in self._listeners:
             listener.close()
         self.hub.shutdown()
+        for connection in list(self.connections):
+            if connection.session is None:  # accepted, not set up yet: nothing to say to it
+                connection.close()
         if self.connections:
             self._all_closed = asyncio.Event()
         self.hub.flush()  # writes every goodbye, then closes each connection

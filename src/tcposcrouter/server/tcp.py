@@ -212,7 +212,8 @@ class TcpConnection(asyncio.Protocol):
             self._rate_timer.cancel()
             self._rate_timer = None
         session = self.session
-        if session is None:
+        if session is None:  # gone before it was set up
+            server.connection_closed()
             return
         if exc is not None:
             log.info("connection %s lost: %s", session.describe(), exc)
