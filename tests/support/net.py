@@ -154,6 +154,8 @@ class Net:
     ) -> Session:
         session = self.connect(framing, address, websocket=websocket)
         self.send(session, register(user, group, password=password, group_password=group_password))
+        if self.hold_checks:
+            self.run_checks()
         assert session.state is SessionState.REGISTERED
         self.got(session)
         return session

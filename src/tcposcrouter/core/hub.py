@@ -151,9 +151,7 @@ class Hub:
                 session.paused_until = now + pause
                 self._rate_pause(session, budget)
         if session.check is not None:  # its register is still being checked
-            held = session.held
-            assert held is not None
-            held.extend(packets)
+            self._hold(session, packets)
             return WAIT_FOR_CHECK
         if session.state is REGISTERED:
             self._route(session, packets)
@@ -177,21 +175,20 @@ class Hub:
         self._now = now
         session = check.session
         login = self._controls.login
+        # A refusal ends the session, and ending (or closing) it forgets its check and what
+        # waited behind it.
         try:
             joining = login.complete(check, now)
         except RemoteError as error:
-            session.check = session.held = None
             self._refuse(session, error)
             return 0.0
         if not session.accepts_input:  # closed while its check ran
-            session.check = session.held = None
             return 0.0
         if joining is None:  # others changed the group meanwhile: check against what is there
             self._counters.checks_repeated += 1
             try:
                 self._start_check(session, login.prepare(session, check.request, now))
             except RemoteError as error:
-                session.check = session.held = None
                 self._refuse(session, error)
                 return 0.0
             return WAIT_FOR_CHECK
@@ -398,9 +395,7 @@ class Hub:
             if not session.accepts_input:
                 return
             if session.check is not None:
-                held = session.held
-                assert held is not None
-                held.extend(packets[index + 1 :])
+                self._hold(session, packets[index + 1 :])
                 return
 
     def _packet(self, session: Session, packet: bytes, has_control: bool, now: float) -> None:
@@ -418,13 +413,9 @@ class Hub:
                 if not session.accepts_input:
                     return
                 if session.check is not None:
-                    # A register: what follows it waits for the outcome, in order, as if each
-                    # control message had come alone and the rest of the bundle after them.
-                    held = session.held
-                    assert held is not None
-                    held.extend(controls[index + 1 :])
-                    if rest is not None:
-                        held.append(rest)
+                    # A register: what follows it waits as if each control message had come
+                    # alone, and the rest of the bundle after them.
+                    self._hold(session, controls[index + 1 :] + ([] if rest is None else [rest]))
                     return
             if rest is not None and session.state is REGISTERED:
                 self._broadcast(session, [rest])
@@ -452,6 +443,12 @@ class Hub:
             return
         if check is not None:
             self._start_check(session, check)
+
+    def _hold(self, session: Session, later: Sequence[bytes | InvalidFrame]) -> None:
+        """What came after a register whose check has started waits for its outcome, in order."""
+        held = session.held
+        assert held is not None
+        held.extend(later)
 
     def _start_check(self, session: Session, check: PasswordCheck) -> None:
         session.check = check

@@ -86,11 +86,6 @@ class PasswordCheck:
             hashed = self.user_hash
             self.user_ok = hashed is not None and hashed.matches(request.user_password)
 
-    @property
-    def verifies(self) -> bool:
-        """Whether it checks a password (rather than only hashing new ones)."""
-        return self.group_hash is not None or self.user is not None
-
 
 @dataclass(frozen=True)
 class Joining:

@@ -46,7 +46,6 @@ class TcpConnection(asyncio.Protocol):
         "_deferred",
         "_hub",
         "_rate_timer",
-        "_resume_at",
         "_server",
         "_transport",
         "session",
@@ -58,12 +57,12 @@ class TcpConnection(asyncio.Protocol):
         self._hub = server.hub
         self._transport: asyncio.Transport | None = None
         self.session: Session | None = None
-        # Reading is paused while a register is checked, or until `_rate_timer` fires (at
-        # `_resume_at`, loop time) for a spent rate budget; it resumes when neither holds.
+        # Reading is paused while a register is checked, or until `_rate_timer` fires for a
+        # spent rate budget, or while a read waits in RouterServer.defer; it resumes when none
+        # holds.
         self._checking = False
         self._deferred = 0  # reads waiting in RouterServer.defer: reading stays paused till 0
         self._rate_timer: asyncio.TimerHandle | None = None
-        self._resume_at = 0.0
 
     # -- asyncio.Protocol: the kernel's side ----------------------------------------------------
 
@@ -125,16 +124,20 @@ class TcpConnection(asyncio.Protocol):
         try:
             pause = self._hub.receive(session, data, server.now())
         except Exception:
-            # A bug, not a peer's fault; it must not take the router or anyone else down.
-            server.internal_errors += 1
-            log.exception("internal error on %s; dropping that connection", session.describe())
-            self.abort()
+            self._bug(session)
             pause = 0.0
         if pause:
             self._pause(pause)
         server.output_ready()
         server.checks_ready()
         return pause
+
+    def _bug(self, session: Session) -> None:
+        """An exception out of the hub is a bug, not a peer's fault: it must not take the router
+        or anyone else down. Log it and drop this connection only."""
+        self._server.internal_errors += 1
+        log.exception("internal error on %s; dropping that connection", session.describe())
+        self.abort()
 
     # -- reading paused and resumed ---------------------------------------------------------
 
@@ -147,10 +150,10 @@ class TcpConnection(asyncio.Protocol):
         else:
             loop = asyncio.get_running_loop()
             resume_at = loop.time() + pause
-            if resume_at > self._resume_at:  # one timer, for the latest time asked for
-                self._resume_at = resume_at
-                if self._rate_timer is not None:
-                    self._rate_timer.cancel()
+            timer = self._rate_timer
+            if timer is None or resume_at > timer.when():  # one timer, for the latest time
+                if timer is not None:
+                    timer.cancel()
                 self._rate_timer = loop.call_at(resume_at, self._rate_paid)
         if transport.is_reading():
             transport.pause_reading()
@@ -175,11 +178,7 @@ class TcpConnection(asyncio.Protocol):
         try:
             pause = self._hub.password_checked(check, server.now())
         except Exception:
-            server.internal_errors += 1
-            log.exception(
-                "internal error on %s; dropping that connection", check.session.describe()
-            )
-            self.abort()
+            self._bug(check.session)
             pause = 0.0
         if pause:
             self._pause(pause)

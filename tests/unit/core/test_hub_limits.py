@@ -209,10 +209,7 @@ def test_failed_logins_slow_that_account_from_that_address_only() -> None:
 
 def test_packets_after_a_register_wait_for_its_check_in_order() -> None:
     net = Net(hold_checks=True)
-    bob = net.connect()
-    net.send(bob, register("bob"))
-    net.run_checks()
-    net.got(bob)
+    bob = net.join("bob")
     ana = net.connect()
     net.send(ana, register("ana"), msg("/one", 1))
     net.send(ana, msg("/two", 2))  # a read that came before the shell paused reading
@@ -227,10 +224,7 @@ def test_packets_after_a_register_wait_for_its_check_in_order() -> None:
 
 def test_a_register_in_a_bundle_holds_what_follows_it() -> None:
     net = Net(hold_checks=True)
-    bob = net.connect()
-    net.send(bob, register("bob"))
-    net.run_checks()
-    net.got(bob)
+    bob = net.join("bob")
     ana = net.connect()
     sent = bundle(IMMEDIATELY, register("ana"), msg("/oscrouter/ping", "ana"), msg("/note", 1))
     net.send(ana, sent)
@@ -245,10 +239,7 @@ def test_a_register_in_a_bundle_holds_what_follows_it() -> None:
 
 def test_a_failed_check_drops_what_waited_behind_it() -> None:
     net = Net(hold_checks=True)
-    bob = net.connect()
-    net.send(bob, register("bob", password="right"))
-    net.run_checks()
-    net.got(bob)
+    bob = net.join("bob", password="right")
     thief = net.connect()
     net.send(thief, register("bob", password="wrong"), msg("/spoof", 1))
     net.run_checks()
