@@ -234,8 +234,15 @@ class Hub:
             if session.quiet is not None:
                 self._end_error_episodes(session, now, ERROR_EPISODE_SECONDS)
             budget = session.budget
-            if budget is not None and budget.episode_over(now):
-                log.info("%s is within its rate budget again", session.describe())
+            if budget is not None and budget.episode_pauses:
+                pauses, seconds = budget.episode_pauses, budget.episode_seconds
+                if budget.episode_over(now):
+                    log.info(
+                        "%s is within its rate budget again: reading paused %d times, %.1f s",
+                        session.describe(),
+                        pauses,
+                        seconds,
+                    )
         login = self._controls.login
         for line in login.report.due(now):
             log.warning("%s", line)
