@@ -261,7 +261,8 @@ def main() -> int:
     port = free_port()
     router = subprocess.Popen(
         [sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1", "--osc-port", str(port),
-         "--disable-osc11", "--register-timeout", "2", "--max-output-buffer", "262144", "-q"],
+         "--disable-osc11", "--no-http", "--register-timeout", "2",
+         "--max-output-buffer", "262144", "-q"],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:

@@ -327,12 +327,16 @@ def test_command_line() -> None:
         "--max-users-per-group",
         "--max-groups",
         "--login-failures",
+        "--http-port",
+        "--no-http",
+        "--admin-token",
+        "--trusted-proxy",
     ):
         assert flag in usage
     version = subprocess.run([*run, "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("tcposcrouter ")
     both = subprocess.run(
-        [*run, "--disable-osc10", "--disable-osc11"], capture_output=True, text=True
+        [*run, "--disable-osc10", "--disable-osc11", "--no-http"], capture_output=True, text=True
     )
     assert both.returncode == 2 and "nothing to listen on" in both.stderr
 

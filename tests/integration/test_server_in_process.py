@@ -40,7 +40,13 @@ def test_statistics_of_a_running_server() -> None:
     async def scenario() -> None:
         port = free_port()
         server = RouterServer(
-            ServerConfig(hosts=["127.0.0.1"], osc10_port=port, osc11_port=None, limits=Limits())
+            ServerConfig(
+                hosts=["127.0.0.1"],
+                osc10_port=port,
+                osc11_port=None,
+                http_port=None,
+                limits=Limits(),
+            )
         )
         await server.start()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from support.browser import chromium, join_in_page, save_screenshot, send_from_page, wait_for_text
 from support.client import Client
 from support.osc import msg, register
 from support.peers import PeerProgram, require_program
@@ -13,14 +14,8 @@ from support.process import RouterProcess
 PEERS = Path(__file__).parent / "peers"
 
 
-def test_sclang_registers_and_exchanges_every_kind_of_message(
-    router: RouterProcess, group: str, tmp_path: Path
-) -> None:
-    sclang = require_program("sclang")
-    py = Client(router.osc10_port)
-    py.send(register("py", group, password="pw", group_password="oscrouter"))
-    py.recv_until("/oscrouter/userlist")
-
+def _start_sclang(sclang: str, router: RouterProcess, group: str, tmp_path: Path) -> PeerProgram:
+    """peers/sclang_client.scd in a headless sclang, joining `group` as "sc"."""
     config = tmp_path / "sclang_conf.yaml"
     config.write_text("includePaths: []\nexcludePaths: []\npostInlineWarnings: false\n")
     env = {
@@ -32,9 +27,20 @@ def test_sclang_registers_and_exchanges_every_kind_of_message(
         "TCPOSC_PORT": str(router.osc10_port),
         "TCPOSC_GROUP": group,
     }
-    peer = PeerProgram(
+    return PeerProgram(
         [sclang, "-D", "-u", "0", "-l", str(config), str(PEERS / "sclang_client.scd")], env
     )
+
+
+def test_sclang_registers_and_exchanges_every_kind_of_message(
+    router: RouterProcess, group: str, tmp_path: Path
+) -> None:
+    sclang = require_program("sclang")
+    py = Client(router.osc10_port)
+    py.send(register("py", group, password="pw", group_password="oscrouter"))
+    py.recv_until("/oscrouter/userlist")
+
+    peer = _start_sclang(sclang, router, group, tmp_path)
     try:
         joined = peer.wait_for("SC_JOINED", timeout=60)
         assert "/oscrouter/register/sc/" in joined
@@ -71,3 +77,36 @@ def test_sclang_registers_and_exchanges_every_kind_of_message(
     finally:
         peer.stop()
         print(peer.output())  # shown by pytest -rA / on failure: what sclang printed
+
+
+def test_sclang_and_a_browser_in_one_group(
+    router: RouterProcess, group: str, tmp_path: Path
+) -> None:
+    """The SuperCollider client and the browser client page in headless Chromium: each hears
+    the other, privately too. The browser plays the part the Python client plays above."""
+    sclang = require_program("sclang")
+    with chromium(tmp_path / "profile") as driver:
+        join_in_page(driver, f"{router.http}/client/", "py", group, group_password="oscrouter")
+        peer = _start_sclang(sclang, router, group, tmp_path)
+        try:
+            peer.wait_for("SC_JOINED", timeout=60)
+            peer.wait_for("SC_SENT")
+            wait_for_text(driver, "users", "sc")
+            wait_for_text(driver, "log", '/from/sc ,ifssi 1 2.5 "a string" "a symbol" -2147483648')
+            wait_for_text(driver, "log", "/sc/bundle/two")
+            wait_for_text(driver, "log", "private from sc: /sc/private ,i 42")
+
+            send_from_page(driver, '/to/sc 7 0.25 "hello"')
+            got = peer.wait_for("SC_GOT ")
+            assert got.endswith("SC_GOT Symbol:/to/sc Integer:7 Float:0.25 Symbol:hello")
+            send_from_page(driver, "/py/private bye", to="sc")
+            got_private = peer.wait_for("SC_GOT_PRIVATE")
+            assert got_private.endswith(
+                "Symbol:/oscrouter/private Symbol:py Symbol:/py/private Symbol:bye"
+            )
+            peer.wait_for("SC_DONE")
+            save_screenshot(driver, "browser-with-sclang.png")
+            assert "SC_ERROR" not in peer.output()
+        finally:
+            peer.stop()
+            print(peer.output())

@@ -7,10 +7,12 @@ import asyncio
 import socket
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from support.osc import register
 from tcposcrouter.osc.framing import (
@@ -22,7 +24,7 @@ from tcposcrouter.osc.framing import (
 )
 from tcposcrouter.osc.messages import register_message
 
-__all__ = ["AsyncClient", "Client", "Inbox", "Received"]
+__all__ = ["AsyncClient", "Client", "Inbox", "Received", "WsClient"]
 
 
 @dataclass
@@ -170,6 +172,52 @@ class Client:
         for client in cls._open:
             client.close()
         cls._open.clear()
+
+
+class WsClient(Client):
+    """A blocking OSC-over-WebSocket client (websockets' own client: not the server's aiohttp),
+    one binary message per packet, with everything `Client` offers."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.framing = Framing.WEBSOCKET
+        # Entered by hand: the connection lives as long as this object, not a `with` block.
+        opening = connect(url, open_timeout=5, max_size=1 << 24, compression=None, **options)
+        self.ws = opening.__enter__()
+        self.sock = self.ws.socket
+        self._queue = []
+        self.closed = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.texts: list[str] = []
+        Client._open.append(self)
+
+    def send(self, packet: bytes) -> None:
+        self.ws.send(packet)
+
+    def send_text(self, text: str) -> None:
+        self.ws.send(text)
+
+    def _fill(self, deadline: float) -> bool:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or self.closed:
+            return False
+        try:
+            message = self.ws.recv(timeout=remaining)
+        except TimeoutError:
+            return False
+        except ConnectionClosed as closed:
+            self.closed = True
+            if closed.rcvd is not None:
+                self.close_code, self.close_reason = closed.rcvd.code, closed.rcvd.reason
+            return False
+        if isinstance(message, str):
+            self.texts.append(message)
+        else:
+            self._queue.append(Received(message))
+        return True
+
+    def close(self) -> None:
+        self.ws.close()
 
 
 class AsyncClient:

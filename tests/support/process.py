@@ -70,6 +70,14 @@ class RouterProcess:
     osc10_port: int
     osc11_port: int
     log_dir: Path
+    http_port: int | None = None  # None: started with --no-http
+    admin_token: str = ""
+
+    @property
+    def http(self) -> str:
+        """The router's HTTP side, for aiohttp, browsers and curl."""
+        assert self.http_port is not None, "this router was started with --no-http"
+        return f"http://127.0.0.1:{self.http_port}"
 
     def console(self) -> str:
         """What the router printed on its console (stdout and stderr)."""
@@ -94,6 +102,10 @@ def start_router_process(
     """Start `python -m tcposcrouter` on two free loopback ports (and the addresses `also_on`),
     logging into `tmp`."""
     osc10, osc11 = free_port(), free_port()
+    http_port = None if "--no-http" in extra else free_port()
+    http = [] if http_port is None else ["--http-port", str(http_port)]
+    token = "" if "--admin-token" in extra else f"admin-{osc10}"
+    http += ["--admin-token", token] if token else []
     hosts = ["--host", "127.0.0.1"] + (["--host", "::1"] if ipv6 and ipv6_loopback_works() else [])
     for address in also_on:
         hosts += ["--host", address]
@@ -103,15 +115,16 @@ def start_router_process(
         command = [
             sys.executable, "-m", "tcposcrouter",
             "--osc-port", str(osc10), "--osc11-port", str(osc11),
-            *hosts, "--log-dir", str(log_dir), *extra,
+            *hosts, *http, "--log-dir", str(log_dir), *extra,
         ]  # fmt: skip
         process = subprocess.Popen(
             command,
             stdout=console,
             stderr=subprocess.STDOUT,
         )
-    router = RouterProcess(process, osc10, osc11, log_dir)
-    ports = [
+    router = RouterProcess(process, osc10, osc11, log_dir, http_port, token)
+    ports = [] if http_port is None else [http_port]
+    ports += [
         port
         for port, flag in ((osc10, "--disable-osc10"), (osc11, "--disable-osc11"))
         if flag not in extra

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import logging.handlers
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -14,7 +15,14 @@ from pathlib import Path
 
 from .. import __version__
 from ..limits import Limits
-from ..server.app import DEFAULT_OSC10_PORT, DEFAULT_OSC11_PORT, RouterServer, ServerConfig
+from ..server.app import (
+    DEFAULT_HTTP_PORT,
+    DEFAULT_OSC10_PORT,
+    DEFAULT_OSC11_PORT,
+    DEFAULT_TRUSTED_PROXIES,
+    RouterServer,
+    ServerConfig,
+)
 
 __all__ = ["main", "parse_args"]
 
@@ -120,6 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--disable-osc11", action="store_true", help="do not listen on the OSC 1.1 port"
     )
     parser.add_argument(
+        "--http-port",
+        type=_port,
+        default=DEFAULT_HTTP_PORT,
+        help="HTTP port: OSC over WebSocket at /osc, the dashboard, /metrics, /healthz, the "
+        "browser client at /client/ (default %(default)s)",
+    )
+    parser.add_argument("--no-http", action="store_true", help="do not listen on the HTTP port")
+    parser.add_argument(
+        "--admin-token",
+        default=os.environ.get("TCPOSCROUTER_ADMIN_TOKEN") or None,
+        metavar="TOKEN",
+        help="the dashboard's admin token, which shows every group's names (default: "
+        "$TCPOSCROUTER_ADMIN_TOKEN, else one made at start-up and printed on the console)",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="address of a reverse proxy whose X-Forwarded-For names the WebSocket client; "
+        "repeat for several (default: 127.0.0.1 and ::1)",
+    )
+    parser.add_argument(
         "--host",
         action="append",
         metavar="ADDR",
@@ -176,8 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.disable_osc10 and args.disable_osc11:
-        parser.error("--disable-osc10 and --disable-osc11 together leave nothing to listen on")
+    if args.disable_osc10 and args.disable_osc11 and args.no_http:
+        parser.error(
+            "--disable-osc10, --disable-osc11 and --no-http together leave nothing to listen on"
+        )
     return args
 
 
@@ -238,6 +270,11 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         hosts=args.host,
         osc10_port=None if args.disable_osc10 else args.osc_port,
         osc11_port=None if args.disable_osc11 else args.osc11_port,
+        http_port=None if args.no_http else args.http_port,
+        admin_token=args.admin_token,
+        trusted_proxies=(
+            DEFAULT_TRUSTED_PROXIES if args.trusted_proxy is None else frozenset(args.trusted_proxy)
+        ),
         limits=limits_from(args),
         log_messages=args.log_messages,
     )
@@ -278,6 +315,17 @@ async def serve(config: ServerConfig) -> int:
         return 1
     for address in addresses:
         log.info("listening on %s", address, extra={"console": True})
+    if config.http_port is not None and config.admin_token is None:
+        host = (config.hosts or ["127.0.0.1"])[0]
+        host = f"[{host}]" if ":" in host else host
+        log.info(
+            "dashboard with every name: http://%s:%d/#token=%s (admin token made at start-up; "
+            "set one with --admin-token)",
+            host,
+            config.http_port,
+            server.admin_token,
+            extra={"console": True},
+        )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -39,7 +39,16 @@ class MembershipEvent:
 
 
 class User:
-    __slots__ = ("_receivers", "group", "name", "password", "remote", "sessions")
+    __slots__ = (
+        "_receivers",
+        "bytes_sent",
+        "group",
+        "name",
+        "packets_sent",
+        "password",
+        "remote",
+        "sessions",
+    )
 
     def __init__(self, name: str, password: PasswordHash | None, group: Group) -> None:
         self.name = name
@@ -47,6 +56,9 @@ class User:
         self.group = group
         self.sessions: list[Session] = []
         self.remote = False  # present on another node
+        # What its connections here sent while registered, for the dashboard's rates.
+        self.packets_sent = 0
+        self.bytes_sent = 0
         # The mailboxes of every connection of every other user of the group, built on first
         # use after a change: the broadcast's list of receivers.
         self._receivers: list[Mailbox] | None = None

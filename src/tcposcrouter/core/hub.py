@@ -39,6 +39,7 @@ from ..osc.framing import Framing, InvalidFrame
 from ..osc.messages import error_message, message_address
 from ..osc.validate import split_bundle_controls, validate_packet
 from .admission import Admission
+from .auth import PasswordHash
 from .control import ControlMessages, announce_members, not_registered
 from .directory import Directory, MembershipEvent, User
 from .login import PasswordCheck
@@ -154,10 +155,40 @@ class Hub:
             self._hold(session, packets)
             return WAIT_FOR_CHECK
         if session.state is REGISTERED:
+            user = session.user
+            assert user is not None
+            user.packets_sent += len(packets)
+            user.bytes_sent += len(data)
             self._route(session, packets)
         else:
             self._before_register(session, packets, now)
         return WAIT_FOR_CHECK if session.check is not None else pause
+
+    def claim_group_page(
+        self, address: str, group_name: str, now: float
+    ) -> tuple[float, PasswordHash | None]:
+        """Someone at `address` asks for `group_name`'s dashboard page with its password.
+        Return the seconds they must wait first (throttled like a register, at an account of
+        its own: guessing there slows nobody's login), or 0 and the hash to check the password
+        against in a worker thread, then `group_page_checked` (None: no such group; counted as
+        a wrong password, so the page does not tell which groups exist)."""
+        throttle = self._controls.login.throttle
+        account = (group_name, "")
+        wait = throttle.claim(address, account, now)
+        if wait:
+            return wait, None
+        group = self.directory.groups.get(group_name)
+        password = None if group is None else group.password
+        if password is None:
+            throttle.failed(address, account, now)
+        return 0.0, password
+
+    def group_page_checked(self, address: str, group_name: str, right: bool, now: float) -> None:
+        throttle = self._controls.login.throttle
+        if right:
+            throttle.succeeded(address, (group_name, ""), now)
+        else:
+            throttle.failed(address, (group_name, ""), now)
 
     @property
     def has_password_checks(self) -> bool:
@@ -266,6 +297,19 @@ class Hub:
             limit,
         )
         self._end(session, Ending.RESET, ErrorCode.SLOW_CONSUMER)
+
+    def reject(self, session: Session, error: RemoteError) -> None:
+        """The shell found `error` in what `session` sent (a WebSocket text message, which is
+        no OSC packet): answer and count it as the hub's own errors are."""
+        self._refuse(session, error)
+
+    def count_error(self, session: Session, code: str, detail: str) -> None:
+        """The shell's transport refused what `session` sent and closes the connection itself
+        (a WebSocket frame too large or broken): count and log it; nothing can be sent."""
+        if not session.accepts_input:
+            return
+        self._counters.count(self._counters.errors, code)
+        log.info("error %s: %s: %s", session.describe(), code, detail)
 
     def shutdown(self) -> None:
         """The router is stopping: tell every client (`server_shutdown`, after what is queued

@@ -19,16 +19,23 @@ import contextlib
 import functools
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, cast
 
+from ..core.auth import PasswordHash
 from ..core.hub import Hub, HubConfig
 from ..core.login import PasswordCheck
+from ..core.session import Session
 from ..core.statistics import HubStatistics
 from ..limits import Limits
 from .tcp import TcpConnection, format_peer
+
+if TYPE_CHECKING:
+    from .http import HttpSide
 
 __all__ = ["RouterServer", "ServerConfig", "ServerStatistics"]
 
@@ -36,6 +43,10 @@ log = logging.getLogger("tcposcrouter.server")
 
 DEFAULT_OSC10_PORT = 55555
 DEFAULT_OSC11_PORT = 55556
+DEFAULT_HTTP_PORT = 55557
+# Where a reverse proxy on the same machine (nginx for port 443) connects from: its
+# X-Forwarded-For names the client (see server/websocket.py's client_address).
+DEFAULT_TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
 # How long a shutdown waits for queued output to reach the clients before it drops them.
 SHUTDOWN_GRACE_SECONDS = 5.0
 # Connections the kernel may hold completed but not yet accepted. asyncio's default of 100 drops
@@ -63,8 +74,23 @@ class ServerConfig:
     hosts: list[str] | None = None  # None: every interface, IPv4 and IPv6
     osc10_port: int | None = DEFAULT_OSC10_PORT  # None: disabled
     osc11_port: int | None = DEFAULT_OSC11_PORT
+    http_port: int | None = DEFAULT_HTTP_PORT  # WebSocket, dashboard, metrics; None: off
+    admin_token: str | None = None  # the dashboard's; None: one is made at start-up
+    trusted_proxies: frozenset[str] = DEFAULT_TRUSTED_PROXIES
     limits: Limits = field(default_factory=Limits)
     log_messages: bool = False
+
+
+class Connection(Protocol):
+    """What the server asks of a connection of any transport (TCP, WebSocket)."""
+
+    session: Session | None
+
+    def password_checked(self, check: PasswordCheck) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -75,21 +101,26 @@ class ServerStatistics:
     uptime_seconds: float
     flushes: int  # loop turns that wrote output
     internal_errors: int  # bugs caught on a connection (each closed that connection)
+    shutting_down: bool
 
 
 class RouterServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.hub = Hub(HubConfig(limits=config.limits, log_messages=config.log_messages))
-        self.connections: set[TcpConnection] = set()
+        self.connections: set[Connection] = set()
         self.internal_errors = 0
+        self.shutting_down = False
+        self.started_at = 0.0
+        # The dashboard's admin token: given, or made here and printed on the console.
+        self.admin_token = config.admin_token or secrets.token_urlsafe(18)
+        self.http: HttpSide | None = None
         self._flushes = 0
         self._listeners: list[asyncio.base_events.Server] = []
         self._all_closed: asyncio.Event | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._started_at = 0.0
         self._passwords = ThreadPoolExecutor(
             PASSWORD_THREADS, thread_name_prefix="passwords", initializer=_behind_the_music
         )
@@ -155,8 +186,8 @@ class RouterServer:
             return
         error = done.exception()
         for check in batch:
-            connection = check.session.mailbox.sink
-            assert isinstance(connection, TcpConnection)
+            # Every sink the hub holds is one of the server's connections.
+            connection = cast(Connection, check.session.mailbox.sink)
             if error is not None:  # a bug in a check: those connections go, nobody else
                 self.internal_errors += 1
                 log.error("password check of %s failed: %r", check.session.describe(), error)
@@ -166,7 +197,10 @@ class RouterServer:
 
     def _tick(self) -> None:
         assert self._loop is not None
-        self.hub.tick(self._loop.time())
+        now = self._loop.time()
+        self.hub.tick(now)
+        if self.http is not None:
+            self.http.tick(now)
         self.output_ready()
         self._ticker = self._loop.call_later(TICK_SECONDS, self._tick)
 
@@ -177,15 +211,21 @@ class RouterServer:
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(
             hub=self.hub.statistics(),
-            uptime_seconds=self.now() - self._started_at,
+            uptime_seconds=self.now() - self.started_at,
             flushes=self._flushes,
             internal_errors=self.internal_errors,
+            shutting_down=self.shutting_down,
         )
+
+    async def check_password(self, expected: PasswordHash, password: str) -> bool:
+        """Whether `password` matches `expected`, hashed in a worker thread (scrypt)."""
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._passwords, expected.matches, password)
 
     async def start(self) -> list[str]:
         """Open the listeners; return the addresses listened on, for the console."""
         loop = self._loop = asyncio.get_running_loop()
-        self._started_at = loop.time()
+        self.started_at = loop.time()
         addresses: list[str] = []
         ports = [
             (port, label)
@@ -208,12 +248,24 @@ class RouterServer:
                 addresses.append(
                     f"{format_peer(sock.getsockname())} ({label}; framing auto-detected)"
                 )
+        if self.config.http_port is not None:
+            from .http import HttpSide  # aiohttp is imported only when the HTTP side is on
+
+            self.http = HttpSide(self)
+            for address in await self.http.start(
+                self.config.hosts, self.config.http_port, LISTEN_BACKLOG
+            ):
+                addresses.append(
+                    f"{address} (HTTP: OSC over WebSocket at /osc, dashboard at /, /metrics)"
+                )
         self._ticker = loop.call_later(TICK_SECONDS, self._tick)
         return addresses
 
     async def stop(self) -> None:
         """Stop accepting; tell every client the router is shutting down, after what is queued
-        for it; close; wait for them (at most `SHUTDOWN_GRACE_SECONDS`)."""
+        for it; close; wait for them (at most `SHUTDOWN_GRACE_SECONDS`); close the HTTP side
+        last, so that /healthz says 503 meanwhile."""
+        self.shutting_down = True  # /healthz answers 503 from now on
         if self._ticker is not None:
             self._ticker.cancel()
         for listener in self._listeners:
@@ -240,6 +292,8 @@ class RouterServer:
         # Since Python 3.12 this also waits for the connections, hence only after closing them.
         for listener in self._listeners:
             await listener.wait_closed()
+        if self.http is not None:
+            await self.http.stop()
 
 
 def _behind_the_music() -> None:

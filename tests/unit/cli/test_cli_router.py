@@ -11,7 +11,25 @@ from tcposcrouter.limits import Limits
 def test_defaults_are_the_documented_ones() -> None:
     config = server_config(parse_args([]))
     assert (config.osc10_port, config.osc11_port, config.hosts) == (55555, 55556, None)
+    assert config.http_port == 55557
+    assert config.admin_token is None  # made at start-up and printed
+    assert config.trusted_proxies == {"127.0.0.1", "::1"}
     assert config.limits == Limits()
+
+
+def test_the_http_side_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = server_config(
+        parse_args(["--http-port", "8080", "--admin-token", "t0k", "--trusted-proxy", "10.0.0.2"])
+    )
+    assert (config.http_port, config.admin_token) == (8080, "t0k")
+    assert config.trusted_proxies == {"10.0.0.2"}
+    assert server_config(parse_args(["--no-http"])).http_port is None
+    monkeypatch.setenv("TCPOSCROUTER_ADMIN_TOKEN", "from-env")
+    assert server_config(parse_args([])).admin_token == "from-env"
+    # With the HTTP side on, the TCP ports may both be off; with everything off, nothing listens.
+    assert server_config(parse_args(["--disable-osc10", "--disable-osc11"])).http_port == 55557
+    with pytest.raises(SystemExit):
+        parse_args(["--disable-osc10", "--disable-osc11", "--no-http"])
 
 
 @pytest.mark.parametrize(("flag", "field"), [(row[0], row[1]) for row in LIMIT_FLAGS])

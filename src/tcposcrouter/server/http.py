@@ -1,0 +1,252 @@
+"""The HTTP port (55557 by default): OSC over WebSocket, the live dashboard, metrics, health and
+the browser client, on aiohttp.
+
+    /osc        OSC over WebSocket (server/websocket.py)
+    /           the dashboard; /live is its WebSocket, which pushes a view once a second
+    /client/    the browser client page (examples/browser/ in the repository)
+    /metrics    Prometheus text format
+    /healthz    200 while the router accepts connections, 503 while it shuts down
+
+aiohttp's access log is off: a URL registration carries passwords in its query string, and no
+query string may reach a log line (the router logs each connection itself, without it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from ..core.directory import Group
+from ..core.session import Session
+from . import metrics
+from .dashboard import Traffic
+from .tcpinfo import round_trip_ms
+from .websocket import client_address, serve_osc
+
+if TYPE_CHECKING:
+    from .app import RouterServer
+
+__all__ = ["HttpSide", "client_page_folder"]
+
+log = logging.getLogger("tcposcrouter.server")
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+# A dashboard viewer's messages are a token or a group's name and password: a few hundred
+# bytes. Anything bigger is not a dashboard.
+VIEWER_MESSAGE_LIMIT = 4096
+# How long a stopping router lets aiohttp finish its handlers before it cancels them; the hub
+# has closed every /osc connection by then.
+HTTP_SHUTDOWN_SECONDS = 2.0
+
+
+def client_page_folder() -> Path:
+    """The browser client: inside the package when installed from a wheel, else the
+    repository's examples/browser/ (a source checkout, an editable install)."""
+    packaged = WEB / "client"
+    if (packaged / "index.html").is_file():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "examples" / "browser"
+
+
+class _Viewer:
+    """One open dashboard, and what its visitor proved."""
+
+    __slots__ = ("access", "group", "sending", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.access = "public"
+        self.group: Group | None = None  # member access: this group object, not just its name
+        self.sending: asyncio.Future[None] | None = None
+
+
+class HttpSide:
+    def __init__(self, server: RouterServer) -> None:
+        self._server = server
+        self.traffic = Traffic()
+        self._viewers: set[_Viewer] = set()
+        self._runner: web.AppRunner | None = None
+        self._registry = metrics.registry_for(server.statistics)
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024)
+        app.router.add_get("/", self._dashboard_page)
+        app.router.add_get("/live", self._live)
+        app.router.add_get("/osc", self._osc)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/client", self._client_redirect)
+        app.router.add_get("/client/", self._client_page)
+        app.router.add_static("/static/", WEB / "static")
+        app.router.add_static("/client/", client_page_folder())
+        return app
+
+    async def start(self, hosts: list[str] | None, port: int, backlog: int) -> list[str]:
+        runner = self._runner = web.AppRunner(
+            self.application(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=HTTP_SHUTDOWN_SECONDS,
+        )
+        await runner.setup()
+        for host in hosts or [None]:  # type: ignore[list-item]
+            site = web.TCPSite(runner, host, port, reuse_address=True, backlog=backlog)
+            await site.start()
+        return [_address(a) for a in runner.addresses]
+
+    async def stop(self) -> None:
+        for viewer in list(self._viewers):
+            await viewer.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- the once-a-second push ----------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        hub = self._server.hub
+        self.traffic.sample(hub.statistics(), hub.directory, now)
+        self._push(self._viewers)
+
+    def _push(self, viewers: set[_Viewer]) -> None:
+        """Send each viewer its view; viewers with the same access share one JSON text."""
+        if not viewers:
+            return
+        server = self._server
+        hub = server.hub
+        statistics = hub.statistics()
+        uptime = server.now() - server.started_at
+        sessions = hub.sessions()
+        texts: dict[object, str] = {}
+        for viewer in list(viewers):
+            if viewer.sending is not None and not viewer.sending.done():
+                continue  # a dashboard that has not taken the last view skips this one
+            group = viewer.group
+            if group is not None and hub.directory.groups.get(group.name) is not group:
+                viewer.access, viewer.group = "public", None  # that group is gone
+                group = None
+            key: object = group if group is not None else viewer.access
+            text = texts.get(key)
+            if text is None:
+                if viewer.access == "admin":
+                    view = self.traffic.admin_view(
+                        statistics, sessions, hub.directory, uptime, _round_trip
+                    )
+                elif group is not None:
+                    view = self.traffic.member_view(
+                        statistics, sessions, group, uptime, _round_trip
+                    )
+                else:
+                    view = self.traffic.public_view(statistics, sessions, uptime)
+                text = texts[key] = json.dumps({"type": "view", **view})
+            viewer.sending = asyncio.ensure_future(viewer.ws.send_str(text))
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def _dashboard_page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(WEB / "dashboard.html")
+
+    async def _client_redirect(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/client/")  # relative links in the page then resolve
+
+    async def _client_page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(client_page_folder() / "index.html")
+
+    async def _osc(self, request: web.Request) -> web.StreamResponse:
+        return await serve_osc(self._server, request)
+
+    async def _healthz(self, request: web.Request) -> web.StreamResponse:
+        if self._server.shutting_down:
+            return web.Response(status=503, text="shutting down\n")
+        return web.Response(text="ok\n")
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        body = metrics.render(self._registry)
+        return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    async def _live(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=VIEWER_MESSAGE_LIMIT, heartbeat=30)
+        await ws.prepare(request)
+        viewer = _Viewer(ws)
+        self._viewers.add(viewer)
+        _, address = client_address(request, self._server.config.trusted_proxies)
+        try:
+            async for message in ws:
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                try:
+                    asked = json.loads(message.data)
+                except ValueError:
+                    asked = None
+                if not isinstance(asked, dict):
+                    await ws.send_str(json.dumps({"type": "access", "error": "not JSON"}))
+                    continue
+                await self._grant(viewer, asked, address)
+        finally:
+            self._viewers.discard(viewer)
+        return ws
+
+    async def _grant(self, viewer: _Viewer, asked: dict[str, Any], address: str) -> None:
+        """What a dashboard visitor asked to see: everything (the admin token), one group (its
+        name and password), or counts only."""
+        error = None
+        token = asked.get("token")
+        group_name = asked.get("group")
+        viewer.access, viewer.group = "public", None
+        if isinstance(token, str) and token:
+            if hmac.compare_digest(token.encode(), self._server.admin_token.encode()):
+                viewer.access = "admin"
+            else:
+                error = "wrong admin token"
+        elif isinstance(group_name, str) and group_name:
+            password = asked.get("password")
+            group, error = await self._check_group(
+                address, group_name, password if isinstance(password, str) else ""
+            )
+            if group is not None:
+                viewer.access, viewer.group = "member", group
+        reply = {"type": "access", "access": viewer.access, "error": error}
+        if viewer.group is not None:
+            reply["group"] = viewer.group.name
+        await viewer.ws.send_str(json.dumps(reply))
+        viewer.sending = None
+        self._push({viewer})  # at once, not at the next tick
+
+    async def _check_group(
+        self, address: str, name: str, password: str
+    ) -> tuple[Group | None, str | None]:
+        """(the group `name`, None) if `password` is its password, else (None, why not);
+        checked in a worker thread and throttled like a register."""
+        server = self._server
+        hub = server.hub
+        wrong = "wrong group name or password"
+        wait, expected = hub.claim_group_page(address, name, server.now())
+        if wait:
+            return None, f"too many wrong passwords: try again in {wait:.0f} s"
+        if expected is None:
+            return None, wrong
+        right = await server.check_password(expected, password)
+        hub.group_page_checked(address, name, right, server.now())
+        group = hub.directory.groups.get(name)
+        if not right or group is None or group.password is not expected:
+            return None, wrong
+        return group, None
+
+
+def _round_trip(session: Session) -> tuple[float, float] | None:
+    sink = session.mailbox.sink
+    transport = getattr(sink, "_transport", None)
+    sock = None if transport is None else transport.get_extra_info("socket")
+    return round_trip_ms(sock)
+
+
+def _address(sockname: Any) -> str:
+    if isinstance(sockname, tuple):
+        host, port = sockname[0], sockname[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(sockname)

@@ -1,0 +1,276 @@
+"""OSC over WebSocket (`/osc` on the HTTP port): one binary message is one OSC packet, the
+convention of osc.js and osc-js (docs/protocol.md §1).
+
+aiohttp does the handshake and reads the frames; every message then goes to the hub exactly as
+a TCP read does, and the hub's outbox writes through this connection as its `Sink`. Writes are
+framed here and go straight to the transport, without awaiting: the outbox writes to every
+receiver in one synchronous pass, and awaiting aiohttp's `send_bytes` per receiver cost 1.7
+times the CPU per delivery (benchmarks/results/ws-library.md). Reading is paused the way TCP's
+is, by not asking aiohttp for the next message: its queue fills, it stops reading the socket,
+and TCP slows the sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..core.hub import WAIT_FOR_CHECK
+from ..core.login import PasswordCheck
+from ..core.session import Session
+from ..errors import ErrorCode, RemoteError
+from ..osc.framing import Framing
+from ..osc.messages import register_message
+from .tcp import _tune_socket, format_peer
+
+if TYPE_CHECKING:
+    from .app import RouterServer
+
+__all__ = ["REGISTER_PARAMETERS", "WebSocketConnection", "binary_frame", "serve_osc"]
+
+log = logging.getLogger("tcposcrouter.server")
+
+# `/osc?user=…&password=…&group=…&group_password=…` registers on open (docs/protocol.md §8).
+REGISTER_PARAMETERS = ("user", "password", "group", "group_password")
+
+
+def binary_frame(payload: bytes) -> bytes:
+    """One unmasked binary frame, as a server sends it (RFC 6455 §5.2: FIN set, opcode 2)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x82, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x82, 126, n) + payload
+    return struct.pack("!BBQ", 0x82, 127, n) + payload
+
+
+class WebSocketConnection:
+    """One `/osc` connection: feeds the hub, and is its `Sink`."""
+
+    __slots__ = (
+        "_after_check",
+        "_closing",
+        "_hub",
+        "_limit",
+        "_resume",
+        "_server",
+        "_slow_reported",
+        "_transport",
+        "_ws",
+        "session",
+    )
+
+    def __init__(
+        self, server: RouterServer, ws: web.WebSocketResponse, transport: asyncio.Transport
+    ) -> None:
+        self._server = server
+        self._hub = server.hub
+        self._ws = ws
+        self._transport = transport
+        self._limit = server.config.limits.max_output_buffer
+        self._slow_reported = False
+        self._closing: asyncio.Task[bool] | None = None
+        # Set when a register's check is done and reading may go on.
+        self._resume = asyncio.Event()
+        self._after_check = 0.0  # what `password_checked` said about reading on
+        self.session: Session | None = None
+
+    def open(self, peer: str, address: str) -> Session:
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            _tune_socket(sock, self._server.config.limits)
+        self.session = session = self._hub.open(
+            peer, address, self._server.now(), self, Framing.WEBSOCKET
+        )
+        log.info("connect %s (connection %d, WebSocket)", session.describe(), session.id)
+        return session
+
+    async def receive(self, data: bytes) -> None:
+        """Hand one message to the hub; return once reading may go on."""
+        session = self.session
+        assert session is not None
+        server = self._server
+        try:
+            pause = self._hub.receive(session, data, server.now())
+        except Exception:
+            self._bug(session)
+            return
+        server.output_ready()
+        server.checks_ready()
+        await self._wait(pause)
+
+    async def _wait(self, pause: float) -> None:
+        while pause:
+            if pause == WAIT_FOR_CHECK:
+                self._resume.clear()
+                await self._resume.wait()
+                pause = self._after_check
+            else:
+                await asyncio.sleep(pause)
+                pause = 0.0
+
+    def password_checked(self, check: PasswordCheck) -> None:
+        server = self._server
+        try:
+            pause = self._hub.password_checked(check, server.now())
+        except Exception:
+            self._bug(check.session)
+            pause = 0.0
+        self._after_check = pause
+        self._resume.set()
+        server.output_ready()
+        server.checks_ready()
+
+    def reject(self, error: RemoteError) -> None:
+        """Something that is not an OSC packet arrived (a text message): answer it."""
+        session = self.session
+        assert session is not None
+        self._hub.reject(session, error)
+        self._server.output_ready()
+
+    def count_error(self, session: Session, code: str, detail: str) -> None:
+        self._hub.count_error(session, code, detail)
+
+    def lost(self) -> None:
+        """The WebSocket is gone, whoever closed it."""
+        server = self._server
+        server.connections.discard(self)
+        self._resume.set()
+        session = self.session
+        if session is not None:
+            self._hub.close(session)
+            server.output_ready()
+        server.connection_closed()
+
+    def _bug(self, session: Session) -> None:
+        self._server.internal_errors += 1
+        log.exception("internal error on %s; dropping that connection", session.describe())
+        self.abort()
+
+    # -- Sink ------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport.is_closing():
+            raise RuntimeError("connection closed")  # the outbox then writes nothing more
+        transport.write(binary_frame(data))
+        if self._limit and not self._slow_reported:
+            buffered = transport.get_write_buffer_size()
+            if buffered > self._limit:
+                # Told on a turn of its own: a Sink must not call back into the hub.
+                self._slow_reported = True
+                asyncio.get_running_loop().call_soon(self._report_slow_consumer)
+
+    def _report_slow_consumer(self) -> None:
+        if self.session is not None:
+            self._hub.slow_consumer(self.session, self._transport.get_write_buffer_size())
+            self._server.output_ready()
+
+    def close(self) -> None:
+        """A closing handshake after what was written (close code 1000)."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(
+                self._ws.close(code=WSCloseCode.OK, message=b"closed by the router")
+            )
+
+    def abort(self) -> None:
+        transport = self._transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+
+
+def client_address(request: web.Request, trusted_proxies: frozenset[str]) -> tuple[str, str]:
+    """(peer for log lines, address that per-address limits count) of a WebSocket client.
+
+    Behind a reverse proxy every client comes from the proxy's address: a trusted proxy's
+    `X-Forwarded-For` names the client (its last entry is the one that proxy added), so that a
+    class behind one proxy is not counted as one laptop, nor one guesser as everybody."""
+    transport = request.transport
+    peername = None if transport is None else transport.get_extra_info("peername")
+    peer = format_peer(peername)
+    host = str(peername[0]) if isinstance(peername, tuple) else peer
+    if host in trusted_proxies:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        if forwarded:
+            return f"{forwarded} via {peer}", forwarded
+    return peer, host
+
+
+def register_from_query(query: Mapping[str, str]) -> bytes | None:
+    """The register a URL asks for, or None: `/osc?user=…&password=…&group=…&group_password=…`.
+    A parameter left out is an empty string, which the register's own checks then answer."""
+    if not any(name in query for name in REGISTER_PARAMETERS):
+        return None
+    user, password, group, group_password = (query.get(name, "") for name in REGISTER_PARAMETERS)
+    return register_message(user, password, group, group_password)
+
+
+async def serve_osc(server: RouterServer, request: web.Request) -> web.StreamResponse:
+    """The `/osc` endpoint: one WebSocket connection, from handshake to close."""
+    limits = server.config.limits
+    ws = web.WebSocketResponse(
+        compress=False,  # per-message deflate costs more than it saves on small packets
+        # Bigger messages are refused by aiohttp before they are buffered whole: close 1009.
+        # (aiohttp refuses a message as long as its limit: hence the one byte more.)
+        max_msg_size=limits.max_packet_size + 1,
+        autoping=True,
+    )
+    if server.shutting_down:
+        return web.Response(status=503, text="the router is shutting down\n")
+    if not ws.can_prepare(request).ok:
+        return web.Response(
+            status=426,
+            text="This is tcposcrouter's OSC-over-WebSocket endpoint: connect with a "
+            "WebSocket client (one binary message per OSC packet).\n",
+            headers={"Upgrade": "websocket"},
+        )
+    await ws.prepare(request)
+    transport = request.transport
+    if transport is None:
+        return ws
+    connection = WebSocketConnection(server, ws, transport)
+    server.connections.add(connection)
+    peer, address = client_address(request, server.config.trusted_proxies)
+    try:
+        connection.open(peer, address)
+        register = register_from_query(request.query)
+        if register is not None:
+            await connection.receive(register)
+        while True:
+            message = await ws.receive()
+            if message.type is WSMsgType.BINARY:
+                await connection.receive(message.data)
+            elif message.type is WSMsgType.TEXT:
+                connection.reject(
+                    RemoteError(
+                        ErrorCode.PACKET_INVALID,
+                        "a text message: OSC over WebSocket goes in binary messages",
+                    )
+                )
+            elif message.type is WSMsgType.ERROR:
+                _count_broken(connection, message.data)
+                break
+            else:  # CLOSE, CLOSING, CLOSED
+                break
+    finally:
+        connection.lost()
+    return ws
+
+
+def _count_broken(connection: WebSocketConnection, error: object) -> None:
+    """aiohttp refused a frame (too large, or not RFC 6455) and has closed the connection with
+    the matching close code; the router counts it as the error a TCP client would get."""
+    session = connection.session
+    if session is None:
+        return
+    too_large = getattr(error, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
+    code = ErrorCode.PACKET_TOO_LARGE if too_large else ErrorCode.FRAMING_ERROR
+    connection.count_error(session, code, str(error))

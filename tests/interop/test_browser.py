@@ -1,0 +1,129 @@
+"""A real headless Chromium against the real router: the browser client page at /client/, first
+directly, then through a real nginx with TLS (wss://), and the dashboard (docs/testing.md)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from support.browser import (
+    chromium,
+    join_in_page,
+    nginx_with_tls,
+    save_screenshot,
+    send_from_page,
+    wait_for_text,
+)
+from support.client import Client, WsClient
+from support.osc import msg
+from support.process import RouterProcess
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
+
+
+def exchange(driver: WebDriver, page: str, tcp: Client, group: str) -> None:
+    """The page joins, hears the TCP client, and answers; the TCP client hears it."""
+    join_in_page(driver, page, "browser", group)
+    assert tcp.recv_until("/oscrouter/userlist").args == ["tcp", "browser"]
+    wait_for_text(driver, "users", "tcp")
+
+    tcp.send(msg("/from/tcp", 60, 0.5, "piano"))
+    wait_for_text(driver, "log", '/from/tcp ,ifs 60 0.5 "piano"')
+
+    send_from_page(driver, '/from/browser 7 0.25 "two words" T i:3 d:1.5')
+    got = tcp.recv()
+    assert got.address == "/from/browser"
+    assert got.args == [7, 0.25, "two words", True, 3, 1.5]
+
+    send_from_page(driver, "/chord 60\n/chord 64", as_bundle=True)
+    sent = tcp.recv().bundle()
+    assert [(m.address, m.params) for m in sent] == [("/chord", [60]), ("/chord", [64])]
+
+
+def test_the_browser_client_joins_hears_and_answers(
+    router: RouterProcess, group: str, tmp_path: Path
+) -> None:
+    tcp = Client(router.osc10_port).join("tcp", group)
+    with chromium(tmp_path / "profile") as driver:
+        exchange(driver, f"{router.http}/client/", tcp, group)
+        save_screenshot(driver, "browser-client.png")
+
+
+def test_the_browser_client_through_nginx_with_tls(
+    start_router: Callable[..., RouterProcess], group: str, tmp_path: Path
+) -> None:
+    router = start_router("-v")
+    tcp = Client(router.osc10_port).join("tcp", group)
+    nginx_folder = tmp_path / "nginx"
+    nginx_folder.mkdir()
+    with (
+        nginx_with_tls(nginx_folder, router.http_port or 0) as https_port,
+        chromium(tmp_path / "profile", trust_any_certificate=True) as driver,
+    ):
+        page = f"https://127.0.0.1:{https_port}/client/"
+        exchange(driver, page, tcp, group)
+        assert driver.find_element("id", "server").get_attribute("value") == (
+            f"wss://127.0.0.1:{https_port}/osc"
+        )
+    # A WebSocket's line is written when it ends; none carries a query string.
+    access_log = (nginx_folder / "tcposcrouter.access.log").read_text()
+    assert '"GET /osc" 101' in access_log and '"GET /client/" 200' in access_log
+    # nginx passed the browser's address on, and the router used it.
+    assert "connect [127.0.0.1 via 127.0.0.1:" in router.log()
+
+
+def test_the_dashboard_shows_counts_and_with_the_token_names(
+    start_router: Callable[..., RouterProcess], group: str, tmp_path: Path
+) -> None:
+    router = start_router()
+    ana = Client(router.osc10_port).join("ana", group)
+    web = WsClient(f"ws://127.0.0.1:{router.http_port}/osc").join("webby", group)
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(f"{router.http}/")
+        wait_for_text(driver, "live", "live")
+        wait_for_text(driver, "connections", "2")
+        assert driver.find_element("id", "connections-tcp").text == "1"
+        assert driver.find_element("id", "connections-websocket").text == "1"
+        assert driver.find_element("id", "users-count").text == "2"
+        assert "ana" not in driver.find_element("tag name", "main").text  # counts only
+
+        bob = Client(router.osc10_port).join("bob", group)
+        wait_for_text(driver, "users-count", "3")
+        playing = threading.Event()
+
+        def play() -> None:  # 50 beats a second while the dashboard watches
+            while not playing.wait(0.02):
+                bob.send(msg("/beat", 1))
+
+        player = threading.Thread(target=play)
+        player.start()
+        try:
+            driver.get(f"{router.http}/#token={router.admin_token}")
+            wait_for_text(driver, "access", "admin")
+            pages = wait_for_text(driver, "group-pages", "webby")
+            assert group in pages and "ana" in pages and "bob" in pages
+            assert "WebSocket" in pages and "ms" in pages  # transports and round-trip times
+            WebDriverWait(driver, 10).until(
+                lambda d: (
+                    float(d.find_element("css selector", "tr[data-user=bob] td:nth-child(2)").text)
+                    > 10
+                )
+            )
+            time.sleep(2)  # a few points on the charts
+            save_screenshot(driver, "dashboard-admin.png")
+        finally:
+            playing.set()
+            player.join()
+
+        web.close()
+        wait_for_text(driver, "connections-websocket", "0")
+        ana.close()
+        wait_for_text(driver, "users-count", "1")
+        pages = driver.find_element("id", "group-pages").text
+        assert "ana" not in pages and "webby" not in pages and "bob" in pages
