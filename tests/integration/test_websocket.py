@@ -383,3 +383,38 @@ def test_a_trusted_proxy_names_the_client(
 def test_pages_are_served(router: RouterProcess, path: str) -> None:
     status, body = get(router, path)
     assert status == 200 and len(body) > 500
+
+
+def test_a_websocket_flood_is_paced_not_dropped(router: RouterProcess, group: str) -> None:
+    """Over its rate budget a WebSocket sender is read more slowly; everything arrives."""
+    ws = WsClient(ws_url(router))
+    ws.join("flood", group)
+    lp = Client(router.osc10_port).join("lp", group)
+    ws.recv_until("/oscrouter/userlist")
+    count = 15_000  # beyond the default burst of 10,000 packets
+    started = time.monotonic()
+    for seq in range(count):
+        ws.send(raw_message("/f", ",i", struct.pack(">i", seq)))
+    seqs = [struct.unpack(">i", lp.recv(timeout=10).raw[8:12])[0] for _ in range(count)]
+    elapsed = time.monotonic() - started
+    assert seqs == list(range(count))
+    assert elapsed > 0.5  # the 5,000 beyond the burst waited for the budget (1 s at 5,000/s)
+    notices = [p for p in ws.drain(0.5) if p.address == "/oscrouter/error"]
+    assert [n.args[0] for n in notices] == ["rate_limited"]
+
+
+def test_an_http_connection_that_asks_nothing_is_closed(
+    start_router: Callable[..., RouterProcess],
+) -> None:
+    router = start_router("--register-timeout", "1")
+    listener = WsClient(ws_url(router))
+    listener.join("listener", "g")
+    silent = socket.create_connection(("127.0.0.1", router.http_port or 0), timeout=10)
+    started = time.monotonic()
+    assert silent.recv(1) == b""  # closed by the router
+    assert time.monotonic() - started < 5
+    silent.close()
+    # A registered WebSocket that only listens is not an idle HTTP connection: it stays.
+    time.sleep(1.5)
+    Client(router.osc10_port).join("player", "g").send(msg("/late"))
+    assert listener.recv_until("/late").raw == msg("/late")

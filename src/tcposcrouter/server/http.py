@@ -93,6 +93,9 @@ class HttpSide:
             access_log=None,
             handle_signals=False,
             shutdown_timeout=HTTP_SHUTDOWN_SECONDS,
+            # aiohttp's default keeps a connection that sends no request for an hour: a
+            # scanner's or a broken client's would pile up. A browser asks at once.
+            keepalive_timeout=self._server.config.limits.register_timeout or 10.0,
         )
         await runner.setup()
         for host in hosts or [None]:  # type: ignore[list-item]
@@ -144,7 +147,8 @@ class HttpSide:
                 else:
                     view = self.traffic.public_view(statistics, sessions, uptime)
                 text = texts[key] = json.dumps({"type": "view", **view})
-            viewer.sending = asyncio.ensure_future(viewer.ws.send_str(text))
+            viewer.sending = sending = asyncio.ensure_future(viewer.ws.send_str(text))
+            sending.add_done_callback(_forget_failure)
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -236,6 +240,13 @@ class HttpSide:
         if not right or group is None or group.password is not expected:
             return None, wrong
         return group, None
+
+
+def _forget_failure(sent: asyncio.Future[None]) -> None:
+    """A dashboard that went away while a view was on its way: nothing to do (its handler ends
+    and forgets it), but the failure must be taken, or asyncio logs it as never retrieved."""
+    if not sent.cancelled():
+        sent.exception()
 
 
 def _round_trip(session: Session) -> tuple[float, float] | None:
