@@ -55,8 +55,9 @@
       const inner = packet.packets.map((p) => showPacket(p, depth + 1)).join("\n");
       return `${pad}#bundle ${showTimeTag(packet.timeTag)}\n${inner}`;
     }
+    if (!packet.args.length) return `${pad}${packet.address}`;
     const tags = "," + packet.args.map((a) => a.type).join("");
-    return `${pad}${packet.address} ${tags} ${packet.args.map(showArg).join(" ")}`.trimEnd();
+    return `${pad}${packet.address} ${tags} ${packet.args.map(showArg).join(" ")}`;
   }
 
   function log(text, kind) {
