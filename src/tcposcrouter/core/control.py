@@ -1,4 +1,4 @@
-"""The control messages clients send: register, private and ping, and the `/oscrouter/`
+"""The control messages clients send: register, private, ping and time, and the `/oscrouter/`
 namespace (docs/protocol.md §3). A refusal is raised as a `RemoteError` for the hub's error
 policy to answer.
 
@@ -15,12 +15,16 @@ from ..osc.messages import (
     PING,
     PRIVATE,
     REGISTER,
+    TIME,
     RegisterRequest,
     build_message,
     message_address,
     printable,
     read_private,
     read_register,
+    read_time_request,
+    time_reply,
+    time_tag,
     user_list_message,
 )
 from .directory import Directory, Group
@@ -60,6 +64,9 @@ class ControlMessages:
         self._counters = counters
         self._log_messages = log_messages
         self.login = Login(limits, directory)
+        # Seconds to add to the hub's `now` for Unix time: the shell's wall clock, for the time
+        # service (the core reads no clock of its own).
+        self.wall_clock_offset = 0.0
 
     def handle(self, session: Session, message: bytes, now: float) -> PasswordCheck | None:
         """Act on one control message from `session`; raise the refusal, if any. A register
@@ -70,6 +77,8 @@ class ControlMessages:
             raise not_registered(message)
         elif message.startswith(PRIVATE):
             self._private(session, message)
+        elif message.startswith(TIME):
+            self._time(session, message, now)
         elif not message.startswith(PING):  # a ping only shows the connection is alive
             reserved = f"{message_address(message)} is reserved for the router"
             raise RemoteError(ErrorCode.UNKNOWN_COMMAND, reserved)
@@ -98,6 +107,15 @@ class ControlMessages:
         reply = build_message("/oscrouter/register", ("s", request.user), request.random_id)
         outbox.send(mailbox, reply)
         announce_members(outbox, user.group)
+
+    def _time(self, session: Session, message: bytes, now: float) -> None:
+        """Answer the sender alone with when the request arrived and when the answer left
+        (docs/protocol.md §9). Both are the time of the read: the reply leaves in the same turn
+        of the event loop, microseconds later, and the client's estimate takes the round trip
+        as a whole."""
+        client_time = read_time_request(message)
+        stamp = time_tag(now + self.wall_clock_offset)
+        self._outbox.send(session.mailbox, time_reply(client_time, stamp, stamp))
 
     def _private(self, session: Session, message: bytes) -> None:
         user = session.user

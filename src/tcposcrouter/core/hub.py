@@ -164,6 +164,11 @@ class Hub:
             self._before_register(session, packets, now)
         return WAIT_FOR_CHECK if session.check is not None else pause
 
+    def set_wall_clock(self, offset: float) -> None:
+        """Unix time is `now + offset`: the shell tells the hub (at start and every tick, so
+        that a clock stepped by NTP is followed), for the time service's replies."""
+        self._controls.wall_clock_offset = offset
+
     def claim_group_page(
         self, address: str, group_name: str, now: float
     ) -> tuple[float, PasswordHash | None]:

@@ -23,6 +23,7 @@ __all__ = [
     "PING",
     "PRIVATE",
     "REGISTER",
+    "TIME",
     "Argument",
     "PrivateRequest",
     "RegisterRequest",
@@ -35,7 +36,10 @@ __all__ = [
     "printable",
     "read_private",
     "read_register",
+    "read_time_request",
     "register_message",
+    "time_reply",
+    "time_tag",
     "user_list_message",
 ]
 
@@ -44,6 +48,11 @@ CONTROL_PREFIX = b"/oscrouter/"
 REGISTER = b"/oscrouter/register\x00"
 PRIVATE = b"/oscrouter/private\x00"
 PING = b"/oscrouter/ping\x00"
+TIME = b"/oscrouter/time\x00"
+# Seconds from the NTP era (1900) to the Unix epoch (1970): OSC time tags count from 1900.
+NTP_UNIX_OFFSET = 2_208_988_800
+_TIME_REQUEST = TIME + b",t\x00\x00"
+_TIME_REPLY = TIME + b",ttt\x00\x00\x00\x00"
 MAX_NAME_LENGTH = 64
 _STRING_TAGS = ("s", "S")
 _ID_TAGS = ("i", "h", "f", "d")
@@ -267,3 +276,25 @@ def read_private(message: bytes) -> PrivateRequest:
     target, address = args[0].value, args[1].value
     assert isinstance(target, str) and isinstance(address, str)
     return PrivateRequest(target, printable(address), message, args[0].start, args[0].end)
+
+
+def time_tag(unix_seconds: float) -> bytes:
+    """An OSC (NTP) time tag for a moment given in Unix seconds."""
+    seconds = unix_seconds + NTP_UNIX_OFFSET
+    whole = int(seconds)
+    fraction = min(int((seconds - whole) * 2**32), 2**32 - 1)
+    return whole.to_bytes(4, "big") + fraction.to_bytes(4, "big")
+
+
+def read_time_request(message: bytes) -> bytes:
+    """The client's time tag of `/oscrouter/time ,t clientTime`, as its 8 bytes."""
+    if len(message) != len(_TIME_REQUEST) + 8 or not message.startswith(_TIME_REQUEST):
+        raise RemoteError(
+            ErrorCode.BAD_TIME, "/oscrouter/time needs exactly one time tag argument (,t)"
+        )
+    return message[len(_TIME_REQUEST) :]
+
+
+def time_reply(client_time: bytes, received: bytes, sent: bytes) -> bytes:
+    """`/oscrouter/time ,ttt clientTime serverReceive serverSend` (docs/protocol.md §9)."""
+    return _TIME_REPLY + client_time + received + sent

@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -198,6 +199,7 @@ class RouterServer:
     def _tick(self) -> None:
         assert self._loop is not None
         now = self._loop.time()
+        self.hub.set_wall_clock(time.time() - now)
         self.hub.tick(now)
         if self.http is not None:
             self.http.tick(now)
@@ -226,6 +228,7 @@ class RouterServer:
         """Open the listeners; return the addresses listened on, for the console."""
         loop = self._loop = asyncio.get_running_loop()
         self.started_at = loop.time()
+        self.hub.set_wall_clock(time.time() - self.started_at)
         addresses: list[str] = []
         ports = [
             (port, label)

@@ -1,11 +1,12 @@
-"""The hub's entry points for the HTTP side: per-user traffic, the group page's password check,
-and errors the shell finds or its transport acts on."""
+"""The hub's entry points for the shells: per-user traffic, the group page's password check,
+errors the shell finds or its transport acts on, and the time service."""
 
 from __future__ import annotations
 
 from support.net import Net, error_of
 from support.osc import msg
 from tcposcrouter.errors import ErrorCode, RemoteError
+from tcposcrouter.osc.messages import TIME
 
 
 def test_each_user_counts_what_it_sent_while_registered() -> None:
@@ -62,3 +63,37 @@ def test_an_error_the_transport_closed_on_is_counted_without_a_reply() -> None:
     net.collect()
     assert net.got(ana) == []
     assert net.hub.statistics().errors == {ErrorCode.PACKET_TOO_LARGE: 1}
+
+
+def test_the_time_service_answers_the_sender_alone() -> None:
+    net = Net()
+    ana = net.join("ana")
+    bob = net.join("bob")
+    net.got(ana)
+    net.hub.set_wall_clock(1_800_000_000.25 - net.now)  # Unix time 1,800,000,000.25 is now
+    client_time = bytes.fromhex("e9c3f7a0 00000001")
+    net.send(ana, TIME + b",t\x00\x00" + client_time)
+    (reply,) = net.got(ana)
+    assert reply[:24] == TIME + b",ttt\x00\x00\x00\x00"
+    assert reply[24:32] == client_time  # echoed byte for byte
+    seconds = int.from_bytes(reply[32:36], "big") - 2_208_988_800
+    fraction = int.from_bytes(reply[36:40], "big") / 2**32
+    assert (seconds, fraction) == (1_800_000_000, 0.25)
+    assert reply[40:48] == reply[32:40]  # sent in the same turn as received
+    assert net.got(bob) == []
+
+
+def test_a_time_request_without_one_time_tag_is_refused() -> None:
+    net = Net()
+    ana = net.join("ana")
+    net.send(ana, msg("/oscrouter/time", 1))
+    assert error_of(net, ana) == ErrorCode.BAD_TIME
+    net.send(ana, TIME + b",t\x00\x00" + bytes(8))  # the connection is still registered
+    assert net.got_messages(ana)[0][0] == "/oscrouter/time"
+
+
+def test_time_before_register_is_not_registered() -> None:
+    net = Net()
+    stranger = net.connect()
+    net.send(stranger, TIME + b",t\x00\x00" + bytes(8))
+    assert error_of(net, stranger) == ErrorCode.NOT_REGISTERED
