@@ -20,6 +20,7 @@ __all__ = [
     "BUNDLE_HEADER",
     "CONTROL_PREFIX",
     "MAX_NAME_LENGTH",
+    "NTP_UNIX_OFFSET",
     "PING",
     "PRIVATE",
     "REGISTER",

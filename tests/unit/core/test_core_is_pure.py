@@ -1,5 +1,6 @@
 """The core and the OSC package do no I/O and read no clock: no module of theirs imports one that
-could. Every module found in those folders is checked, not a hand-kept list."""
+could. Every module found in those folders is checked, not a hand-kept list; so are the client's
+protocol and clock and the dashboard's views. The client reuses `osc`, never the server."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ PURE = sorted(
         *(PACKAGE / "osc").glob("*.py"),
         PACKAGE / "errors.py",
         PACKAGE / "limits.py",
+        # The client's protocol and clock, and the dashboard's views, are pure too.
+        PACKAGE / "client" / "protocol.py",
+        PACKAGE / "client" / "clock.py",
+        PACKAGE / "server" / "dashboard.py",
     ]
 )
 FORBIDDEN = {"asyncio", "socket", "selectors", "time", "threading", "uvloop", "subprocess", "ssl"}
@@ -44,7 +49,14 @@ def test_the_pure_packages_are_found() -> None:
 def test_pure_module_imports_no_io(path: Path) -> None:
     imported = imported_modules(path)
     assert not imported & FORBIDDEN
-    assert not imported & {"tcposcrouter.server", "tcposcrouter.cli"}
+    assert not imported & {"tcposcrouter.server", "tcposcrouter.cli", "tcposcrouter.client"}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PACKAGE / "client").glob("*.py")), ids=lambda path: path.name
+)
+def test_the_client_never_uses_the_server(path: Path) -> None:
+    assert not imported_modules(path) & {"tcposcrouter.server", "tcposcrouter.cli"}
 
 
 def test_the_check_would_notice_an_io_import() -> None:

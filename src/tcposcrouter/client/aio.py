@@ -1,0 +1,379 @@
+"""The asyncio client: one connection to a router (TCP in either framing, or WebSocket), kept up.
+
+    client = await RouterClient.connect("router.example.org:55555", "alice", "secret",
+                                        "myband", "bandpass")
+    await client.send("/note", 60, 0.5)
+    async for packet in client:
+        print(packet.address, packet.args)
+
+All protocol logic is `ClientProtocol`'s; this class moves bytes, keeps the connection alive
+(pings, reconnecting with backoff and registering again), and hands packets out in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..osc.framing import Framing
+from .clock import ClockEstimate
+from .protocol import (
+    Argument,
+    ClientProtocol,
+    Packet,
+    Refused,
+    Registered,
+    RegisterRefused,
+    RouterErrorReply,
+    TimeReply,
+    UserList,
+    build_bundle,
+    build_message,
+)
+
+__all__ = ["DEFAULT_SERVER", "NotConnected", "RouterClient", "parse_server"]
+
+log = logging.getLogger("tcposcrouter.client")
+
+DEFAULT_SERVER = "127.0.0.1:55555"
+# The SuperCollider client pings every 3 s; so does this one (the router needs none, but a
+# NAT or a proxy that forgets silent connections does).
+PING_SECONDS = 3.0
+# Reconnecting: wait 0.5 s, then twice as long each time, at most 10 s.
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
+# Packets received but not yet taken by the program: beyond this the client stops reading, and
+# the router's slow-consumer rule applies to it as to any reader.
+INBOX_PACKETS = 10_000
+REGISTER_SECONDS = 10.0
+
+
+class NotConnected(ConnectionError):
+    """A send while the connection is down (the client is reconnecting, or closed)."""
+
+
+def parse_server(server: str) -> tuple[str, str, int, Framing]:
+    """`HOST:PORT`, `tcp://HOST:PORT`, `slip://HOST:PORT`, `ws://…`, `wss://…` →
+    (kind, host or URL, port, framing). kind is "tcp" or "ws"."""
+    if server.startswith(("ws://", "wss://")):
+        return (
+            "ws",
+            server if urlsplit(server).path else server.rstrip("/") + "/osc",
+            0,
+            (Framing.WEBSOCKET),
+        )
+    framing = Framing.LENGTH_PREFIX
+    for scheme, scheme_framing in (("tcp://", Framing.LENGTH_PREFIX), ("slip://", Framing.SLIP)):
+        if server.startswith(scheme):
+            server, framing = server[len(scheme) :], scheme_framing
+    host, sep, port = server.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"not HOST:PORT: {server!r}")
+    return "tcp", host.strip("[]") or "127.0.0.1", int(port), framing
+
+
+class _Link:
+    """A connection's bytes in and out: TCP streams or an aiohttp WebSocket."""
+
+    async def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def receive(self) -> bytes | None:
+        """The next bytes (for WebSocket: one message); None when the connection is gone."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class _TcpLink(_Link):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # Late is wrong: back-to-back sends must not wait for each other (Nagle's algorithm
+            # held python-osc's second message back by 44 ms).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def send(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def receive(self) -> bytes | None:
+        try:
+            data = await self._reader.read(65536)
+        except (ConnectionError, OSError):
+            return None
+        return data or None
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
+
+
+class _WebSocketLink(_Link):
+    def __init__(self, session: Any, ws: Any) -> None:
+        self._session, self._ws = session, ws
+
+    async def send(self, data: bytes) -> None:
+        await self._ws.send_bytes(data)
+
+    async def receive(self) -> bytes | None:
+        import aiohttp
+
+        while True:
+            message = await self._ws.receive()
+            if message.type is aiohttp.WSMsgType.BINARY:
+                return bytes(message.data)
+            if message.type is aiohttp.WSMsgType.TEXT:
+                continue  # the router never sends text
+            return None
+
+    async def close(self) -> None:
+        await self._ws.close()
+        await self._session.close()
+
+
+async def _open_link(server: str) -> tuple[_Link, Framing]:
+    kind, host, port, framing = parse_server(server)
+    if kind == "tcp":
+        reader, writer = await asyncio.open_connection(host, port)
+        return _TcpLink(reader, writer), framing
+    import aiohttp
+
+    session = aiohttp.ClientSession()
+    try:
+        ws = await session.ws_connect(host, compress=0, max_msg_size=0, autoping=True)
+    except BaseException:
+        await session.close()
+        raise
+    return _WebSocketLink(session, ws), framing
+
+
+class RouterClient:
+    """A member of one group on one router. Make it with `connect`."""
+
+    def __init__(
+        self,
+        server: str,
+        user: str,
+        password: str,
+        group: str,
+        group_password: str,
+        *,
+        reconnect: bool = True,
+        ping_seconds: float = PING_SECONDS,
+        clock: Callable[[], float] = time.time,
+        on_users: Callable[[list[str]], None] | None = None,
+        on_reconnect: Callable[[], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.server = server
+        self._credentials = (user, password, group, group_password)
+        self.reconnect = reconnect
+        self._ping_seconds = ping_seconds
+        self._clock = clock  # the local clock the time service is compared with
+        self.on_users = on_users
+        self.on_reconnect = on_reconnect
+        self.on_error = on_error
+        self.clock = ClockEstimate()
+        self.users: list[str] = []
+        self.connected = False
+        self._link: _Link | None = None
+        self._protocol: ClientProtocol | None = None
+        self._inbox: asyncio.Queue[Packet | BaseException] = asyncio.Queue(INBOX_PACKETS)
+        self._registered: asyncio.Future[None] | None = None
+        self._time_replies: asyncio.Queue[tuple[TimeReply, float]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    @property
+    def user(self) -> str:
+        return self._credentials[0]
+
+    @property
+    def group(self) -> str:
+        return self._credentials[2]
+
+    @classmethod
+    async def connect(
+        cls,
+        server: str,
+        user: str,
+        password: str,
+        group: str,
+        group_password: str,
+        **options: Any,
+    ) -> RouterClient:
+        """Connect and register; raise `RegisterRefused` (with the router's code) or OSError."""
+        client = cls(server, user, password, group, group_password, **options)
+        await client._join()
+        client._tasks.append(asyncio.create_task(client._keep_alive()))
+        return client
+
+    async def _join(self) -> None:
+        link, framing = await _open_link(self.server)
+        protocol = ClientProtocol(framing)
+        self._link, self._protocol = link, protocol
+        self._registered = asyncio.get_running_loop().create_future()
+        reader = asyncio.create_task(self._read(link, protocol))
+        try:
+            await link.send(protocol.register(*self._credentials))
+            await asyncio.wait_for(asyncio.shield(self._registered), REGISTER_SECONDS)
+        except BaseException:
+            reader.cancel()
+            self._link = None
+            await link.close()
+            raise
+        self._tasks.append(reader)
+        self.connected = True
+
+    async def _read(self, link: _Link, protocol: ClientProtocol) -> None:
+        """Feed the protocol until the connection ends; then reconnect, or end the inbox."""
+        while (data := await link.receive()) is not None:
+            received_at = self._clock()
+            for event in protocol.receive_data(data):
+                await self._handle(event, received_at)
+        registered = self._registered
+        if registered is not None and not registered.done():
+            registered.set_exception(ConnectionError("the router closed the connection"))
+            return
+        if self._closing or self._link is not link:
+            return  # closed on purpose, or a register that failed (`_join` says why)
+        self.connected = False
+        self._link = None
+        await link.close()
+        if self.reconnect:
+            log.warning("connection to %s lost; reconnecting", self.server)
+            self._tasks.append(asyncio.create_task(self._reconnect()))
+        else:
+            await self._inbox.put(ConnectionError("the router closed the connection"))
+
+    async def _handle(self, event: object, received_at: float) -> None:
+        if isinstance(event, Packet):
+            await self._inbox.put(event)
+        elif isinstance(event, UserList):
+            self.users = event.names
+            if self.on_users is not None:
+                self.on_users(list(event.names))
+        elif isinstance(event, Registered):
+            if self._registered is not None and not self._registered.done():
+                self._registered.set_result(None)
+        elif isinstance(event, Refused):
+            if self._registered is not None and not self._registered.done():
+                self._registered.set_exception(RegisterRefused(event.code, event.detail))
+        elif isinstance(event, TimeReply):
+            await self._time_replies.put((event, received_at))
+        elif isinstance(event, RouterErrorReply):
+            log.info("router says %s: %s", event.code, event.detail)
+            if self.on_error is not None:
+                self.on_error(event.code, event.detail)
+
+    async def _reconnect(self) -> None:
+        wait = BACKOFF_FIRST
+        while not self._closing:
+            await asyncio.sleep(wait)
+            try:
+                await self._join()
+            except RegisterRefused as refused:
+                log.error("the router refused to register again: %s", refused)
+                await self._inbox.put(refused)
+                return
+            except (OSError, asyncio.TimeoutError) as exc:
+                log.info("reconnecting to %s: %s; again in %.1f s", self.server, exc, wait)
+                wait = min(BACKOFF_MAX, wait * 2)
+                continue
+            log.warning("reconnected to %s", self.server)
+            if self.on_reconnect is not None:
+                self.on_reconnect()
+            return
+
+    async def _keep_alive(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self._ping_seconds)
+            if self.connected:
+                with contextlib.suppress(NotConnected, ConnectionError, OSError):
+                    await self.send_raw(build_message("/oscrouter/ping", ("s", self.user)))
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send_raw(self, packet: bytes) -> None:
+        """Send one OSC packet as it is."""
+        link, protocol = self._link, self._protocol
+        if not self.connected or link is None or protocol is None:
+            raise NotConnected(f"not connected to {self.server}")
+        await link.send(protocol.frame(packet))
+
+    async def send(self, address: str, *args: Argument) -> None:
+        """Send a message to everyone else in the group."""
+        await self.send_raw(build_message(address, *args))
+
+    async def send_bundle(self, packets: list[bytes], at: float | None = None) -> None:
+        """Send a bundle of packets (built with `build_message`), for Unix time `at` (this
+        machine's clock; see `to_group`) or immediately."""
+        await self.send_raw(build_bundle(packets, at))
+
+    async def private(self, user: str, address: str, *args: Argument) -> None:
+        """Send a message to `user` alone."""
+        await self.send("/oscrouter/private", ("s", user), ("s", address), *args)
+
+    # -- time ---------------------------------------------------------------------------------
+
+    async def sync_time(self, exchanges: int = 8, timeout: float = 2.0) -> ClockEstimate:
+        """Ask the router's time `exchanges` times; `self.clock` then holds the estimate."""
+        protocol = self._protocol
+        for _ in range(exchanges):
+            link = self._link
+            if link is None or protocol is None or not self.connected:
+                raise NotConnected(f"not connected to {self.server}")
+            sent = self._clock()
+            await link.send(protocol.time_request(sent))
+            while True:
+                reply, received = await asyncio.wait_for(self._time_replies.get(), timeout)
+                if abs(reply.client_time - sent) < 1e-6:
+                    break  # a late answer to an earlier request is skipped
+            self.clock.add(sent, reply.server_receive, reply.server_send, received)
+        return self.clock
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def receive(self) -> Packet:
+        """The next packet from the group; raises what ended the connection for good."""
+        item = await self._inbox.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def __aiter__(self) -> RouterClient:
+        return self
+
+    async def __anext__(self) -> Packet:
+        try:
+            return await self.receive()
+        except (ConnectionError, RegisterRefused) as ended:
+            if self._closing:
+                raise StopAsyncIteration from None
+            raise ended
+
+    async def close(self) -> None:
+        self._closing = True
+        self.connected = False
+        for task in self._tasks:
+            task.cancel()
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._inbox.put(ConnectionError("closed"))
+
+    async def __aenter__(self) -> RouterClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,236 @@
+"""The client's side of the protocol as a pure object: bytes in, events out (docs/protocol.md).
+
+`ClientProtocol` frames what the client sends and turns what the router sends into events: the
+register's outcome, user lists, error replies, time replies and everyone else's packets. It
+holds no socket and reads no clock; the asyncio client (`aio.py`) feeds it and acts on the
+events, and the tests drive it with bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from ..errors import RouterError
+from ..osc.framing import (
+    Framing,
+    InvalidFrame,
+    LengthPrefixDecoder,
+    MessageDecoder,
+    PacketDecoder,
+    SlipDecoder,
+    frame,
+)
+from ..osc.messages import NTP_UNIX_OFFSET, TIME, register_message, time_tag
+from ..osc.messages import build_bundle as osc_bundle
+
+__all__ = [
+    "Argument",
+    "ClientProtocol",
+    "ClientState",
+    "Packet",
+    "Refused",
+    "RegisterRefused",
+    "Registered",
+    "RouterErrorReply",
+    "TimeReply",
+    "UserList",
+    "build_bundle",
+    "build_message",
+]
+
+# What a client accepts from the router: far above any musical packet.
+MAX_INCOMING_PACKET = 16 * 1024 * 1024
+
+# An argument: a python-osc value (int → i, float → f, str → s, bytes → b, bool → T/F,
+# None → N), or (type tag, value) for any type python-osc builds: ("d", 0.5), ("h", 2**40),
+# ("m", (0, 0x90, 60, 100)), ("r", 0xFF0000FF).
+Argument = Any
+
+
+class RegisterRefused(RouterError):
+    """The router refused the register: `code` is its `/oscrouter/error` code."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class ClientState(enum.Enum):
+    CONNECTED = "connected"  # nothing sent yet
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A packet from another member: its exact bytes, parsed on demand with python-osc."""
+
+    raw: bytes
+
+    @property
+    def is_bundle(self) -> bool:
+        return self.raw.startswith(b"#bundle\x00")
+
+    @property
+    def address(self) -> str:
+        return "#bundle" if self.is_bundle else str(OscMessage(self.raw).address)
+
+    @property
+    def args(self) -> list[Any]:
+        return [] if self.is_bundle else list(OscMessage(self.raw).params)
+
+    def message(self) -> OscMessage:
+        return OscMessage(self.raw)
+
+    def bundle(self) -> OscBundle:
+        return OscBundle(self.raw)
+
+    @property
+    def private_from(self) -> str | None:
+        """The sender of a private message (`/oscrouter/private ,ss… sender address …`)."""
+        if not self.raw.startswith(b"/oscrouter/private\x00"):
+            return None
+        args = self.args
+        return str(args[0]) if args else None
+
+
+@dataclass(frozen=True)
+class Registered:
+    user: str
+    random_id: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class UserList:
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RouterErrorReply:
+    """A non-fatal error reply after the register (`rate_limited`, `unknown_user` …)."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class TimeReply:
+    """The router's answer to a time request: all three in Unix seconds."""
+
+    client_time: float
+    server_receive: float
+    server_send: float
+
+
+Event = Registered | Refused | UserList | RouterErrorReply | TimeReply | Packet
+
+
+def build_message(address: str, *args: Argument) -> bytes:
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        if isinstance(arg, tuple) and len(arg) == 2 and isinstance(arg[0], str):
+            builder.add_arg(arg[1], arg[0])
+        else:
+            builder.add_arg(arg)
+    return bytes(builder.build().dgram)
+
+
+# The time tag that means "at once" (OSC 1.0).
+IMMEDIATELY = b"\x00\x00\x00\x00\x00\x00\x00\x01"
+
+
+def build_bundle(packets: list[bytes], at: float | None = None) -> bytes:
+    """A bundle of `packets` (each a message or bundle), for Unix time `at` or immediately."""
+    return osc_bundle(IMMEDIATELY if at is None else time_tag(at), packets)
+
+
+def unix_time(tag: bytes) -> float:
+    seconds, fraction = struct.unpack(">II", tag)
+    return float(seconds - NTP_UNIX_OFFSET + fraction / 2**32)
+
+
+class ClientProtocol:
+    """One connection's worth of client protocol; make a new one per connection."""
+
+    def __init__(self, framing: Framing) -> None:
+        self.framing = framing
+        self._decoder: PacketDecoder
+        if framing is Framing.LENGTH_PREFIX:
+            self._decoder = LengthPrefixDecoder(MAX_INCOMING_PACKET)
+        elif framing is Framing.SLIP:
+            self._decoder = SlipDecoder(MAX_INCOMING_PACKET)
+        else:
+            self._decoder = MessageDecoder(MAX_INCOMING_PACKET)
+        self.state = ClientState.CONNECTED
+        self.users: list[str] = []
+        self.user = ""
+        self._random_id = 0
+        self._reply_address = b""
+
+    def frame(self, packet: bytes) -> bytes:
+        """`packet` as it goes on the wire (for WebSocket: the message itself)."""
+        return frame(packet, self.framing) if self.framing.is_stream else packet
+
+    def register(
+        self, user: str, password: str, group: str, group_password: str, random_id: int = 0
+    ) -> bytes:
+        self.user = user
+        self._random_id = random_id or random.randint(1, 2**31 - 1)
+        self._reply_address = f"/oscrouter/register/{user}/{self._random_id}".encode()
+        self.state = ClientState.REGISTERING
+        return self.frame(register_message(user, password, group, group_password, self._random_id))
+
+    def time_request(self, client_time: float) -> bytes:
+        return self.frame(TIME + b",t\x00\x00" + time_tag(client_time))
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Bytes (for WebSocket: one message) from the router → what they mean."""
+        events: list[Event] = []
+        for packet in self._decoder.feed(data):
+            if isinstance(packet, InvalidFrame):
+                continue  # the router never sends one; a broken stream is not the caller's
+            event = self._event(packet)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _event(self, packet: bytes) -> Event | None:
+        if not packet.startswith(b"/oscrouter/") or packet.startswith(b"/oscrouter/private\x00"):
+            return Packet(packet)
+        address = OscMessage(packet).address
+        if self.state is ClientState.REGISTERING and address == self._reply_address.decode():
+            self.state = ClientState.REGISTERED
+            return Registered(self.user, self._random_id)
+        if address == "/oscrouter/userlist":
+            self.users = [str(name) for name in OscMessage(packet).params]
+            return UserList(list(self.users))
+        if address == "/oscrouter/error":
+            params = OscMessage(packet).params
+            code, detail = (str(params[0]), str(params[1])) if len(params) >= 2 else ("", "")
+            if self.state is ClientState.REGISTERING:
+                self.state = ClientState.REFUSED
+                return Refused(code, detail)
+            return RouterErrorReply(code, detail)
+        if packet.startswith(TIME + b",ttt\x00\x00\x00\x00") and len(packet) == 48:
+            return TimeReply(
+                unix_time(packet[24:32]), unix_time(packet[32:40]), unix_time(packet[40:48])
+            )
+        if address == "/oscrouter/register":
+            return None  # the second form of the register reply: Registered said it already
+        return Packet(packet)  # anything newer the router may send

@@ -1,0 +1,177 @@
+"""The client library (`tcposcrouter.client`) against the real router process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support.client import Client
+from support.osc import msg
+from support.process import RouterProcess, free_port, wait_until_listening
+from tcposcrouter.client import BlockingClient, RegisterRefused, RouterClient
+from tcposcrouter.client.protocol import build_message
+
+
+def servers(router: RouterProcess) -> list[str]:
+    return [
+        f"127.0.0.1:{router.osc10_port}",
+        f"slip://127.0.0.1:{router.osc11_port}",
+        f"ws://127.0.0.1:{router.http_port}/osc",
+    ]
+
+
+def test_members_on_every_transport_hear_each_other(router: RouterProcess, group: str) -> None:
+    async def scenario() -> None:
+        seen: list[list[str]] = []
+        tcp, slip, ws = [
+            await RouterClient.connect(server, name, "pw", group, "gpw", **options)
+            for server, name, options in zip(
+                servers(router),
+                ["tcp", "slip", "ws"],
+                [{"on_users": seen.append}, {}, {}],
+                strict=True,
+            )
+        ]
+        try:
+            await asyncio.sleep(0.2)
+            assert tcp.users == slip.users == ws.users == ["tcp", "slip", "ws"]
+            assert seen[-1] == ["tcp", "slip", "ws"]
+            await tcp.send("/note", 60, 0.5, "piano", ("d", 0.125), ("h", 2**40))
+            for other in (slip, ws):
+                packet = await asyncio.wait_for(other.receive(), 5)
+                assert packet.raw == build_message(
+                    "/note", 60, 0.5, "piano", ("d", 0.125), ("h", 2**40)
+                )
+            chord = [build_message("/chord", 60), build_message("/chord", 64)]
+            await ws.send_bundle(chord, at=time.time() + 1)
+            for other in (tcp, slip):
+                packet = await asyncio.wait_for(other.receive(), 5)
+                assert [m.address for m in packet.bundle()] == ["/chord", "/chord"]
+            await slip.private("ws", "/only/you", 1)
+            private = await asyncio.wait_for(ws.receive(), 5)
+            assert private.private_from == "slip" and private.args == ["slip", "/only/you", 1]
+        finally:
+            for client in (tcp, slip, ws):
+                await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_register_raises_with_the_code(router: RouterProcess, group: str) -> None:
+    async def scenario() -> None:
+        first = await RouterClient.connect(servers(router)[0], "ana", "right", group, "gpw")
+        for server in servers(router):
+            with pytest.raises(RegisterRefused) as refused:
+                await RouterClient.connect(server, "ana", "wrong", group, "gpw")
+            assert refused.value.code == "auth_failed"
+        await first.close()
+        with pytest.raises(OSError):
+            await RouterClient.connect(f"127.0.0.1:{free_port()}", "x", "y", group, "z")
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("skew", [0.0, 0.25, -1.5])
+def test_the_clock_estimate_on_loopback(router: RouterProcess, group: str, skew: float) -> None:
+    """On loopback the router's clock is ours: the offset is the skew given to our clock."""
+
+    async def scenario() -> None:
+        client = await RouterClient.connect(
+            servers(router)[0], "timer", "pw", group, "gpw", clock=lambda: time.time() + skew
+        )
+        try:
+            estimate = await client.sync_time(8)
+            assert abs(estimate.offset - (-skew)) < 0.001
+            assert 0 <= estimate.round_trip < 0.05
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def _start_on(ports: tuple[int, int, int], log: Path) -> subprocess.Popen[bytes]:
+    osc, slip, http = ports
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1", "--osc-port", str(osc),
+         "--osc11-port", str(slip), "--http-port", str(http), "--log-dir", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_until_listening(process, list(ports))
+    return process
+
+
+@pytest.mark.timeout(60)
+def test_the_client_reconnects_after_the_router_restarts(tmp_path: Path, group: str) -> None:
+    ports = (free_port(), free_port(), free_port())
+
+    async def scenario() -> None:
+        process = _start_on(ports, tmp_path)
+        reconnected = asyncio.Event()
+        clients = [
+            await RouterClient.connect(
+                server, name, "pw", group, "gpw", on_reconnect=reconnected.set
+            )
+            for server, name in (
+                (f"127.0.0.1:{ports[0]}", "tcp"),
+                (f"ws://127.0.0.1:{ports[2]}/osc", "ws"),
+            )
+        ]
+        tcp, ws = clients
+        try:
+            process.terminate()
+            assert process.wait(15) == 0
+            await asyncio.sleep(0.5)
+            assert not tcp.connected
+            with pytest.raises(ConnectionError):
+                await tcp.send("/lost")
+            process = _start_on(ports, tmp_path)
+            deadline = time.monotonic() + 20
+            while not (tcp.connected and ws.connected and ws.users == ["tcp", "ws"]):
+                assert time.monotonic() < deadline, "the clients did not come back"
+                await asyncio.sleep(0.1)
+            await tcp.send("/back", 1)
+            packet = await asyncio.wait_for(ws.receive(), 5)
+            assert (packet.address, packet.args) == ("/back", [1])
+            assert reconnected.is_set()
+        finally:
+            for client in clients:
+                await client.close()
+            process.terminate()
+            process.wait(15)
+
+    asyncio.run(scenario())
+
+
+def test_the_blocking_client_for_scripts(router: RouterProcess, group: str) -> None:
+    listener = Client(router.osc10_port).join("listener", group)
+    with BlockingClient(f"127.0.0.1:{router.osc10_port}", "script", "pw", group, "gpw") as script:
+        assert listener.recv_until("/oscrouter/userlist").args == ["listener", "script"]
+        script.send("/from/script", 1, "two")
+        assert listener.recv().raw == msg("/from/script", 1, "two")
+        listener.send(msg("/to/script", 3.5))
+        packet = script.receive(timeout=5)
+        assert packet is not None and packet.args == [3.5]
+        assert script.receive(timeout=0.1) is None
+        assert script.users == ["listener", "script"]
+        assert abs(script.sync_time(4).offset) < 0.001
+
+
+def test_back_to_back_sends_are_not_held_back(router: RouterProcess, group: str) -> None:
+    """TCP_NODELAY: the second of two quick sends does not wait for the first's ACK."""
+    listener = Client(router.osc10_port).join("listener", group)
+    with BlockingClient(f"127.0.0.1:{router.osc10_port}", "quick", "pw", group, "gpw") as quick:
+        listener.recv_until("/oscrouter/userlist")
+        gaps = []
+        for _ in range(10):
+            quick.send("/a")
+            quick.send("/b")
+            listener.recv()
+            start = time.monotonic()
+            listener.recv()
+            gaps.append(time.monotonic() - start)
+        assert sorted(gaps)[5] < 0.02  # Nagle would make it about 40 ms

@@ -1,0 +1,96 @@
+"""The client's sans-I/O protocol, driven with the bytes a router sends."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.osc import IMMEDIATELY, bundle, msg
+from tcposcrouter.client.protocol import (
+    ClientProtocol,
+    ClientState,
+    Packet,
+    Refused,
+    Registered,
+    RouterErrorReply,
+    TimeReply,
+    UserList,
+    build_bundle,
+    build_message,
+)
+from tcposcrouter.osc.framing import Framing, LengthPrefixDecoder, frame
+from tcposcrouter.osc.messages import TIME, time_tag
+
+
+def registered(framing: Framing = Framing.LENGTH_PREFIX) -> tuple[ClientProtocol, bytes]:
+    protocol = ClientProtocol(framing)
+    sent = protocol.register("ana", "pw", "band", "gpw", random_id=7)
+    return protocol, sent
+
+
+def test_register_is_framed_and_its_replies_are_events() -> None:
+    protocol, sent = registered()
+    (packet,) = LengthPrefixDecoder(1 << 20).feed(sent)
+    assert packet == msg("/oscrouter/register", "ana", "pw", "band", "gpw", 7)
+    assert protocol.state.value == "registering"  # (no narrowing: it changes below)
+    replies = b"".join(
+        frame(p, Framing.LENGTH_PREFIX)
+        for p in (
+            msg("/oscrouter/register/ana/7"),
+            msg("/oscrouter/register", "ana", 7),
+            msg("/oscrouter/userlist", "bob", "ana"),
+        )
+    )
+    # Byte by byte: events come out whole whatever the reads are.
+    events = [e for i in range(len(replies)) for e in protocol.receive_data(replies[i : i + 1])]
+    assert events == [Registered("ana", 7), UserList(["bob", "ana"])]
+    assert protocol.state is ClientState.REGISTERED
+    assert protocol.users == ["bob", "ana"]
+
+
+def test_a_refusal_carries_the_code() -> None:
+    protocol, _ = registered(Framing.SLIP)
+    events = protocol.receive_data(
+        frame(msg("/oscrouter/error", "auth_failed", "wrong group password"), Framing.SLIP)
+    )
+    assert events == [Refused("auth_failed", "wrong group password")]
+    assert protocol.state is ClientState.REFUSED
+
+
+def test_after_the_register_packets_errors_and_time() -> None:
+    protocol, _ = registered(Framing.WEBSOCKET)
+    protocol.receive_data(msg("/oscrouter/register/ana/7"))
+    note = msg("/note", 60, 0.5)
+    chord = bundle(IMMEDIATELY, msg("/a", 1), msg("/b", 2))
+    private = msg("/oscrouter/private", "bob", "/hi", 1)
+    reply = TIME + b",ttt\x00\x00\x00\x00" + time_tag(100.5) + time_tag(200.25) + time_tag(200.25)
+    events = []
+    for message in (note, chord, private, msg("/oscrouter/error", "unknown_user", "no x"), reply):
+        events += protocol.receive_data(message)
+    assert events[:3] == [Packet(note), Packet(chord), Packet(private)]
+    assert events[0].address == "/note" and events[0].args == [60, 0.5]  # type: ignore[union-attr]
+    assert events[1].is_bundle and [m.address for m in events[1].bundle()] == ["/a", "/b"]  # type: ignore[union-attr]
+    assert events[2].private_from == "bob"  # type: ignore[union-attr]
+    assert events[3] == RouterErrorReply("unknown_user", "no x")
+    assert events[4] == TimeReply(100.5, 200.25, 200.25)
+
+
+def test_what_the_client_sends() -> None:
+    assert build_message("/n", 1, 0.5, "x", b"\x01", True, None, ("d", 0.25), ("h", 2**40)) == (
+        b"/n\x00\x00,ifsbTNdh\x00\x00\x00"
+        + (1).to_bytes(4, "big")
+        + bytes.fromhex("3f000000")
+        + b"x\x00\x00\x00"
+        + b"\x00\x00\x00\x01\x01\x00\x00\x00"
+        + bytes.fromhex("3fd0000000000000")
+        + (2**40).to_bytes(8, "big")
+    )
+    assert build_bundle([msg("/a")]) == bundle(IMMEDIATELY, msg("/a"))
+    assert build_bundle([msg("/a")], at=100.5)[8:16] == time_tag(100.5)
+    protocol = ClientProtocol(Framing.WEBSOCKET)
+    assert protocol.frame(msg("/a")) == msg("/a")  # a WebSocket message is the packet
+
+
+@pytest.mark.parametrize("framing", [Framing.LENGTH_PREFIX, Framing.SLIP])
+def test_time_requests_are_framed(framing: Framing) -> None:
+    protocol = ClientProtocol(framing)
+    assert protocol.time_request(100.5) == frame(TIME + b",t\x00\x00" + time_tag(100.5), framing)
