@@ -42,6 +42,7 @@ __all__ = [
     "RouterErrorReply",
     "TimeReply",
     "UserList",
+    "as_private",
     "build_bundle",
     "build_message",
 ]
@@ -158,6 +159,30 @@ IMMEDIATELY = b"\x00\x00\x00\x00\x00\x00\x00\x01"
 def build_bundle(packets: list[bytes], at: float | None = None) -> bytes:
     """A bundle of `packets` (each a message or bundle), for Unix time `at` or immediately."""
     return osc_bundle(IMMEDIATELY if at is None else time_tag(at), packets)
+
+
+def _padded(data: bytes) -> bytes:
+    """An OSC string's bytes: a NUL, then NULs up to a multiple of four."""
+    return data + b"\x00" * (4 - len(data) % 4)
+
+
+def as_private(user: str, message: bytes) -> bytes:
+    """`message` sent to `user` alone: `/oscrouter/private ,ss… user address args…`, with the
+    message's own type tags and argument bytes unchanged (docs/protocol.md §3)."""
+    address_end = message.index(b"\x00")
+    tags_at = (address_end // 4 + 1) * 4
+    if message[tags_at : tags_at + 1] != b",":
+        tags, arguments = b"", b""  # an old-style message without type tags
+    else:
+        tags_end = message.index(b"\x00", tags_at)
+        tags, arguments = message[tags_at + 1 : tags_end], message[(tags_end // 4 + 1) * 4 :]
+    return (
+        _padded(b"/oscrouter/private")
+        + _padded(b",ss" + tags)
+        + _padded(user.encode())
+        + _padded(message[:address_end])
+        + arguments
+    )
 
 
 def unix_time(tag: bytes) -> float:

@@ -129,8 +129,9 @@ class RouterServer:
         self._deferred: collections.deque[Callable[[], None]] = collections.deque()
 
     def now(self) -> float:
-        assert self._loop is not None
-        return self._loop.time()
+        """The time the hub is given. Not `loop.time()`: uvloop's counts whole milliseconds
+        (libuv's clock), too coarse for the time service's answers (docs/protocol.md §9)."""
+        return time.monotonic()
 
     def output_ready(self) -> None:
         """Schedule one flush for the end of this loop turn, if the hub has output waiting."""
@@ -198,7 +199,7 @@ class RouterServer:
 
     def _tick(self) -> None:
         assert self._loop is not None
-        now = self._loop.time()
+        now = self.now()
         self.hub.set_wall_clock(time.time() - now)
         self.hub.tick(now)
         if self.http is not None:
@@ -227,7 +228,7 @@ class RouterServer:
     async def start(self) -> list[str]:
         """Open the listeners; return the addresses listened on, for the console."""
         loop = self._loop = asyncio.get_running_loop()
-        self.started_at = loop.time()
+        self.started_at = self.now()
         self.hub.set_wall_clock(time.time() - self.started_at)
         addresses: list[str] = []
         ports = [

@@ -94,3 +94,11 @@ def test_what_the_client_sends() -> None:
 def test_time_requests_are_framed(framing: Framing) -> None:
     protocol = ClientProtocol(framing)
     assert protocol.time_request(100.5) == frame(TIME + b",t\x00\x00" + time_tag(100.5), framing)
+
+
+def test_a_message_made_private_keeps_its_types_and_bytes() -> None:
+    from tcposcrouter.client.protocol import as_private
+
+    note = msg("/note", 60, 0.5, "piano")
+    assert as_private("bob", note) == msg("/oscrouter/private", "bob", "/note", 60, 0.5, "piano")
+    assert as_private("bob", msg("/bang")) == msg("/oscrouter/private", "bob", "/bang")

@@ -1,0 +1,205 @@
+"""`tcposcrouter-client`: join a group from the command line.
+
+    tcposcrouter-client send /note 60 0.5 piano        one message, then leave
+    tcposcrouter-client listen [--json]                print everything that arrives
+    tcposcrouter-client time                           this machine's clock against the router's
+
+Exit codes: 0 done; 1 the connection was lost for good; 2 bad arguments or message syntax;
+3 cannot connect; 4 the router refused the register (its error code is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from .. import __version__
+from ..client.aio import DEFAULT_SERVER, RouterClient, parse_server
+from ..client.protocol import RegisterRefused, as_private
+from ..client.text import BadMessageText, format_packet, packet_records, parse_message
+from ..osc.messages import user_list_message
+
+__all__ = ["EXIT_CANNOT_CONNECT", "EXIT_LOST", "EXIT_REFUSED", "EXIT_USAGE", "main"]
+
+EXIT_LOST, EXIT_USAGE, EXIT_CANNOT_CONNECT, EXIT_REFUSED = 1, 2, 3, 4
+# The SuperCollider client's defaults (docs/protocol.md §6): its group and group password are
+# "oscrouter", and it sends the text "nil" for a password not given.
+DEFAULT_GROUP = "oscrouter"
+DEFAULT_PASSWORD = "nil"
+
+
+def _server(text: str) -> str:
+    try:
+        parse_server(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tcposcrouter-client",
+        description="Join a tcposcrouter group from the command line.",
+        epilog="Exit codes: 0 done, 1 connection lost, 2 bad arguments, 3 cannot connect, "
+        "4 refused by the router.",
+    )
+    parser.add_argument("--version", action="version", version=f"tcposcrouter {__version__}")
+    joining = argparse.ArgumentParser(add_help=False)
+    joining.add_argument(
+        "--server",
+        type=_server,
+        default=DEFAULT_SERVER,
+        help="HOST:PORT (length prefix), slip://HOST:PORT, or ws://…/osc, wss://…/osc "
+        "(default %(default)s)",
+    )
+    joining.add_argument(
+        "--user", default=os.environ.get("TCPOSCROUTER_USER") or getpass.getuser(),
+        help="user name (default: $TCPOSCROUTER_USER, else your login name)",
+    )  # fmt: skip
+    joining.add_argument(
+        "--password",
+        default=os.environ.get("TCPOSCROUTER_PASSWORD", DEFAULT_PASSWORD),
+        help="user password (default: $TCPOSCROUTER_PASSWORD, else nil, as SuperCollider's)",
+    )
+    joining.add_argument("--group", default=DEFAULT_GROUP, help="group (default %(default)s)")
+    joining.add_argument(
+        "--group-password",
+        default=os.environ.get("TCPOSCROUTER_GROUP_PASSWORD", DEFAULT_GROUP),
+        help="group password (default: $TCPOSCROUTER_GROUP_PASSWORD, else oscrouter)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    send = commands.add_parser(
+        "send",
+        parents=[joining],
+        help="send one message or bundle, then leave",
+        description="Send one message (ADDRESS ARG…) or, with --bundle, a bundle of messages "
+        'each given as one quoted argument ("/a 1 2" "/b x"). Arguments: 42 int, 0.5 float, '
+        "word or s:60 string, T F N, i: f: d: h: s: b:HEX m:HEX r:HEX typed.",
+    )
+    send.add_argument("message", nargs="+", metavar="ADDRESS_OR_MESSAGE")
+    send.add_argument("--bundle", action="store_true", help="each argument is one message")
+    send.add_argument(
+        "--at", type=float, metavar="SECONDS", help="bundle time: this many seconds from now"
+    )
+    send.add_argument("--to", metavar="USER", help="send privately to USER")
+
+    listen = commands.add_parser(
+        "listen",
+        parents=[joining],
+        help="print everything the group sends, one line per message",
+        description="Print every message that arrives, one line each (bundles: one line per "
+        "message, prefixed @TIME), until Ctrl-C. Reconnects by itself.",
+    )
+    listen.add_argument("--json", action="store_true", help="JSON lines instead")
+
+    clock = commands.add_parser(
+        "time",
+        parents=[joining],
+        help="this machine's clock offset and round-trip time to the router",
+    )
+    clock.add_argument("--exchanges", type=int, default=8, help="time exchanges (default 8)")
+    clock.add_argument("--json", action="store_true", help="one JSON object instead")
+    return parser
+
+
+async def _join(args: argparse.Namespace, **options: object) -> RouterClient:
+    return await RouterClient.connect(
+        args.server, args.user, args.password, args.group, args.group_password, **options
+    )
+
+
+async def _send(args: argparse.Namespace) -> int:
+    try:
+        if args.bundle:
+            packets = [parse_message(text) for text in args.message]
+        else:
+            packets = [parse_message(args.message)]
+    except BadMessageText as exc:
+        print(f"tcposcrouter-client: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.to:
+        packets = [as_private(args.to, packet) for packet in packets]
+    client = await _join(args, reconnect=False)
+    try:
+        if args.bundle or args.at is not None:
+            at = None if args.at is None else time.time() + args.at
+            await client.send_bundle(packets, at)
+        else:
+            await client.send_raw(packets[0])
+    finally:
+        await client.close()
+    return 0
+
+
+async def _listen(args: argparse.Namespace) -> int:
+    def lost_and_back() -> None:
+        print("tcposcrouter-client: reconnected", file=sys.stderr, flush=True)
+
+    def show(packet: bytes) -> None:
+        if args.json:
+            for record in packet_records(packet):
+                print(json.dumps(record, ensure_ascii=False), flush=True)
+        else:
+            for line in format_packet(packet):
+                print(line, flush=True)
+
+    # The user list is shown as the message it is, like everything else that arrives.
+    client = await _join(
+        args, on_reconnect=lost_and_back, on_users=lambda names: show(user_list_message(names))
+    )
+    try:
+        async for packet in client:
+            show(packet.raw)
+    except RegisterRefused:
+        raise
+    except ConnectionError:
+        return EXIT_LOST
+    finally:
+        await client.close()
+    return 0
+
+
+async def _time(args: argparse.Namespace) -> int:
+    client = await _join(args, reconnect=False)
+    try:
+        estimate = await client.sync_time(args.exchanges)
+    finally:
+        await client.close()
+    if args.json:
+        figures = {
+            "offset_seconds": estimate.offset,
+            "round_trip_seconds": estimate.round_trip,
+            "exchanges": estimate.samples,
+        }
+        print(json.dumps(figures))
+    else:
+        ahead = "ahead of" if estimate.offset >= 0 else "behind"
+        print(f"offset {estimate.offset:+.6f} s (the router's clock is {ahead} this machine's)")
+        print(f"round trip {estimate.round_trip:.6f} s (best of {estimate.samples} exchanges)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run = {"send": _send, "listen": _listen, "time": _time}[args.command]
+    try:
+        return asyncio.run(run(args))
+    except RegisterRefused as refused:
+        print(f"tcposcrouter-client: refused by the router: {refused}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (OSError, asyncio.TimeoutError) as exc:
+        print(f"tcposcrouter-client: cannot connect to {args.server}: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_CONNECT
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
