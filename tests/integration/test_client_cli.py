@@ -82,13 +82,13 @@ def test_send_and_listen_to_each_other(router: RouterProcess, group: str) -> Non
 def test_listen_prints_what_python_osc_sends_and_json(router: RouterProcess, group: str) -> None:
     with listening(*joined(router, "ears", group), "--json") as lines:
         wait_for(lines, 1)
-        client = SimpleTCPClient("127.0.0.1", router.osc10_port, mode="1.0")
+        client = SimpleTCPClient("127.0.0.1", router.osc10_port, mode="1.0")  # type: ignore[no-untyped-call]
         client.send_message("/oscrouter/register", ["py", "pw", group, "gpw", 5])
         time.sleep(0.2)
         client.send_message("/from/python", [1, 2.5, "s"])
         records = [json.loads(line) for line in wait_for(lines, 3)]
         assert records[-1] == {"address": "/from/python", "types": "ifs", "args": [1, 2.5, "s"]}
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]
 
 
 def test_time_on_loopback(router: RouterProcess, group: str) -> None:

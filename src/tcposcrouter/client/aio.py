@@ -227,9 +227,11 @@ class RouterClient:
             await link.send(protocol.register(*self._credentials))
             await asyncio.wait_for(asyncio.shield(self._registered), REGISTER_SECONDS)
         except BaseException:
-            reader.cancel()
+            # Close first: the reader then sees the end and stops by itself (cancelling it
+            # while the stream closes can cancel the close).
             self._link = None
             await link.close()
+            reader.cancel()
             raise
         self._tasks.append(reader)
         self.connected = True
