@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from support.browser import chromium, join_in_page, save_screenshot, send_from_page, wait_for_text
 from support.client import Client
 from support.osc import msg, register
 from support.peers import PeerProgram, require_program
-from support.process import RouterProcess
+from support.process import RouterProcess, free_port
 
 PEERS = Path(__file__).parent / "peers"
 
 
-def _start_sclang(sclang: str, router: RouterProcess, group: str, tmp_path: Path) -> PeerProgram:
-    """peers/sclang_client.scd in a headless sclang, joining `group` as "sc"."""
+def _start_sclang(
+    sclang: str,
+    router: RouterProcess,
+    group: str,
+    tmp_path: Path,
+    script: str = "sclang_client.scd",
+    udp_port: int = 0,
+    **env_extra: str,
+) -> PeerProgram:
+    """A script of peers/ in a headless sclang (sclang_client.scd joins `group` as "sc")."""
     config = tmp_path / "sclang_conf.yaml"
     config.write_text("includePaths: []\nexcludePaths: []\npostInlineWarnings: false\n")
     env = {
@@ -26,9 +35,10 @@ def _start_sclang(sclang: str, router: RouterProcess, group: str, tmp_path: Path
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "TCPOSC_PORT": str(router.osc10_port),
         "TCPOSC_GROUP": group,
+        **env_extra,
     }
     return PeerProgram(
-        [sclang, "-D", "-u", "0", "-l", str(config), str(PEERS / "sclang_client.scd")], env
+        [sclang, "-D", "-u", str(udp_port), "-l", str(config), str(PEERS / script)], env
     )
 
 
@@ -110,3 +120,43 @@ def test_sclang_and_a_browser_in_one_group(
         finally:
             peer.stop()
             print(peer.output())
+
+
+def test_sclang_over_plain_udp_through_the_bridge(
+    router: RouterProcess, group: str, tmp_path: Path
+) -> None:
+    """sclang without any router class: NetAddr.sendMsg to the bridge, an OSCFunc on its own
+    port for what the group sends; a TCP member on the other side, byte for byte."""
+    sclang = require_program("sclang")
+    sc_port, bridge_port = free_port(), free_port()
+    py = Client(router.osc10_port).join("py", group, group_password="gpw")
+    bridge = PeerProgram(
+        [
+            sys.executable, "-m", "tcposcrouter.cli.client", "bridge",
+            "--server", f"127.0.0.1:{router.osc10_port}", "--user", "sc-bridge",
+            "--group", group, "--group-password", "gpw",
+            "--udp-listen", f"127.0.0.1:{bridge_port}", "--udp-forward", f"127.0.0.1:{sc_port}",
+        ],
+        {**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    peer = None
+    try:
+        bridge.wait_for("joined")
+        py.recv_until("/oscrouter/userlist")
+        peer = _start_sclang(
+            sclang, router, group, tmp_path, "sclang_udp.scd", sc_port,
+            TCPOSC_BRIDGE_PORT=str(bridge_port),
+        )  # fmt: skip
+        peer.wait_for("SC_UDP_SENT", timeout=60)
+        assert py.recv().raw == msg("/from/sc/udp", 1, 2.5, "a string")
+        sc_bundle = py.recv()
+        assert [(m.address, m.params) for m in sc_bundle.bundle()] == [("/sc/udp/bundle", [10])]
+        py.send(msg("/to/sc/udp", 7, 0.25, "hello"))
+        got = peer.wait_for("SC_UDP_GOT")
+        assert got.endswith("SC_UDP_GOT Symbol:/to/sc/udp Integer:7 Float:0.25 Symbol:hello")
+        peer.wait_for("SC_DONE")
+    finally:
+        if peer is not None:
+            peer.stop()
+            print(peer.output())
+        bridge.stop()

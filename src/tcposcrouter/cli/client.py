@@ -2,6 +2,7 @@
 
     tcposcrouter-client send /note 60 0.5 piano        one message, then leave
     tcposcrouter-client listen [--json]                print everything that arrives
+    tcposcrouter-client bridge --udp-listen 127.0.0.1:57121 --udp-forward 127.0.0.1:57120
     tcposcrouter-client time                           this machine's clock against the router's
 
 Exit codes: 0 done; 1 the connection was lost for good; 2 bad arguments or message syntax;
@@ -12,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 
 from .. import __version__
+from ..bridge import Bridge, BridgeConfig
 from ..client.aio import DEFAULT_SERVER, RouterClient, parse_server
 from ..client.protocol import RegisterRefused, as_private
 from ..client.text import BadMessageText, format_packet, packet_records, parse_message
@@ -40,6 +44,13 @@ def _server(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"not HOST:PORT: {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +109,30 @@ def build_parser() -> argparse.ArgumentParser:
         "message, prefixed @TIME), until Ctrl-C. Reconnects by itself.",
     )
     listen.add_argument("--json", action="store_true", help="JSON lines instead")
+
+    bridge = commands.add_parser(
+        "bridge",
+        parents=[joining],
+        help="bridge the group to local UDP and WebSocket OSC apps",
+        description="Join the group and bridge it to this machine: what local apps send to "
+        "--udp-listen (or over --ws-listen) goes to the group; what the group sends goes to "
+        "every --udp-forward address and every --ws-listen client. Runs until Ctrl-C, "
+        "reconnecting by itself; what is sent while the router is away is reported as lost.",
+    )
+    bridge.add_argument("--udp-listen", type=_address, metavar="HOST:PORT")
+    bridge.add_argument(
+        "--udp-forward", type=_address, action="append", default=[], metavar="HOST:PORT",
+        help="where the group's packets go (repeat for several apps)",
+    )  # fmt: skip
+    bridge.add_argument(
+        "--ws-listen", type=_address, metavar="HOST:PORT",
+        help="accept local WebSocket clients (one binary message per packet, osc-js's way)",
+    )  # fmt: skip
+    bridge.add_argument(
+        "--retime",
+        action="store_true",
+        help="move bundle time tags to group time going out and to local time coming in",
+    )
 
     clock = commands.add_parser(
         "time",
@@ -166,6 +201,27 @@ async def _listen(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _bridge(args: argparse.Namespace) -> int:
+    if args.udp_listen is None and not args.udp_forward and args.ws_listen is None:
+        print(
+            "tcposcrouter-client bridge: give --udp-listen, --udp-forward or --ws-listen",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    config = BridgeConfig(
+        args.server, args.user, args.password, args.group, args.group_password,
+        udp_listen=args.udp_listen, udp_forward=args.udp_forward, ws_listen=args.ws_listen,
+        retime=args.retime,
+    )  # fmt: skip
+    loop = asyncio.get_running_loop()
+    running = asyncio.ensure_future(Bridge(config).run())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, running.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    return 0
+
+
 async def _time(args: argparse.Namespace) -> int:
     client = await _join(args, reconnect=False)
     try:
@@ -188,7 +244,7 @@ async def _time(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run = {"send": _send, "listen": _listen, "time": _time}[args.command]
+    run = {"send": _send, "listen": _listen, "bridge": _bridge, "time": _time}[args.command]
     try:
         return asyncio.run(run(args))
     except RegisterRefused as refused:

@@ -22,6 +22,7 @@ PURE = sorted(
         PACKAGE / "client" / "protocol.py",
         PACKAGE / "client" / "clock.py",
         PACKAGE / "server" / "dashboard.py",
+        PACKAGE / "bridge" / "retime.py",
     ]
 )
 FORBIDDEN = {"asyncio", "socket", "selectors", "time", "threading", "uvloop", "subprocess", "ssl"}
@@ -53,9 +54,11 @@ def test_pure_module_imports_no_io(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", sorted((PACKAGE / "client").glob("*.py")), ids=lambda path: path.name
+    "path",
+    sorted([*(PACKAGE / "client").glob("*.py"), *(PACKAGE / "bridge").glob("*.py")]),
+    ids=lambda path: f"{path.parent.name}/{path.name}",
 )
-def test_the_client_never_uses_the_server(path: Path) -> None:
+def test_the_client_and_the_bridge_never_use_the_server(path: Path) -> None:
     assert not imported_modules(path) & {"tcposcrouter.server", "tcposcrouter.cli"}
 
 
