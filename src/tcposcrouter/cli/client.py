@@ -3,6 +3,7 @@
     tcposcrouter-client send /note 60 0.5 piano        one message, then leave
     tcposcrouter-client listen [--json]                print everything that arrives
     tcposcrouter-client bridge --udp-listen 127.0.0.1:57121 --udp-forward 127.0.0.1:57120
+    tcposcrouter-client record set.jsonl / replay set.jsonl   a group's packets, with timing
     tcposcrouter-client time                           this machine's clock against the router's
 
 Exit codes: 0 done; 1 the connection was lost for good; 2 bad arguments or message syntax;
@@ -15,17 +16,21 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import itertools
 import json
 import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 from .. import __version__
 from ..bridge import Bridge, BridgeConfig
+from ..bridge.retime import shift_time_tags
 from ..client.aio import DEFAULT_SERVER, RouterClient, parse_server
 from ..client.protocol import RegisterRefused, as_private
+from ..client.recording import BadRecording, Record, header, read_records, record_line
 from ..client.text import BadMessageText, format_packet, packet_records, parse_message
 from ..osc.messages import user_list_message
 
@@ -134,6 +139,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="move bundle time tags to group time going out and to local time coming in",
     )
 
+    record = commands.add_parser(
+        "record",
+        parents=[joining],
+        help="record everything the group sends, with arrival times, to a file",
+        description="Write every packet the group sends, with its arrival time, to FILE as "
+        "JSON lines (the format is in the README), until Ctrl-C or --seconds.",
+    )
+    record.add_argument("file", metavar="FILE")
+    record.add_argument("--seconds", type=float, help="stop after this long")
+
+    replay = commands.add_parser(
+        "replay",
+        parents=[joining],
+        help="play a recording back into a group with its original timing",
+    )
+    replay.add_argument("file", metavar="FILE")
+    replay.add_argument("--speed", type=float, default=1.0, help="2: twice as fast (default 1)")
+    replay.add_argument("--loop", action="store_true", help="play it again and again")
+    replay.add_argument(
+        "--shift-time-tags",
+        action="store_true",
+        help="move bundle time tags by as long as it is since they were recorded, so that "
+        "scheduled bundles play as far ahead as they did (default: byte for byte)",
+    )
+
     clock = commands.add_parser(
         "time",
         parents=[joining],
@@ -222,6 +252,82 @@ async def _bridge(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _record(args: argparse.Namespace, out: TextIO) -> int:
+    started = time.time()
+    out.write(header(args.group, args.server, started) + "\n")
+
+    def users(names: list[str]) -> None:
+        now = time.time()
+        out.write(record_line(Record(now - started, now, users=names)) + "\n")
+        out.flush()
+
+    client = await _join(args, on_users=users)
+    count = 0
+
+    async def take() -> None:
+        nonlocal count
+        async for packet in client:
+            entry = Record(
+                packet.received - started,
+                packet.received,
+                packet.raw,
+                private=packet.private_from is not None,
+            )
+            out.write(record_line(entry) + "\n")
+            out.flush()  # a recording cut short keeps everything up to its end
+            count += 1
+
+    try:
+        await asyncio.wait_for(take(), args.seconds)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        await client.close()
+    print(f"recorded {count} packets to {args.file}", file=sys.stderr)
+    return 0
+
+
+def _load(path: str) -> list[Record] | None:
+    """The replayable records of a recording, or None (the reason printed)."""
+    try:
+        with open(path, encoding="utf-8") as recording:
+            records = [r for r in read_records(recording) if r.replayable]
+    except (OSError, BadRecording) as exc:
+        print(f"tcposcrouter-client replay: {path}: {exc}", file=sys.stderr)
+        return None
+    if not records:
+        print(f"tcposcrouter-client replay: {path}: no packets to play", file=sys.stderr)
+        return None
+    return records
+
+
+async def _replay(args: argparse.Namespace, records: list[Record]) -> int:
+    client = await _join(args, reconnect=False)
+    loop = asyncio.get_running_loop()
+    first = records[0].t
+    gaps = [b.t - a.t for a, b in itertools.pairwise(records)]
+    # A loop starts again one average gap after its last packet.
+    period = records[-1].t - first + (sum(gaps) / len(gaps) if gaps else 1.0)
+    try:
+        start = loop.time()
+        while True:
+            for entry in records:
+                delay = start + (entry.t - first) / args.speed - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                packet = entry.packet
+                assert packet is not None
+                if args.shift_time_tags:
+                    packet = shift_time_tags(packet, time.time() - entry.wall)
+                await client.send_raw(packet)
+            if not args.loop:
+                break
+            start += period / args.speed
+    finally:
+        await client.close()
+    return 0
+
+
 async def _time(args: argparse.Namespace) -> int:
     client = await _join(args, reconnect=False)
     try:
@@ -244,8 +350,17 @@ async def _time(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run = {"send": _send, "listen": _listen, "bridge": _bridge, "time": _time}[args.command]
+    if args.command == "replay" and args.speed <= 0:
+        print("tcposcrouter-client replay: --speed must be above 0", file=sys.stderr)
+        return EXIT_USAGE
     try:
+        if args.command == "record":
+            with open(args.file, "w", encoding="utf-8") as out:
+                return asyncio.run(_record(args, out))
+        if args.command == "replay":
+            records = _load(args.file)
+            return EXIT_USAGE if records is None else asyncio.run(_replay(args, records))
+        run = {"send": _send, "listen": _listen, "bridge": _bridge, "time": _time}[args.command]
         return asyncio.run(run(args))
     except RegisterRefused as refused:
         print(f"tcposcrouter-client: refused by the router: {refused}", file=sys.stderr)

@@ -259,7 +259,7 @@ class RouterClient:
 
     async def _handle(self, event: object, received_at: float) -> None:
         if isinstance(event, Packet):
-            await self._inbox.put(event)
+            await self._inbox.put(Packet(event.raw, received_at))
         elif isinstance(event, UserList):
             self.users = event.names
             if self.on_users is not None:

@@ -74,9 +74,11 @@ class ClientState(enum.Enum):
 
 @dataclass(frozen=True)
 class Packet:
-    """A packet from another member: its exact bytes, parsed on demand with python-osc."""
+    """A packet from another member: its exact bytes, parsed on demand with python-osc.
+    `received`: when it arrived, on the client's clock (0 where no clock was read)."""
 
     raw: bytes
+    received: float = field(default=0.0, compare=False)
 
     @property
     def is_bundle(self) -> bool:
