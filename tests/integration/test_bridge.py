@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pythonosc.tcp_client import SimpleTCPClient
 from pythonosc.udp_client import SimpleUDPClient
 from websockets.sync.client import connect
 
@@ -196,4 +197,38 @@ def test_retime_moves_time_tags_by_the_clock_offset(router: RouterProcess, group
             lp.send(now)
             assert receiver.recv(65536) == now  # "immediately" is never moved
     finally:
+        receiver.close()
+
+
+def test_liblo_over_udp_and_python_osc_over_tcp(router: RouterProcess, group: str) -> None:
+    """The other side is python-osc's own TCP client (SLIP mode), not the test client."""
+    oscsend = require_program("oscsend")
+    listen_port = free_port()
+    receiver, receiver_port = udp_socket()
+    python = SimpleTCPClient("127.0.0.1", router.osc11_port, mode="1.1", timeout=5)  # type: ignore[no-untyped-call]
+    try:
+        python.send_message("/oscrouter/register", ["py", "pw", group, "gpw", 3])
+        with bridging(
+            f"127.0.0.1:{router.osc10_port}", group,
+            "--udp-listen", f"127.0.0.1:{listen_port}",
+            "--udp-forward", f"127.0.0.1:{receiver_port}",
+        ) as bridge:  # fmt: skip
+            bridge.wait_for("joined")
+            assert receiver.recv(65536) == msg("/oscrouter/userlist", "py", "bridge")
+            subprocess.run(
+                [oscsend, "127.0.0.1", str(listen_port), "/from/liblo", "is", "5", "five"],
+                check=True,
+            )
+            heard: list[bytes] = []
+            while not any(p.startswith(b"/from/liblo") for p in heard):
+                packets = python.receive(timeout=5)
+                assert packets, f"python-osc heard only {heard}"
+                heard += packets
+            assert [p for p in heard if p.startswith(b"/from/liblo")] == [
+                msg("/from/liblo", 5, "five")
+            ]
+            python.send_message("/from/python/tcp", [2.5, "x"])
+            assert receiver.recv(65536) == msg("/from/python/tcp", 2.5, "x")
+    finally:
+        python.close()  # type: ignore[no-untyped-call]
         receiver.close()
