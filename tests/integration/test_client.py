@@ -6,9 +6,12 @@ import asyncio
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from support.client import Client
 from support.osc import msg
@@ -175,3 +178,29 @@ def test_back_to_back_sends_are_not_held_back(router: RouterProcess, group: str)
             listener.recv()
             gaps.append(time.monotonic() - start)
         assert sorted(gaps)[5] < 0.02  # Nagle would make it about 40 ms
+
+
+def test_the_client_pings(start_router: Callable[..., RouterProcess], group: str) -> None:
+    """Pings keep NATs and proxies from forgetting a quiet member; the router counts them as
+    packets in and tells nobody."""
+    router = start_router()
+    watcher = Client(router.osc10_port).join("watcher", group)
+
+    def packets_in() -> float:
+        text = urllib.request.urlopen(f"{router.http}/metrics", timeout=5).read().decode()
+        for family in text_string_to_metric_families(text):
+            if family.name == "tcposcrouter_packets_in":
+                return float(family.samples[0].value)
+        raise AssertionError("no packets_in metric")
+
+    async def scenario() -> None:
+        client = await RouterClient.connect(
+            f"127.0.0.1:{router.osc10_port}", "quiet", "pw", group, "gpw", ping_seconds=0.1
+        )
+        before = packets_in()
+        await asyncio.sleep(0.75)
+        assert packets_in() - before >= 4
+        await client.close()
+
+    asyncio.run(scenario())
+    assert [p.address for p in watcher.drain()] == ["/oscrouter/userlist"] * 2  # join, leave

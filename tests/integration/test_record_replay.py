@@ -15,7 +15,7 @@ import pytest
 from support.client import Client
 from support.osc import IMMEDIATELY, bundle, msg, raw_message
 from support.process import RouterProcess
-from tcposcrouter.client.recording import read_records
+from tcposcrouter.client.recording import Record, header, read_records, record_line
 
 pytestmark = pytest.mark.timeout(90)
 COMMAND = [sys.executable, "-m", "tcposcrouter.cli.client"]
@@ -92,3 +92,23 @@ def test_record_then_replay_into_another_group(
         )
         assert max(errors_ms) < 5
         listener.close()
+
+
+def test_replay_loops(router: RouterProcess, group: str, tmp_path: Path) -> None:
+    recording = tmp_path / "loop.jsonl"
+    lines = [header(group, "test", 0.0)] + [
+        record_line(Record(t, t, msg("/step", i))) for i, t in enumerate((0.0, 0.05, 0.1))
+    ]
+    recording.write_text("\n".join(lines) + "\n")
+    listener = Client(router.osc10_port).join("listener", group)
+    replay = subprocess.Popen(
+        [*COMMAND, "replay", str(recording), "--loop", *joined(router, group, "looper")],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        listener.recv_until("/oscrouter/userlist")
+        steps = [listener.recv(timeout=5).args[0] for _ in range(9)]
+        assert steps == [0, 1, 2, 0, 1, 2, 0, 1, 2]
+    finally:
+        replay.terminate()
+        replay.wait(10)
