@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 from support.client import Client, WsClient
 from support.osc import IMMEDIATELY, bundle, msg, osc_string, raw_message, register
 from support.process import RouterProcess
-from tcposcrouter.osc.framing import Framing
+from tcposcrouter.osc.framing import Framing, frame
 
 # One message with every OSC 1.0 and 1.1 type tag the contract forwards.
 EVERY_TYPE = raw_message(
@@ -307,25 +307,35 @@ def test_metrics_count_what_happened(
 def test_healthz_says_503_while_shutting_down(
     start_router: Callable[..., RouterProcess], group: str
 ) -> None:
-    router = start_router()
+    router = start_router("--no-rate-limit", "--max-output-buffer", str(64 << 20))
     assert get(router, "/healthz") == (200, "ok\n")
-    # A WebSocket peer that never answers the closing handshake keeps the shutdown going
-    # for its grace period: long enough to ask meanwhile.
-    sock = _raw_websocket(router)
-    router.process.send_signal(15)
-    deadline = time.monotonic() + 4
-    statuses = set()
-    while time.monotonic() < deadline and router.process.poll() is None:
-        try:
-            statuses.add(get(router, "/healthz")[0])
-        except OSError:
-            break
-        if 503 in statuses:
-            break
-        time.sleep(0.05)
-    assert 503 in statuses
-    assert router.process.wait(15) == 0
-    sock.close()
+    # A member that does not read, with megabytes queued for it beyond what the kernel holds:
+    # the shutdown waits its grace period for them, long enough to ask meanwhile.
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", router.osc10_port))
+    try:
+        stalled.sendall(frame(register("stalled", group), Framing.LENGTH_PREFIX))
+        sender = Client(router.osc10_port).join("sender", group)
+        chunk = raw_message("/big", ",b", struct.pack(">i", 100_000) + bytes(100_000))
+        for _ in range(100):
+            sender.send(chunk)
+        time.sleep(0.5)
+        router.process.send_signal(15)
+        deadline = time.monotonic() + 4
+        statuses = set()
+        while time.monotonic() < deadline and router.process.poll() is None:
+            try:
+                statuses.add(get(router, "/healthz")[0])
+            except OSError:
+                break
+            if 503 in statuses:
+                break
+            time.sleep(0.01)
+        assert 503 in statuses
+        assert router.process.wait(15) == 0
+    finally:
+        stalled.close()
 
 
 def test_dashboard_live_views_by_access(router: RouterProcess, group: str) -> None:
