@@ -233,6 +233,9 @@ class RouterClient:
             await link.close()
             reader.cancel()
             raise
+        # Finished readers and reconnects are dropped: a laptop that sleeps every night for a
+        # month must not collect them.
+        self._tasks = [task for task in self._tasks if not task.done()]
         self._tasks.append(reader)
         self.connected = True
 
