@@ -4,6 +4,7 @@ framings: the same protocol, byte for byte (docs/protocol.md §1 and §8)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from support.client import Client, WsClient
@@ -428,3 +430,19 @@ def test_an_http_connection_that_asks_nothing_is_closed(
     time.sleep(1.5)
     Client(router.osc10_port).join("player", "g").send(msg("/late"))
     assert listener.recv_until("/late").raw == msg("/late")
+
+
+def test_dashboards_from_one_address_are_limited(router: RouterProcess) -> None:
+    url = f"ws://127.0.0.1:{router.http_port}/live"
+    with contextlib.ExitStack() as stack:
+        for _ in range(50):
+            stack.enter_context(connect(url, open_timeout=5))
+        with pytest.raises(InvalidStatus, match="503"), connect(url, open_timeout=5):
+            pass
+        # Another address still gets one.
+        sock = socket.create_connection(
+            ("127.0.0.1", router.http_port or 0), timeout=5, source_address=("127.0.0.2", 0)
+        )
+        with connect(url, sock=sock, open_timeout=5) as other:
+            other.send("{}")
+            assert json.loads(other.recv(timeout=5))["access"] == "public"

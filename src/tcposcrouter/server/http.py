@@ -40,6 +40,10 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 # A dashboard viewer's messages are a token or a group's name and password: a few hundred
 # bytes. Anything bigger is not a dashboard.
 VIEWER_MESSAGE_LIMIT = 4096
+# Open dashboards: each costs a view a second. A whole class watching its own group is a few
+# dozen from one address; more than this from one address, or in all, is not people watching.
+MAX_VIEWERS = 500
+MAX_VIEWERS_PER_ADDRESS = 50
 # How long a stopping router lets aiohttp finish its handlers before it cancels them; the hub
 # has closed every /osc connection by then.
 HTTP_SHUTDOWN_SECONDS = 2.0
@@ -57,10 +61,11 @@ def client_page_folder() -> Path:
 class _Viewer:
     """One open dashboard, and what its visitor proved."""
 
-    __slots__ = ("access", "group", "sending", "ws")
+    __slots__ = ("access", "address", "group", "sending", "ws")
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, address: str) -> None:
         self.ws = ws
+        self.address = address
         self.access = "public"
         self.group: Group | None = None  # member access: this group object, not just its name
         self.sending: asyncio.Future[None] | None = None
@@ -174,11 +179,14 @@ class HttpSide:
         return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
     async def _live(self, request: web.Request) -> web.StreamResponse:
+        _, address = client_address(request, self._server.config.trusted_proxies)
+        from_there = sum(1 for viewer in self._viewers if viewer.address == address)
+        if len(self._viewers) >= MAX_VIEWERS or from_there >= MAX_VIEWERS_PER_ADDRESS:
+            return web.Response(status=503, text="too many dashboards open; try again later\n")
         ws = web.WebSocketResponse(max_msg_size=VIEWER_MESSAGE_LIMIT, heartbeat=30)
         await ws.prepare(request)
-        viewer = _Viewer(ws)
+        viewer = _Viewer(ws, address)
         self._viewers.add(viewer)
-        _, address = client_address(request, self._server.config.trusted_proxies)
         try:
             async for message in ws:
                 if message.type is not WSMsgType.TEXT:
