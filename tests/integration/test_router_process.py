@@ -331,6 +331,8 @@ def test_command_line() -> None:
         "--no-http",
         "--admin-token",
         "--trusted-proxy",
+        "--config",
+        "--check-config",
     ):
         assert flag in usage
     version = subprocess.run([*run, "--version"], capture_output=True, text=True, check=True)

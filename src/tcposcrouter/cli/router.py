@@ -23,6 +23,7 @@ from ..server.app import (
     RouterServer,
     ServerConfig,
 )
+from .config import ConfigError, read_config
 
 __all__ = ["main", "parse_args"]
 
@@ -199,12 +200,51 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="event loop implementation (default auto: uvloop when installed)",
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="read settings from a TOML file (examples/tcposcrouter.toml lists every key); "
+        "flags given as well override it",
+    )
+    parser.add_argument(
+        "--check-config",
+        type=Path,
+        metavar="FILE",
+        help="check a configuration file, explain each problem with its line, and exit",
+    )
     parser.add_argument("--version", action="version", version=f"tcposcrouter {__version__}")
     return parser
 
 
+def check_config(path: Path) -> int:
+    try:
+        read_config(build_parser(), path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    print(f"{path}: ok")
+    return 0
+
+
+def _config_flags() -> argparse.ArgumentParser:
+    """Only --config and --check-config, read before the rest: the file's values become the
+    defaults the command line then overrides."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--config", type=Path)
+    flags.add_argument("--check-config", type=Path)
+    return flags
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
+    given, _ = _config_flags().parse_known_args(argv)
+    if given.config is not None:
+        try:
+            parser.set_defaults(**read_config(parser, given.config))
+        except ConfigError as error:
+            parser.error(f"bad configuration file:\n{error}")
     args = parser.parse_args(argv)
     if args.disable_osc10 and args.disable_osc11 and args.no_http:
         parser.error(
@@ -351,6 +391,9 @@ def _loop_factory(choice: str) -> type[asyncio.AbstractEventLoop] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given, _ = _config_flags().parse_known_args(argv)
+    if given.check_config is not None:
+        return check_config(given.check_config)
     args = parse_args(argv)
     setup_logging(args)
     loop_class = _loop_factory(args.event_loop)
