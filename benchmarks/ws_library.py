@@ -15,7 +15,8 @@ other client of the room, as the router's broadcast does. Both are driven by the
 
 Three relays: "websockets" (websockets.asyncio.server with its synchronous `broadcast`),
 "aiohttp" (aiohttp.web, awaiting `send_bytes` per receiver) and "aiohttp-write" (aiohttp.web,
-the frame written straight to the transport without awaiting, as the router's outbox writes).
+the frame written straight to the transport without awaiting, by the router's own
+`binary_frame`, as the router's outbox writes).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ async def _serve_websockets(port: int) -> None:
 async def _serve_aiohttp(name: str, port: int) -> None:
     from aiohttp import WSMsgType, web
 
+    from tcposcrouter.server.websocket import binary_frame
+
     room: set[web.WebSocketResponse] = set()
     transports: dict[web.WebSocketResponse, asyncio.Transport] = {}
     write_directly = name == "aiohttp-write"
@@ -92,7 +95,7 @@ async def _serve_aiohttp(name: str, port: int) -> None:
                 data = message.data
                 others = [c for c in room if c is not ws]
                 if write_directly:
-                    frame = _frame(data)
+                    frame = binary_frame(data)
                     for other in others:
                         transports[other].write(frame)
                 else:
@@ -109,16 +112,6 @@ async def _serve_aiohttp(name: str, port: int) -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await asyncio.Future()
-
-
-def _frame(payload: bytes) -> bytes:
-    """A server's binary frame (RFC 6455 §5.2: FIN, opcode 2, no mask)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x82, n)) + payload
-    if n < 65536:
-        return struct.pack("!BBH", 0x82, 126, n) + payload
-    return struct.pack("!BBQ", 0x82, 127, n) + payload
 
 
 # -- the clients ----------------------------------------------------------------------------

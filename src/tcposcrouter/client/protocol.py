@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import random
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,7 @@ from ..osc.framing import (
     SlipDecoder,
     frame,
 )
-from ..osc.messages import NTP_UNIX_OFFSET, TIME, register_message, time_tag
+from ..osc.messages import TIME, register_message, time_tag, unix_time
 from ..osc.messages import build_bundle as osc_bundle
 
 __all__ = [
@@ -185,11 +184,6 @@ def as_private(user: str, message: bytes) -> bytes:
         + _padded(message[:address_end])
         + arguments
     )
-
-
-def unix_time(tag: bytes) -> float:
-    seconds, fraction = struct.unpack(">II", tag)
-    return float(seconds - NTP_UNIX_OFFSET + fraction / 2**32)
 
 
 class ClientProtocol:

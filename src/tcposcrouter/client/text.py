@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from typing import Any
 
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
-from ..osc.messages import NTP_UNIX_OFFSET
-from .protocol import Argument, build_message
+from ..osc.messages import unix_time
+from .protocol import IMMEDIATELY, Argument, build_message
 
 __all__ = ["BadMessageText", "format_packet", "packet_records", "parse_message"]
 
@@ -119,10 +118,8 @@ def _show(tag: str, value: Any) -> str:
 
 
 def _bundle_time(raw: bytes) -> str:
-    seconds, fraction = struct.unpack(">II", raw[8:16])
-    if (seconds, fraction) == (0, 1):
-        return "@now"
-    return f"@{seconds - NTP_UNIX_OFFSET + fraction / 2**32:.6f}"
+    tag = raw[8:16]
+    return "@now" if tag == IMMEDIATELY else f"@{unix_time(tag):.6f}"
 
 
 def _messages(raw: bytes, when: str | None = None) -> list[tuple[str | None, OscMessage]]:

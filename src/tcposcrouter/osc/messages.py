@@ -9,6 +9,7 @@ Pure code: no sockets, no event loop.
 
 from __future__ import annotations
 
+import struct
 import unicodedata
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ __all__ = [
     "register_message",
     "time_reply",
     "time_tag",
+    "unix_time",
     "user_list_message",
 ]
 
@@ -285,6 +287,12 @@ def time_tag(unix_seconds: float) -> bytes:
     whole = int(seconds)
     fraction = min(int((seconds - whole) * 2**32), 2**32 - 1)
     return whole.to_bytes(4, "big") + fraction.to_bytes(4, "big")
+
+
+def unix_time(tag: bytes) -> float:
+    """The moment an OSC (NTP) time tag names, in Unix seconds (the inverse of `time_tag`)."""
+    seconds, fraction = struct.unpack(">II", tag)
+    return float(seconds - NTP_UNIX_OFFSET + fraction / 2**32)
 
 
 def read_time_request(message: bytes) -> bytes:

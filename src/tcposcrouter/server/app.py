@@ -197,6 +197,14 @@ class RouterServer:
             else:
                 connection.password_checked(check)
 
+    def hub_failed(self, connection: Connection, session: Session) -> None:
+        """Call from the `except` around a call into the hub: an exception out of the hub is a
+        bug, not a peer's fault, and must not take the router or anyone else down. Log it and
+        drop that connection only."""
+        self.internal_errors += 1
+        log.exception("internal error on %s; dropping that connection", session.describe())
+        connection.abort()
+
     def _tick(self) -> None:
         assert self._loop is not None
         now = self.now()

@@ -16,13 +16,14 @@ time as the kernel measures it.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.directory import Directory, Group, User
 from ..core.session import Session
 from ..core.statistics import HubStatistics
+from ..osc.framing import Framing
 
 __all__ = ["HISTORY_SECONDS", "RECENT_ERRORS_SECONDS", "RoundTrip", "Traffic", "transport_of"]
 
@@ -36,9 +37,10 @@ RECENT_ERRORS_SECONDS = 600
 RoundTrip = Callable[[Session], "tuple[float, float] | None"]
 
 
-def transport_of(session: Session) -> str:
-    framing = session.framing
-    return "websocket" if framing is not None and not framing.is_stream else "tcp"
+def transport_of(framing: str) -> str:
+    """The transport of a connection by its framing's name (`Framing.value`, or "unknown"
+    before its first byte, which only TCP has): WebSocket is a transport of its own."""
+    return "websocket" if framing == Framing.WEBSOCKET.value else "tcp"
 
 
 @dataclass
@@ -116,23 +118,18 @@ class Traffic:
 
     # -- views ------------------------------------------------------------------------------
 
-    def public_view(
-        self, statistics: HubStatistics, sessions: Iterable[Session], uptime: float
-    ) -> dict[str, Any]:
+    def public_view(self, statistics: HubStatistics, uptime: float) -> dict[str, Any]:
+        by_framing = statistics.connections_by_framing
         by_transport: dict[str, int] = {"tcp": 0, "websocket": 0}
-        by_framing: dict[str, int] = {}
-        for session in sessions:
-            by_transport[transport_of(session)] += 1
-            framing = session.framing
-            key = "unknown" if framing is None else framing.value
-            by_framing[key] = by_framing.get(key, 0) + 1
+        for framing, count in by_framing.items():
+            by_transport[transport_of(framing)] += count
         return {
             "access": "public",
             "group_pages": [],
             "uptime_seconds": round(uptime, 1),
             "connections": statistics.connections,
             "connections_by_transport": by_transport,
-            "connections_by_framing": by_framing,
+            "connections_by_framing": dict(by_framing),
             "groups": statistics.groups,
             "users": statistics.users,
             "messages_per_second": round(self.total.packets, 1),
@@ -153,9 +150,10 @@ class Traffic:
             connections = []
             for session in user.sessions:
                 rtt = round_trip(session)
+                framing = None if session.framing is None else session.framing.value
                 connection: dict[str, Any] = {
-                    "transport": transport_of(session),
-                    "framing": None if session.framing is None else session.framing.value,
+                    "transport": transport_of(framing or "unknown"),
+                    "framing": framing,
                     "rtt_ms": None if rtt is None else round(rtt[0], 2),
                     "rtt_var_ms": None if rtt is None else round(rtt[1], 2),
                 }
@@ -182,12 +180,11 @@ class Traffic:
     def admin_view(
         self,
         statistics: HubStatistics,
-        sessions: Iterable[Session],
         directory: Directory,
         uptime: float,
         round_trip: RoundTrip,
     ) -> dict[str, Any]:
-        view = self.public_view(statistics, sessions, uptime)
+        view = self.public_view(statistics, uptime)
         view["access"] = "admin"
         view["group_pages"] = [
             self.group_view(group, round_trip, with_addresses=True)
@@ -198,12 +195,11 @@ class Traffic:
     def member_view(
         self,
         statistics: HubStatistics,
-        sessions: Iterable[Session],
         group: Group | None,
         uptime: float,
         round_trip: RoundTrip,
     ) -> dict[str, Any]:
-        view = self.public_view(statistics, sessions, uptime)
+        view = self.public_view(statistics, uptime)
         view["access"] = "member"
         view["group_pages"] = (
             [] if group is None else [self.group_view(group, round_trip, with_addresses=False)]

@@ -24,8 +24,10 @@ from aiohttp import WSMsgType, web
 
 from ..core.directory import Group
 from ..core.session import Session
+from ..core.statistics import HubStatistics
 from . import metrics
 from .dashboard import Traffic
+from .tcp import format_peer
 from .tcpinfo import round_trip_ms
 from .websocket import client_address, serve_osc
 
@@ -106,7 +108,7 @@ class HttpSide:
         for host in hosts or [None]:  # type: ignore[list-item]
             site = web.TCPSite(runner, host, port, reuse_address=True, backlog=backlog)
             await site.start()
-        return [_address(a) for a in runner.addresses]
+        return [format_peer(a) for a in runner.addresses]
 
     async def stop(self) -> None:
         for viewer in list(self._viewers):
@@ -118,18 +120,20 @@ class HttpSide:
 
     def tick(self, now: float) -> None:
         hub = self._server.hub
-        self.traffic.sample(hub.statistics(), hub.directory, now)
-        self._push(self._viewers)
+        statistics = hub.statistics()
+        self.traffic.sample(statistics, hub.directory, now)
+        self._push(self._viewers, statistics)
 
-    def _push(self, viewers: set[_Viewer]) -> None:
-        """Send each viewer its view; viewers with the same access share one JSON text."""
+    def _push(self, viewers: set[_Viewer], statistics: HubStatistics | None = None) -> None:
+        """Send each viewer its view; viewers with the same access share one JSON text.
+        `statistics`: the hub's snapshot of this moment, if the caller has taken it."""
         if not viewers:
             return
         server = self._server
         hub = server.hub
-        statistics = hub.statistics()
+        if statistics is None:
+            statistics = hub.statistics()
         uptime = server.now() - server.started_at
-        sessions = hub.sessions()
         texts: dict[object, str] = {}
         for viewer in list(viewers):
             if viewer.sending is not None and not viewer.sending.done():
@@ -142,15 +146,11 @@ class HttpSide:
             text = texts.get(key)
             if text is None:
                 if viewer.access == "admin":
-                    view = self.traffic.admin_view(
-                        statistics, sessions, hub.directory, uptime, _round_trip
-                    )
+                    view = self.traffic.admin_view(statistics, hub.directory, uptime, _round_trip)
                 elif group is not None:
-                    view = self.traffic.member_view(
-                        statistics, sessions, group, uptime, _round_trip
-                    )
+                    view = self.traffic.member_view(statistics, group, uptime, _round_trip)
                 else:
-                    view = self.traffic.public_view(statistics, sessions, uptime)
+                    view = self.traffic.public_view(statistics, uptime)
                 text = texts[key] = json.dumps({"type": "view", **view})
             viewer.sending = sending = asyncio.ensure_future(viewer.ws.send_str(text))
             sending.add_done_callback(_forget_failure)
@@ -262,10 +262,3 @@ def _round_trip(session: Session) -> tuple[float, float] | None:
     transport = getattr(sink, "_transport", None)
     sock = None if transport is None else transport.get_extra_info("socket")
     return round_trip_ms(sock)
-
-
-def _address(sockname: Any) -> str:
-    if isinstance(sockname, tuple):
-        host, port = sockname[0], sockname[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(sockname)

@@ -12,8 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..osc.framing import Framing
 from .app import ServerStatistics
+from .dashboard import transport_of
 
 __all__ = ["CONTENT_TYPE", "RouterCollector", "registry_for", "render"]
 
@@ -35,8 +35,7 @@ class RouterCollector(Collector):
             labels=["transport", "framing"],
         )
         for framing, count in sorted(hub.connections_by_framing.items()):
-            transport = "websocket" if framing == Framing.WEBSOCKET.value else "tcp"
-            connections.add_metric([transport, framing], count)
+            connections.add_metric([transport_of(framing), framing], count)
         yield connections
 
         def counter(name: str, text: str, value: float) -> CounterMetricFamily:

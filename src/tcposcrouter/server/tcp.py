@@ -124,20 +124,13 @@ class TcpConnection(asyncio.Protocol):
         try:
             pause = self._hub.receive(session, data, server.now())
         except Exception:
-            self._bug(session)
+            server.hub_failed(self, session)
             pause = 0.0
         if pause:
             self._pause(pause)
         server.output_ready()
         server.checks_ready()
         return pause
-
-    def _bug(self, session: Session) -> None:
-        """An exception out of the hub is a bug, not a peer's fault: it must not take the router
-        or anyone else down. Log it and drop this connection only."""
-        self._server.internal_errors += 1
-        log.exception("internal error on %s; dropping that connection", session.describe())
-        self.abort()
 
     # -- reading paused and resumed ---------------------------------------------------------
 
@@ -178,7 +171,7 @@ class TcpConnection(asyncio.Protocol):
         try:
             pause = self._hub.password_checked(check, server.now())
         except Exception:
-            self._bug(check.session)
+            server.hub_failed(self, check.session)
             pause = 0.0
         if pause:
             self._pause(pause)

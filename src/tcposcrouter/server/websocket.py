@@ -99,7 +99,7 @@ class WebSocketConnection:
         try:
             pause = self._hub.receive(session, data, server.now())
         except Exception:
-            self._bug(session)
+            server.hub_failed(self, session)
             return
         server.output_ready()
         server.checks_ready()
@@ -120,7 +120,7 @@ class WebSocketConnection:
         try:
             pause = self._hub.password_checked(check, server.now())
         except Exception:
-            self._bug(check.session)
+            server.hub_failed(self, check.session)
             pause = 0.0
         self._after_check = pause
         self._resume.set()
@@ -147,11 +147,6 @@ class WebSocketConnection:
             self._hub.close(session)
             server.output_ready()
         server.connection_closed()
-
-    def _bug(self, session: Session) -> None:
-        self._server.internal_errors += 1
-        log.exception("internal error on %s; dropping that connection", session.describe())
-        self.abort()
 
     # -- Sink ------------------------------------------------------------------------------
 

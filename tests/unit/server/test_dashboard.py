@@ -109,7 +109,7 @@ def test_the_public_view_has_counts_and_no_names() -> None:
     net.join("web-user", "secret-group", websocket=True)
     net.connect()  # not registered, no byte yet
     sample(net, traffic)
-    view = traffic.public_view(net.hub.statistics(), net.hub.sessions(), 42.0)
+    view = traffic.public_view(net.hub.statistics(), 42.0)
     text = json.dumps(view)
     assert "secret" not in text and "web-user" not in text and "192.0.2.1" not in text
     assert view["access"] == "public" and view["group_pages"] == []
@@ -124,10 +124,10 @@ def test_member_and_admin_views() -> None:
     net.join("ana", "band")
     net.join("zed", "other")
     sample(net, traffic)
-    stats, sessions, directory = net.hub.statistics(), net.hub.sessions(), net.hub.directory
-    member = traffic.member_view(stats, sessions, directory.groups["band"], 1.0, no_rtt)
+    stats, directory = net.hub.statistics(), net.hub.directory
+    member = traffic.member_view(stats, directory.groups["band"], 1.0, no_rtt)
     assert [p["name"] for p in member["group_pages"]] == ["band"]
     assert "zed" not in json.dumps(member) and "peer" not in json.dumps(member)
-    admin = traffic.admin_view(stats, sessions, directory, 1.0, no_rtt)
+    admin = traffic.admin_view(stats, directory, 1.0, no_rtt)
     assert [p["name"] for p in admin["group_pages"]] == ["band", "other"]
     assert admin["group_pages"][1]["users"][0]["connections"][0]["peer"] == "192.0.2.1:40000"
