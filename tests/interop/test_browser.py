@@ -22,7 +22,8 @@ from support.browser import (
 )
 from support.client import Client, WsClient
 from support.osc import msg
-from support.process import RouterProcess
+from support.process import RouterProcess, free_port
+from support.tls import make_certificate, tls_socket
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 
@@ -76,6 +77,23 @@ def test_the_browser_client_through_nginx_with_tls(
     assert '"GET /osc" 101' in access_log and '"GET /client/" 200' in access_log
     # nginx passed the browser's address on, and the router used it.
     assert "connect [127.0.0.1 via 127.0.0.1:" in router.log()
+
+
+def test_the_browser_client_over_wss_to_the_router_itself(
+    start_router: Callable[..., RouterProcess], group: str, tmp_path: Path
+) -> None:
+    cert, key = make_certificate(tmp_path / "tls")
+    tls_port = free_port()
+    router = start_router("--tls-cert", str(cert), "--tls-key", str(key),
+                          "--tls-osc-port", str(tls_port), "--disable-tls-osc11")  # fmt: skip
+    # The TCP member is on the TLS port too: encrypted from end to end.
+    tcp = Client(tls_port, sock=tls_socket(tls_port, cert)).join("tcp", group)
+    with chromium(tmp_path / "profile", trust_certificate=cert) as driver:
+        page = f"https://127.0.0.1:{router.http_port}/client/"
+        exchange(driver, page, tcp, group)
+        assert driver.find_element("id", "server").get_attribute("value") == (
+            f"wss://127.0.0.1:{router.http_port}/osc"
+        )
 
 
 def test_the_dashboard_shows_counts_and_with_the_token_names(

@@ -3,6 +3,8 @@ nginx with TLS, for the browser tests."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import subprocess
@@ -18,6 +20,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from support.peers import require_program
 from support.process import free_port, wait_until_listening
+from support.tls import make_certificate
 
 __all__ = [
     "ARTIFACTS",
@@ -51,9 +54,25 @@ CHROMIUM_FLAGS = [
 ]
 
 
+def spki_hash(cert: Path) -> str:
+    """The base64 SHA-256 of a certificate's public key, as Chromium names a key to trust."""
+    openssl = require_program("openssl")
+    key = subprocess.run(
+        [openssl, "x509", "-in", str(cert), "-noout", "-pubkey"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    der = subprocess.run(
+        [openssl, "pkey", "-pubin", "-outform", "der"], input=key, check=True, capture_output=True
+    ).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
 @contextmanager
-def chromium(profile: Path, *, trust_any_certificate: bool = False) -> Iterator[WebDriver]:
-    """Debian's Chromium driven by Debian's chromedriver (Selenium would download its own)."""
+def chromium(
+    profile: Path, *, trust_any_certificate: bool = False, trust_certificate: Path | None = None
+) -> Iterator[WebDriver]:
+    """Debian's Chromium driven by Debian's chromedriver (Selenium would download its own).
+    `trust_certificate`: accept that certificate's key, and no other one."""
     binary = require_program("chromium")
     driver_path = require_program("chromedriver")
     options = webdriver.ChromeOptions()
@@ -63,6 +82,10 @@ def chromium(profile: Path, *, trust_any_certificate: bool = False) -> Iterator[
     options.add_argument(f"--user-data-dir={profile}")
     if trust_any_certificate:  # the test's own certificate, made a moment ago
         options.add_argument("--ignore-certificate-errors")
+    if trust_certificate is not None:
+        options.add_argument(
+            f"--ignore-certificate-errors-spki-list={spki_hash(trust_certificate)}"
+        )
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.set_page_load_timeout(30)
     try:
@@ -115,22 +138,6 @@ def send_from_page(driver: WebDriver, text: str, *, as_bundle: bool = False, to:
         bundle_box.click()
     Select(driver.find_element("id", "target")).select_by_value(to)
     driver.find_element("id", "send-button").click()
-
-
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, made with openssl."""
-    openssl = require_program("openssl")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 @contextmanager

@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--server",
         type=_server,
         default=DEFAULT_SERVER,
-        help="HOST:PORT (length prefix), slip://HOST:PORT, or ws://…/osc, wss://…/osc "
-        "(default %(default)s)",
+        help="HOST:PORT (length prefix), slip://HOST:PORT, tls://HOST:PORT, "
+        "tls+slip://HOST:PORT, or ws://…/osc, wss://…/osc (default %(default)s)",
     )
     joining.add_argument(
         "--user", default=os.environ.get("TCPOSCROUTER_USER") or getpass.getuser(),

@@ -1,4 +1,6 @@
-"""The `tcposcrouter` command: flags, logging, the event loop, signals."""
+"""The `tcposcrouter` command: flags and configuration file, logging, the event loop, signals
+(SIGINT and SIGTERM stop the router, SIGHUP reloads the configuration file), and the `passwd`
+subcommand."""
 
 from __future__ import annotations
 
@@ -6,33 +8,34 @@ import argparse
 import asyncio
 import dataclasses
 import logging
-import logging.handlers
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .. import __version__
+from ..core.pinned import GroupRules
 from ..limits import Limits
 from ..server.app import (
     DEFAULT_HTTP_PORT,
     DEFAULT_OSC10_PORT,
     DEFAULT_OSC11_PORT,
+    DEFAULT_TLS_OSC10_PORT,
+    DEFAULT_TLS_OSC11_PORT,
     DEFAULT_TRUSTED_PROXIES,
     RouterServer,
     ServerConfig,
 )
+from ..server.tls import TlsConfig, TlsContext
+from . import passwd
 from .config import ConfigError, read_config
+from .logs import LogSetup
 
 __all__ = ["main", "parse_args"]
 
 log = logging.getLogger("tcposcrouter")
-
-# A log file rotates at 10 MB and keeps 5 old files: weeks of connect/leave lines of a busy
-# public server, and a bound on the disk a chatty attacker can fill.
-LOG_FILE_BYTES = 10 * 1024 * 1024
-LOG_FILE_BACKUPS = 5
 
 
 def _port(text: str) -> int:
@@ -109,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
             "connect over TCP, register in a password-protected group, and every OSC message "
             "they send reaches everyone else in the group."
         ),
+        epilog=(
+            "'tcposcrouter passwd' prints the password hash a pinned group or user needs in "
+            "the configuration file. SIGHUP reloads the configuration file and the certificate."
+        ),
     )
     parser.add_argument(
         "--osc-port",
@@ -150,6 +157,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="address of a reverse proxy whose X-Forwarded-For names the WebSocket client; "
         "repeat for several (default: 127.0.0.1 and ::1)",
     )
+    tls = parser.add_argument_group(
+        "TLS", "encryption for clients that can do it; the plain ports stay for those that cannot"
+    )
+    tls.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help="PEM certificate with its chain (Let's Encrypt's fullchain.pem): adds the TLS "
+        "ports and makes the HTTP port HTTPS/WSS; reloaded on SIGHUP",
+    )
+    tls.add_argument(
+        "--tls-key",
+        type=Path,
+        metavar="FILE",
+        help="PEM private key of --tls-cert (privkey.pem; default: the key is in --tls-cert)",
+    )
+    tls.add_argument(
+        "--tls-osc-port",
+        type=_port,
+        default=DEFAULT_TLS_OSC10_PORT,
+        help="TCP port for OSC 1.0 length-prefix framing over TLS (default %(default)s)",
+    )
+    tls.add_argument(
+        "--tls-osc11-port",
+        type=_port,
+        default=DEFAULT_TLS_OSC11_PORT,
+        help="TCP port for OSC 1.1 SLIP framing over TLS (default %(default)s)",
+    )
+    tls.add_argument(
+        "--disable-tls-osc10", action="store_true", help="do not listen on the TLS OSC 1.0 port"
+    )
+    tls.add_argument(
+        "--disable-tls-osc11", action="store_true", help="do not listen on the TLS OSC 1.1 port"
+    )
     parser.add_argument(
         "--host",
         action="append",
@@ -178,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-dir",
         type=Path,
         help="write a rotating log file tcposcrouter.log (10 MB x 5) into this directory",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text, or as JSON lines for log shippers (default %(default)s)",
     )
     parser.add_argument(
         "--log-messages",
@@ -213,17 +260,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="check a configuration file, explain each problem with its line, and exit",
     )
+    # Pinned groups and allow_new_groups come only from the file (cli/config.py).
+    parser.set_defaults(group_rules=GroupRules())
     parser.add_argument("--version", action="version", version=f"tcposcrouter {__version__}")
     return parser
 
 
 def check_config(path: Path) -> int:
+    """Exit status 0 if `path` is a good configuration file (and the certificate it names
+    loads), else 2 with every problem on stderr."""
+    parser = build_parser()
     try:
-        read_config(build_parser(), path)
+        settings = read_config(parser, path)
     except ConfigError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return 2
+    cert = settings.get("tls_cert")
+    if cert is not None:
+        try:
+            TlsContext(cert, settings.get("tls_key") or cert)
+        except (OSError, ssl.SSLError) as error:
+            print(f"{path}: tls_cert, tls_key: cannot load them: {error}", file=sys.stderr)
+            return 2
     print(f"{path}: ok")
     return 0
 
@@ -237,65 +296,28 @@ def _config_flags() -> argparse.ArgumentParser:
     return flags
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def load_settings(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The settings of the command line over those of its --config file; raise ConfigError
+    for a bad file (SystemExit for bad flags, as argparse does)."""
     parser = build_parser()
     given, _ = _config_flags().parse_known_args(argv)
     if given.config is not None:
-        try:
-            parser.set_defaults(**read_config(parser, given.config))
-        except ConfigError as error:
-            parser.error(f"bad configuration file:\n{error}")
+        parser.set_defaults(**read_config(parser, given.config))
     args = parser.parse_args(argv)
     if args.disable_osc10 and args.disable_osc11 and args.no_http:
         parser.error(
             "--disable-osc10, --disable-osc11 and --no-http together leave nothing to listen on"
         )
+    if args.tls_key is not None and args.tls_cert is None:
+        parser.error("--tls-key needs --tls-cert")
     return args
 
 
-class _ConsoleFilter(logging.Filter):
-    """Let through records at the console level, and the few marked for the console."""
-
-    def __init__(self, level: int) -> None:
-        super().__init__()
-        self.level = level
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= self.level or getattr(record, "console", False)
-
-
-def setup_logging(args: argparse.Namespace) -> None:
-    root = logging.getLogger("tcposcrouter")
-    root.setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
-    root.propagate = False
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(fmt)
-    if args.quiet:
-        console.setLevel(logging.ERROR)
-    else:
-        level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-        console.addFilter(_ConsoleFilter(level))
-    root.addHandler(console)
-
-    if args.log_dir is None and args.verbose == 0:
-        # Nothing would show the per-connection lines: do not even make them (a storm of
-        # registers makes thousands).
-        for name in ("tcposcrouter.hub", "tcposcrouter.server"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-    if args.log_dir is not None:
-        args.log_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            args.log_dir / "tcposcrouter.log",
-            maxBytes=LOG_FILE_BYTES,
-            backupCount=LOG_FILE_BACKUPS,
-            encoding="utf-8",
-        )
-        file_handler.setFormatter(fmt)
-        file_handler.setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
-        root.addHandler(file_handler)
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    try:
+        return load_settings(argv)
+    except ConfigError as error:
+        build_parser().error(f"bad configuration file:\n{error}")
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -306,6 +328,14 @@ def limits_from(args: argparse.Namespace) -> Limits:
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
+    tls = None
+    if args.tls_cert is not None:
+        tls = TlsConfig(
+            cert=args.tls_cert,
+            key=args.tls_key or args.tls_cert,
+            osc10_port=None if args.disable_tls_osc10 else args.tls_osc_port,
+            osc11_port=None if args.disable_tls_osc11 else args.tls_osc11_port,
+        )
     return ServerConfig(
         hosts=args.host,
         osc10_port=None if args.disable_osc10 else args.osc_port,
@@ -317,6 +347,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         ),
         limits=limits_from(args),
         log_messages=args.log_messages,
+        group_rules=args.group_rules,
+        tls=tls,
     )
 
 
@@ -345,9 +377,49 @@ def raise_open_file_limit(connections: int) -> None:
         )
 
 
-async def serve(config: ServerConfig) -> int:
+def reload(server: RouterServer, argv: Sequence[str] | None, logs: LogSetup) -> None:
+    """SIGHUP: read the configuration file (and the certificate) again and apply what a running
+    router can change; a file or certificate that cannot be used changes nothing."""
+    try:
+        args = load_settings(argv)
+        restart = server.reload(server_config(args))
+    except ConfigError as error:
+        log.error(
+            "reload refused, the running settings stay: bad configuration file:\n%s",
+            error,
+            extra={"console": True},
+        )
+        return
+    except (OSError, ssl.SSLError) as error:
+        log.error(
+            "reload refused, the running settings stay: cannot load the certificate: %s",
+            error,
+            extra={"console": True},
+        )
+        return
+    logs.apply(args)
+    pinned = ", ".join(args.group_rules.names()) or "none"
+    log.info(
+        "reloaded: limits, pinned groups (%s), new groups %s%s",
+        pinned,
+        "allowed" if args.group_rules.allow_new_groups else "refused",
+        ", certificate" if server.tls is not None else "",
+        extra={"console": True},
+    )
+    if restart:
+        log.warning("changed settings that only a restart applies: %s", ", ".join(sorted(restart)))
+
+
+async def serve(
+    config: ServerConfig,
+    on_reload: Callable[[RouterServer], None] | None = None,
+) -> int:
     raise_open_file_limit(config.limits.max_connections)
-    server = RouterServer(config)
+    try:
+        server = RouterServer(config)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("cannot load the certificate: %s", exc)
+        return 1
     try:
         addresses = await server.start()
     except OSError as exc:
@@ -359,8 +431,9 @@ async def serve(config: ServerConfig) -> int:
         host = (config.hosts or ["127.0.0.1"])[0]
         host = f"[{host}]" if ":" in host else host
         log.info(
-            "dashboard with every name: http://%s:%d/#token=%s (admin token made at start-up; "
+            "dashboard with every name: %s://%s:%d/#token=%s (admin token made at start-up; "
             "set one with --admin-token)",
+            "http" if config.tls is None else "https",
             host,
             config.http_port,
             server.admin_token,
@@ -371,6 +444,8 @@ async def serve(config: ServerConfig) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if on_reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_reload, server)
     await stop.wait()
     log.info("shutting down", extra={"console": True})
     await server.stop()
@@ -391,14 +466,19 @@ def _loop_factory(choice: str) -> type[asyncio.AbstractEventLoop] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    given, _ = _config_flags().parse_known_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["passwd"]:
+        return passwd.main(arguments[1:])
+    given, _ = _config_flags().parse_known_args(arguments)
     if given.check_config is not None:
         return check_config(given.check_config)
-    args = parse_args(argv)
-    setup_logging(args)
+    args = parse_args(arguments)
+    logs = LogSetup(args)
     loop_class = _loop_factory(args.event_loop)
     loop = loop_class() if loop_class is not None else asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(serve(server_config(args)))
+        return loop.run_until_complete(
+            serve(server_config(args), lambda server: reload(server, arguments, logs))
+        )
     finally:
         loop.close()

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -58,8 +59,10 @@ class NotConnected(ConnectionError):
 
 
 def parse_server(server: str) -> tuple[str, str, int, Framing]:
-    """`HOST:PORT`, `tcp://HOST:PORT`, `slip://HOST:PORT`, `ws://…`, `wss://…` →
-    (kind, host or URL, port, framing). kind is "tcp" or "ws"."""
+    """`HOST:PORT`, `tcp://HOST:PORT`, `slip://HOST:PORT`, `tls://HOST:PORT`,
+    `tls+slip://HOST:PORT`, `ws://…`, `wss://…` → (kind, host or URL, port, framing). kind is
+    "tcp", "tls" or "ws". TLS checks the router's certificate against the system's authorities
+    (or `$SSL_CERT_FILE`)."""
     if server.startswith(("ws://", "wss://")):
         return (
             "ws",
@@ -67,14 +70,19 @@ def parse_server(server: str) -> tuple[str, str, int, Framing]:
             0,
             (Framing.WEBSOCKET),
         )
-    framing = Framing.LENGTH_PREFIX
-    for scheme, scheme_framing in (("tcp://", Framing.LENGTH_PREFIX), ("slip://", Framing.SLIP)):
+    kind, framing = "tcp", Framing.LENGTH_PREFIX
+    for scheme, scheme_kind, scheme_framing in (
+        ("tcp://", "tcp", Framing.LENGTH_PREFIX),
+        ("slip://", "tcp", Framing.SLIP),
+        ("tls://", "tls", Framing.LENGTH_PREFIX),
+        ("tls+slip://", "tls", Framing.SLIP),
+    ):
         if server.startswith(scheme):
-            server, framing = server[len(scheme) :], scheme_framing
+            server, kind, framing = server[len(scheme) :], scheme_kind, scheme_framing
     host, sep, port = server.rpartition(":")
     if not sep or not port.isdigit():
         raise ValueError(f"not HOST:PORT: {server!r}")
-    return "tcp", host.strip("[]") or "127.0.0.1", int(port), framing
+    return kind, host.strip("[]") or "127.0.0.1", int(port), framing
 
 
 class _Link:
@@ -142,8 +150,9 @@ class _WebSocketLink(_Link):
 
 async def _open_link(server: str) -> tuple[_Link, Framing]:
     kind, host, port, framing = parse_server(server)
-    if kind == "tcp":
-        reader, writer = await asyncio.open_connection(host, port)
+    if kind in ("tcp", "tls"):
+        context = ssl.create_default_context() if kind == "tls" else None
+        reader, writer = await asyncio.open_connection(host, port, ssl=context)
         return _TcpLink(reader, writer), framing
     import aiohttp
 

@@ -38,7 +38,7 @@ WAITING, CHECKING, MEMBER = 1, 2, 3
 
 class Admission:
     def __init__(self, limits: Limits) -> None:
-        self._limits = limits
+        self.limits = limits  # replaced as a whole by a reload
         self._total = 0
         # Waiting connections, oldest first (dicts keep insertion order), overall and by address.
         self._waiting: dict[int, Session] = {}
@@ -48,7 +48,7 @@ class Admission:
     def admit(self, session: Session) -> tuple[RemoteError | None, list[Session]]:
         """Count a new connection. Return its refusal (None: it may stay) and the waiting
         connections to close to make room for it."""
-        limits = self._limits
+        limits = self.limits
         address = session.address
         evicted: list[Session] = []
         waiting_here = self._waiting_from.get(address)
@@ -83,7 +83,7 @@ class Admission:
             session.pool = CHECKING
 
     def room_for_member(self, address: str) -> bool:
-        cap = self._limits.max_connections_per_address
+        cap = self.limits.max_connections_per_address
         return not cap or self._members_from.get(address, 0) < cap
 
     def registered(self, session: Session) -> None:

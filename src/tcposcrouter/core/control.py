@@ -68,6 +68,10 @@ class ControlMessages:
         # service (the core reads no clock of its own).
         self.wall_clock_offset = 0.0
 
+    def set_limits(self, limits: Limits) -> None:
+        self._limits = limits
+        self.login.set_limits(limits)
+
     def handle(self, session: Session, message: bytes, now: float) -> PasswordCheck | None:
         """Act on one control message from `session`; raise the refusal, if any. A register
         returns the password check it needs; `join` finishes it."""

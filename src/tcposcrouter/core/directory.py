@@ -5,7 +5,8 @@ A *user* is a name with a password inside a group, holding one or more sessions 
 a *group* is a name with a password holding users in the order they joined. Users and groups
 exist exactly as long as they have a connection here, or are known to be present on another
 node (`add_remote`): then the user has no connection here and no password (it is checked where
-the user connected).
+the user connected). Pinned groups (core/pinned.py) exist from the moment the rules name them,
+empty or not.
 
 Every join and leave of a user is published as a `MembershipEvent` to the listeners an edge
 subscribed (cluster mode will announce them to the other nodes).
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .auth import PasswordHash
+from .pinned import GroupRules, PinnedGroup
 
 if TYPE_CHECKING:
     from .outbox import Mailbox
@@ -83,12 +85,13 @@ class User:
 
 
 class Group:
-    __slots__ = ("name", "password", "users")
+    __slots__ = ("name", "password", "pinned", "users")
 
     def __init__(self, name: str, password: PasswordHash | None) -> None:
         self.name = name
         self.password = password  # None: the group is only known from another node
         self.users: dict[str, User] = {}  # in the order they joined (dicts keep it)
+        self.pinned: PinnedGroup | None = None  # defined by the operator: kept when empty
 
     def mailboxes(self) -> list[Mailbox]:
         return [session.mailbox for user in self.users.values() for session in user.sessions]
@@ -104,7 +107,34 @@ class Group:
 class Directory:
     def __init__(self) -> None:
         self.groups: dict[str, Group] = {}
+        self.rules = GroupRules()
         self._listeners: list[Callable[[MembershipEvent], None]] = []
+
+    def apply_rules(self, rules: GroupRules) -> None:
+        """Pin the groups `rules` names and unpin the others; nobody connected is affected.
+
+        A pinned group that exists already (created by a client, or pinned before) takes the
+        pinned password: its members stay, and whoever joins next needs the new one. So do
+        its connected users whose names are pinned. A group no longer pinned becomes an
+        ordinary one, and goes if it is empty.
+        """
+        pinned = {group.name: group for group in rules.pinned}
+        for existing in list(self.groups.values()):
+            if existing.pinned is not None and existing.name not in pinned:
+                existing.pinned = None
+                if not existing.users:
+                    del self.groups[existing.name]
+        for name, spec in pinned.items():
+            group = self.groups.get(name)
+            if group is None:
+                group = self.groups[name] = Group(name, spec.password)
+            group.pinned = spec
+            group.password = spec.password
+            for user in group.users.values():
+                hashed = spec.users.get(user.name)
+                if hashed is not None and user.password is not None:
+                    user.password = hashed
+        self.rules = rules
 
     def subscribe(self, listener: Callable[[MembershipEvent], None]) -> None:
         self._listeners.append(listener)
@@ -154,7 +184,8 @@ class Directory:
         group.membership_changed()
         self._publish("left", user)
         if not group.users:
-            del self.groups[group.name]
+            if group.pinned is None:
+                del self.groups[group.name]
             return None
         return group
 
@@ -186,7 +217,8 @@ class Directory:
         del group.users[user_name]
         group.membership_changed()
         if not group.users:
-            del self.groups[group_name]
+            if group.pinned is None:
+                del self.groups[group_name]
             return None
         return group
 

@@ -28,6 +28,7 @@ Pure code: no sockets, no event loop, no clock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ from .control import ControlMessages, announce_members, not_registered
 from .directory import Directory, MembershipEvent, User
 from .login import PasswordCheck
 from .outbox import Ending, Outbox, Sink
+from .pinned import GroupRules
 from .rates import RateBudget
 from .session import ErrorEpisode, Session, SessionState, overdue
 from .statistics import Counters, HubStatistics, snapshot
@@ -163,6 +165,26 @@ class Hub:
         else:
             self._before_register(session, packets, now)
         return WAIT_FOR_CHECK if session.check is not None else pause
+
+    def set_limits(self, limits: Limits, now: float) -> None:
+        """Enforce `limits` from now on (a reload), without dropping anyone: a cap lowered
+        below what is connected refuses newcomers only; every connection's rate budget starts
+        afresh (full) at the new rates; registered connections take the new packet size."""
+        self.limits = limits
+        self.config = dataclasses.replace(self.config, limits=limits)
+        self._admission.limits = limits
+        self._controls.set_limits(limits)
+        self._rate_limited = RateBudget.needed(limits)
+        for session in self._sessions.values():
+            session.budget = RateBudget(limits, now) if self._rate_limited else None
+            if session.state is REGISTERED:
+                session.decoder.set_max_packet_size(limits.max_packet_size)
+
+    def set_group_rules(self, rules: GroupRules) -> None:
+        """Pin the groups `rules` names, unpin the others, open or close the router to new
+        groups (at start-up and on a reload). Nobody connected is dropped; see
+        `Directory.apply_rules`."""
+        self.directory.apply_rules(rules)
 
     def set_wall_clock(self, offset: float) -> None:
         """Unix time is `now + offset`: the shell tells the hub (at start and every tick, so
@@ -615,7 +637,11 @@ class Hub:
         if group is not None:
             announce_members(self.outbox, group)
         elif session.user is not None:
-            log.info("group %s removed: nobody left in it", session.user.group.name)
+            emptied = session.user.group
+            if emptied.pinned is None:
+                log.info("group %s removed: nobody left in it", emptied.name)
+            else:
+                log.info("group %s is empty; it is pinned, so it stays", emptied.name)
 
 
 def _silent_twin(session: Session, user: User | None) -> Session | None:

@@ -42,6 +42,7 @@ class PasswordCheck:
         "group_ok",
         "new_group_hash",
         "new_user_hash",
+        "pinned_user_hash",
         "request",
         "session",
         "user",
@@ -65,6 +66,8 @@ class PasswordCheck:
         self.user = user
         self.group_hash = None if group is None else group.password
         self.user_hash = None if user is None else user.password
+        # A pinned user name not connected yet: its password is the operator's.
+        self.pinned_user_hash = _pinned_hash(group, request.user) if user is None else None
         self.claimed = claimed  # the throttle counted it as a guess until it turns out right
         self.group_ok = True
         self.user_ok = True
@@ -80,7 +83,12 @@ class PasswordCheck:
         if not self.group_ok:
             return  # no need to look at the user: the register is refused anyway
         if self.user is None:
-            self.new_user_hash = PasswordHash(request.user_password)
+            pinned = self.pinned_user_hash
+            if pinned is None:
+                self.new_user_hash = PasswordHash(request.user_password)
+            else:
+                self.user_ok = pinned.matches(request.user_password)
+                self.new_user_hash = pinned
         else:
             # A user present only on another node (no hash) cannot be joined here.
             hashed = self.user_hash
@@ -111,12 +119,25 @@ class Login:
         )
         self.report = LoginReport()
 
+    def set_limits(self, limits: Limits) -> None:
+        self._limits = limits
+        self.throttle.set_limits(
+            limits.login_failures_allowed,
+            limits.login_max_delay,
+            limits.login_accounts_per_address,
+        )
+
     def prepare(self, session: Session, request: RegisterRequest, now: float) -> PasswordCheck:
         """The password check a register needs; raise its refusal if it cannot pass anyway."""
         group = self._directory.groups.get(request.group)
+        self._check_rules(request, group)
         self._check_sizes(request, group)
         user = None if group is None else group.users.get(request.user)
-        verifies = (group is not None and group.password is not None) or user is not None
+        verifies = (
+            (group is not None and group.password is not None)
+            or user is not None
+            or _pinned_hash(group, request.user) is not None
+        )
         claimed = False
         if verifies:
             account = (request.group, request.user)
@@ -154,10 +175,32 @@ class Login:
             group is not check.group
             or user is not check.user
             or (group is not None and group.password is not check.group_hash)
+            or (user is None and _pinned_hash(group, request.user) is not check.pinned_user_hash)
         ):
             return None
+        self._check_rules(request, group)
         self._check_sizes(request, group)
         return Joining(group, user, check.new_group_hash, check.new_user_hash)
+
+    def _check_rules(self, request: RegisterRequest, group: Group | None) -> None:
+        """The operator's rules: no new groups on a closed server, only listed users in a
+        pinned group that lists them. Refused as `auth_failed`, never counted as a guess: the
+        client has the wrong name, not the wrong password, and the reason says so."""
+        if group is None or group.password is None:
+            if not self._directory.rules.allow_new_groups:
+                raise _auth_failed(
+                    f"no group {request.group} on this router, and it does not create new "
+                    "groups: check the group name"
+                )
+        elif (
+            group.pinned is not None
+            and not group.pinned.admits(request.user)
+            and request.user not in group.users
+        ):
+            raise _auth_failed(
+                f"group {request.group} admits only its listed users, and "
+                f"{request.user} is not one of them"
+            )
 
     def _check_sizes(self, request: RegisterRequest, group: Group | None) -> None:
         limits = self._limits
@@ -170,12 +213,20 @@ class Login:
                 )
         elif request.user not in group.users:
             full = limits.max_users_per_group
+            if group.pinned is not None and group.pinned.max_users:
+                full = group.pinned.max_users
             if full and len(group.users) >= full:
                 raise RemoteError(
                     ErrorCode.GROUP_FULL,
                     f"group {request.group} has {len(group.users)} users already",
                     fatal=True,
                 )
+
+
+def _pinned_hash(group: Group | None, user: str) -> PasswordHash | None:
+    if group is None or group.pinned is None:
+        return None
+    return group.pinned.users.get(user)
 
 
 def _auth_failed(detail: str) -> RemoteError:
@@ -264,13 +315,17 @@ class LoginThrottle:
     """
 
     def __init__(self, allowed: int, max_delay: float, accounts_per_address: int) -> None:
-        self._allowed = allowed
-        self._max_delay = max_delay
-        self._accounts_per_address = accounts_per_address
+        self.set_limits(allowed, max_delay, accounts_per_address)
         self._pairs = _Table()  # (address, account)
         self._accounts = _Table()  # account
         self._addresses = _Table()  # address
         self._trusted = _Table()  # (address, account) that logged in
+
+    def set_limits(self, allowed: int, max_delay: float, accounts_per_address: int) -> None:
+        """New limits (a reload); what was counted so far stays counted."""
+        self._allowed = allowed
+        self._max_delay = max_delay
+        self._accounts_per_address = accounts_per_address
 
     def _delay(self, beyond: int) -> float:
         return min(self._max_delay, 2.0**beyond)

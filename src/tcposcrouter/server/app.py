@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -30,10 +31,12 @@ from typing import TYPE_CHECKING, Protocol, cast
 from ..core.auth import PasswordHash
 from ..core.hub import Hub, HubConfig
 from ..core.login import PasswordCheck
+from ..core.pinned import GroupRules
 from ..core.session import Session
 from ..core.statistics import HubStatistics
 from ..limits import Limits
 from .tcp import TcpConnection, format_peer
+from .tls import TlsConfig, TlsContext
 
 if TYPE_CHECKING:
     from .http import HttpSide
@@ -45,6 +48,10 @@ log = logging.getLogger("tcposcrouter.server")
 DEFAULT_OSC10_PORT = 55555
 DEFAULT_OSC11_PORT = 55556
 DEFAULT_HTTP_PORT = 55557
+# With a certificate: the same two framings over TLS, next to the plain ports (which stay, for
+# clients that cannot do TLS: sclang, Pd).
+DEFAULT_TLS_OSC10_PORT = 55558
+DEFAULT_TLS_OSC11_PORT = 55559
 # Where a reverse proxy on the same machine (nginx for port 443) connects from: its
 # X-Forwarded-For names the client (see server/websocket.py's client_address).
 DEFAULT_TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
@@ -80,6 +87,13 @@ class ServerConfig:
     trusted_proxies: frozenset[str] = DEFAULT_TRUSTED_PROXIES
     limits: Limits = field(default_factory=Limits)
     log_messages: bool = False
+    group_rules: GroupRules = field(default_factory=GroupRules)
+    tls: TlsConfig | None = None  # a certificate: TLS listeners, and HTTPS on the HTTP port
+
+
+# What a reload (SIGHUP) can change without a restart; everything else is a listening socket
+# or set up once, and a change to it is logged as needing a restart.
+RELOADABLE = ("limits", "group_rules", "admin_token", "trusted_proxies", "tls")  # tls: its files
 
 
 class Connection(Protocol):
@@ -109,6 +123,8 @@ class RouterServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.hub = Hub(HubConfig(limits=config.limits, log_messages=config.log_messages))
+        self.hub.set_group_rules(config.group_rules)
+        self.tls = None if config.tls is None else TlsContext(config.tls.cert, config.tls.key)
         self.connections: set[Connection] = set()
         self.internal_errors = 0
         self.shutting_down = False
@@ -239,39 +255,91 @@ class RouterServer:
         self.started_at = self.now()
         self.hub.set_wall_clock(time.time() - self.started_at)
         addresses: list[str] = []
+        config = self.config
+        tls = config.tls
         ports = [
-            (port, label)
+            (port, label, False)
             for port, label in (
-                (self.config.osc10_port, "OSC 1.0 length prefix"),
-                (self.config.osc11_port, "OSC 1.1 SLIP"),
+                (config.osc10_port, "OSC 1.0 length prefix"),
+                (config.osc11_port, "OSC 1.1 SLIP"),
             )
             if port is not None
         ]
-        for port, label in ports:
+        if tls is not None:
+            ports += [
+                (port, label, True)
+                for port, label in (
+                    (tls.osc10_port, "OSC 1.0 length prefix over TLS"),
+                    (tls.osc11_port, "OSC 1.1 SLIP over TLS"),
+                )
+                if port is not None
+            ]
+        for port, label, secure in ports:
+            context = self.tls.context if secure and self.tls is not None else None
             listener = await loop.create_server(
                 lambda: TcpConnection(self),
-                host=self.config.hosts,
+                host=config.hosts,
                 port=port,
                 reuse_address=True,
                 backlog=LISTEN_BACKLOG,
+                ssl=context,
+                # A handshake that does not finish is a connection that never registers.
+                ssl_handshake_timeout=(config.limits.register_timeout or 10.0) if secure else None,
             )
             self._listeners.append(listener)
             for sock in listener.sockets:
                 addresses.append(
                     f"{format_peer(sock.getsockname())} ({label}; framing auto-detected)"
                 )
-        if self.config.http_port is not None:
+        if config.http_port is not None:
             from .http import HttpSide  # aiohttp is imported only when the HTTP side is on
 
             self.http = HttpSide(self)
+            scheme = "HTTPS" if self.tls is not None else "HTTP"
             for address in await self.http.start(
-                self.config.hosts, self.config.http_port, LISTEN_BACKLOG
+                config.hosts,
+                config.http_port,
+                LISTEN_BACKLOG,
+                None if self.tls is None else self.tls.context,
             ):
                 addresses.append(
-                    f"{address} (HTTP: OSC over WebSocket at /osc, dashboard at /, /metrics)"
+                    f"{address} ({scheme}: OSC over WebSocket at /osc, dashboard at /, /metrics)"
                 )
         self._ticker = loop.call_later(TICK_SECONDS, self._tick)
         return addresses
+
+    def reload(self, config: ServerConfig) -> list[str]:
+        """Take the settings of `config` that a running router can change (`RELOADABLE`, and
+        the certificate's files): nobody connected is dropped. The certificate is loaded
+        first, and if it cannot be, the error is raised (OSError, ssl.SSLError) and nothing
+        has changed. Return the names of the other settings that differ, which only a restart
+        applies."""
+        old = self.config
+        tls = old.tls
+        if config.tls is not None and tls is not None and self.tls is not None:
+            self.tls.reload(config.tls.cert, config.tls.key)
+            tls = dataclasses.replace(tls, cert=config.tls.cert, key=config.tls.key)
+        if config.limits != old.limits:
+            self.hub.set_limits(config.limits, self.now())
+        self.hub.set_group_rules(config.group_rules)
+        if config.admin_token is not None:
+            self.admin_token = config.admin_token
+        restart = [
+            item.name
+            for item in dataclasses.fields(config)
+            if item.name not in RELOADABLE and getattr(config, item.name) != getattr(old, item.name)
+        ]
+        if tls != config.tls:  # switched on or off, or other ports
+            restart.append("tls")
+        self.config = dataclasses.replace(
+            old,
+            limits=config.limits,
+            group_rules=config.group_rules,
+            admin_token=config.admin_token,
+            trusted_proxies=config.trusted_proxies,
+            tls=tls,
+        )
+        return restart
 
     async def stop(self) -> None:
         """Stop accepting; tell every client the router is shutting down, after what is queued

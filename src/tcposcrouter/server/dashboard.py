@@ -169,8 +169,11 @@ class Traffic:
                     "connections": connections,
                 }
             )
+        pinned = group.pinned
         return {
             "name": group.name,
+            "pinned": pinned is not None,
+            "description": "" if pinned is None else pinned.description,
             "messages_per_second": round(rate.packets, 1),
             "bytes_per_second": round(rate.bytes, 1),
             "history": [round(p, 1) for p in self.group_history.get(group, ())],

@@ -17,6 +17,7 @@ import asyncio
 import hmac
 import json
 import logging
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +95,13 @@ class HttpSide:
         app.router.add_static("/client/", client_page_folder())
         return app
 
-    async def start(self, hosts: list[str] | None, port: int, backlog: int) -> list[str]:
+    async def start(
+        self,
+        hosts: list[str] | None,
+        port: int,
+        backlog: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> list[str]:
         runner = self._runner = web.AppRunner(
             self.application(),
             access_log=None,
@@ -106,7 +113,14 @@ class HttpSide:
         )
         await runner.setup()
         for host in hosts or [None]:  # type: ignore[list-item]
-            site = web.TCPSite(runner, host, port, reuse_address=True, backlog=backlog)
+            site = web.TCPSite(
+                runner,
+                host,
+                port,
+                reuse_address=True,
+                backlog=backlog,
+                ssl_context=ssl_context,
+            )
             await site.start()
         return [format_peer(a) for a in runner.addresses]
 

@@ -93,7 +93,8 @@ class TcpConnection(asyncio.Protocol):
             # pause_writing() is called once more than `limit` bytes wait in the transport: the
             # slow-consumer check costs nothing on the hot path.
             transport.set_write_buffer_limits(high=limit)
-        log.info("connect %s (connection %d)", session.describe(), session.id)
+        secure = ", TLS" if transport.get_extra_info("sslcontext") is not None else ""
+        log.info("connect %s (connection %d%s)", session.describe(), session.id, secure)
         if not self._deferred:
             transport.resume_reading()
 

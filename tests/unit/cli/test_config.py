@@ -4,13 +4,16 @@ explained line by line."""
 from __future__ import annotations
 
 import argparse
+import io
 import re
 from pathlib import Path
 
 import pytest
 
-from tcposcrouter.cli.config import ConfigError, config_keys, read_config
-from tcposcrouter.cli.router import build_parser, check_config, parse_args, server_config
+from tcposcrouter.cli.config import GROUP_KEYS, ConfigError, config_keys, read_config
+from tcposcrouter.cli.router import build_parser, check_config, main, parse_args, server_config
+from tcposcrouter.core.auth import PasswordHash
+from tcposcrouter.core.pinned import GroupRules
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "tcposcrouter.toml"
 
@@ -24,10 +27,11 @@ def value_for(action: argparse.Action) -> tuple[str, object]:
     if isinstance(action, argparse._AppendAction):
         return '["127.0.0.2"]', ["127.0.0.2"]
     if action.choices is not None:
-        return '"asyncio"', "asyncio"
+        other = next(c for c in action.choices if c != action.default)
+        return f'"{other}"', other
     if action.dest == "admin_token":
         return '"t0ken"', "t0ken"
-    if action.dest == "log_dir":
+    if action.dest in ("log_dir", "tls_cert", "tls_key"):
         return '"/tmp/logs"', Path("/tmp/logs")
     return "7777", 7777
 
@@ -37,23 +41,129 @@ def test_every_flag_has_a_key(key: str, tmp_path: Path) -> None:
     action = config_keys(build_parser())[key]
     text, expected = value_for(action)
     path = tmp_path / "c.toml"
-    path.write_text(f"{key} = {text}\n")
+    path.write_text(f"{key} = {text}\n" + ('tls_cert = "/c.pem"\n' if key == "tls_key" else ""))
     args = parse_args(["--config", str(path)])
     assert getattr(args, action.dest) == expected
 
 
 def test_the_example_file_names_every_key_and_is_valid(tmp_path: Path) -> None:
-    keys = set(config_keys(build_parser()))
+    keys = set(config_keys(build_parser())) | {"allow_new_groups"}
     named = set(re.findall(r"^# (\w+) = ", EXAMPLE.read_text(), re.MULTILINE))
     assert named == keys
+    assert set(re.findall(r"^#(\w+) = ", EXAMPLE.read_text(), re.MULTILINE)) >= set(GROUP_KEYS) - {
+        "users"
+    }
     assert read_config(build_parser(), EXAMPLE) == {}  # all commented out: the defaults
-    uncommented = re.sub(r"^# (\w+ = )", r"\1", EXAMPLE.read_text(), flags=re.MULTILINE)
+    # Every line uncommented, with real hashes and a real certificate, is a valid file.
+    uncommented = re.sub(r"^# ?(\[|\w+ = )", r"\1", EXAMPLE.read_text(), flags=re.MULTILINE)
+    uncommented = uncommented.replace('"$scrypt$…"', f'"{PasswordHash("pw").encode()}"')
     uncommented = uncommented.replace('"…"', '"secret"')
     every_key = tmp_path / "all.toml"
     every_key.write_text(uncommented)
-    assert set(read_config(build_parser(), every_key)) == {
-        action.dest for action in config_keys(build_parser()).values()
+    settings = read_config(build_parser(), every_key)
+    assert set(settings) == {action.dest for action in config_keys(build_parser()).values()} | {
+        "group_rules"
     }
+    rules = settings["group_rules"]
+    assert [g.name for g in rules.pinned] == ["workshop", "stage"]
+    assert rules.pinned[0].description == "Tuesday class" and rules.pinned[0].max_users == 30
+    assert set(rules.pinned[1].users) == {"alice", "bob"} and rules.pinned[1].other_users
+
+
+PINNED = """
+allow_new_groups = false
+
+[groups.workshop]
+password = "{hash}"
+description = "Tuesday class"
+
+[groups.stage.users]
+alice = "{hash}"
+[groups.stage]
+password = "{hash}"
+"""
+
+
+def test_pinned_groups_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "groups.toml"
+    path.write_text(PINNED.format(hash=PasswordHash("pw").encode()))
+    rules = parse_args(["--config", str(path)]).group_rules
+    assert not rules.allow_new_groups
+    workshop, stage = rules.pinned
+    assert workshop.name == "workshop" and workshop.other_users and workshop.password.matches("pw")
+    assert not stage.other_users  # users listed: only they may join
+    assert stage.users["alice"].matches("pw")
+    assert server_config(parse_args(["--config", str(path)])).group_rules.names() == [
+        "workshop",
+        "stage",
+    ]
+
+
+def test_no_group_table_means_the_defaults() -> None:
+    assert parse_args([]).group_rules == GroupRules()
+
+
+def test_bad_groups_are_explained_line_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    good = PasswordHash("pw").encode()
+    path.write_text(
+        "allow_new_groups = 1\n"
+        "[groups.a]\n"
+        'password = "bandpass"\n'
+        "[groups.b]\n"
+        f'password = "{good}"\n'
+        "max_user = 3\n"
+        "[groups.c]\n"
+        'description = "no password"\n'
+        "[groups.d.users]\n"
+        'ana = "plain"\n'
+    )
+    with pytest.raises(ConfigError) as error:
+        read_config(build_parser(), path)
+    problems = error.value.problems
+    assert problems[0] == f"{path}:1: allow_new_groups: must be true or false"
+    assert problems[1].startswith(f"{path}:2: groups.a: password: not a password hash")
+    assert "tcposcrouter passwd" in problems[1]
+    assert problems[2].startswith(f"{path}:4: groups.b: max_user: no such setting for a group")
+    assert "did you mean max_users?" in problems[2]
+    assert (
+        problems[3] == f"{path}:7: groups.c: password: missing (make one with: tcposcrouter passwd)"
+    )
+    assert (
+        problems[4] == f"{path}:9: groups.d: password: missing (make one with: tcposcrouter passwd)"
+    )
+    assert problems[5].startswith(f"{path}:9: groups.d: users.ana: not a password hash")
+    assert len(problems) == 6
+
+
+def test_a_closed_router_without_groups_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "closed.toml"
+    path.write_text("allow_new_groups = false\n")
+    with pytest.raises(ConfigError, match="would refuse every register"):
+        read_config(build_parser(), path)
+
+
+def test_the_passwd_helper_makes_a_hash_the_file_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("my band pass\n"))
+    assert main(["passwd"]) == 0
+    made = capsys.readouterr().out.strip()
+    assert made.startswith("$scrypt$ln=14,")
+    path = tmp_path / "c.toml"
+    path.write_text(f'[groups.band]\npassword = "{made}"\n')
+    assert check_config(path) == 0
+    (band,) = parse_args(["--config", str(path)]).group_rules.pinned
+    assert band.password.matches("my band pass") and not band.password.matches("my band pass\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    assert main(["passwd"]) == 1  # an empty password protects nothing
+
+
+def test_check_config_loads_the_certificate(tmp_path: Path) -> None:
+    path = tmp_path / "tls.toml"
+    (tmp_path / "cert.pem").write_text("not a certificate\n")
+    path.write_text(f'tls_cert = "{tmp_path / "cert.pem"}"\n')
+    assert check_config(path) == 2
 
 
 def test_flags_win_over_the_file(tmp_path: Path) -> None:

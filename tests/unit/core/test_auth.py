@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tcposcrouter.core.auth import PasswordHash
+import base64
+import hashlib
+
+import pytest
+
+from tcposcrouter.core.auth import STORED, PasswordHash
 
 
 def test_a_hash_matches_its_password_only() -> None:
@@ -23,3 +28,36 @@ def test_any_text_works_and_nothing_shows() -> None:
     odd = "pässwörd \udcff with a lone surrogate"  # what a sloppy client may send
     assert PasswordHash(odd).matches(odd)
     assert "bandpass" not in repr(PasswordHash("bandpass"))
+
+
+def test_a_stored_hash_reads_back_and_describes_itself() -> None:
+    made = PasswordHash("bandpass", STORED)
+    text = made.encode()
+    assert text.startswith("$scrypt$ln=14,r=8,p=1$") and "bandpass" not in text
+    read = PasswordHash.parse(text)
+    assert read.matches("bandpass") and not read.matches("bandpas")
+    assert read.encode() == text
+
+
+def test_a_hash_made_elsewhere_with_other_costs_is_read() -> None:
+    # The PHC string of another scrypt implementation: its own salt length and cost.
+    salt = bytes(range(12))
+    key = hashlib.scrypt(b"x", salt=salt, n=1 << 10, r=4, p=2, dklen=24)
+    b64 = base64.b64encode
+    text = f"$scrypt$ln=10,r=4,p=2${b64(salt).decode()}${b64(key).decode().rstrip('=')}"
+    assert PasswordHash.parse(text).matches("x")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("bandpass", "not a password hash"),
+        ("$scrypt$ln=14,r=8,p=1$c2FsdHNhbHQ$", "not a password hash"),
+        ("$scrypt$ln=40,r=8,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5", "out of range"),
+        ("$scrypt$ln=14,r=8,p=1$c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5", "too short"),
+        ("$scrypt$ln=14,r=8,p=1$c2FsdHNhbHQ$a2V5a", "not base64"),
+    ],
+)
+def test_a_broken_hash_is_explained(text: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        PasswordHash.parse(text)

@@ -80,6 +80,12 @@
     info.className = "muted";
     info.textContent = `${page.users.length} users · ${rate(page.messages_per_second)} msg/s · ${bytes(page.bytes_per_second)}`;
     title.append(name, info);
+    if (page.pinned) {
+      const pin = document.createElement("span");
+      pin.className = "muted";
+      pin.textContent = page.description ? ` · pinned · ${page.description}` : " · pinned";
+      title.append(pin);
+    }
     const canvas = document.createElement("canvas");
     const table = document.createElement("table");
     const head = document.createElement("tr");
