@@ -32,6 +32,8 @@ class ErrorCode:
     RATE_LIMITED = "rate_limited"  # sending faster than allowed: read more slowly, none dropped
     SLOW_CONSUMER = "slow_consumer"  # not reading fast enough to keep up with the group; closed
     SERVER_SHUTDOWN = "server_shutdown"  # the router is stopping; closed after what was queued
+    # Cluster mode: the shared store (Redis) is away and this register needs it; try again soon
+    STORE_UNAVAILABLE = "store_unavailable"
 
 
 class RouterError(Exception):

@@ -80,8 +80,10 @@ class LogSetup:
         self._file: logging.Handler | None = None
         if args.log_dir is not None:
             args.log_dir.mkdir(parents=True, exist_ok=True)
+            # Nodes of a cluster (--workers' processes among them) may share a folder.
+            name = "tcposcrouter.log" if not args.node_id else f"tcposcrouter-{args.node_id}.log"
             self._file = logging.handlers.RotatingFileHandler(
-                args.log_dir / "tcposcrouter.log",
+                args.log_dir / name,
                 maxBytes=LOG_FILE_BYTES,
                 backupCount=LOG_FILE_BACKUPS,
                 encoding="utf-8",

@@ -191,6 +191,35 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument(
         "--disable-tls-osc11", action="store_true", help="do not listen on the TLS OSC 1.1 port"
     )
+    cluster = parser.add_argument_group(
+        "cluster", "several router processes, on one machine or many, as one router (Redis)"
+    )
+    cluster.add_argument(
+        "--cluster",
+        metavar="URL",
+        help="redis://HOST:PORT/DB (or rediss://): keep groups, users and presence there and "
+        "carry packets between nodes over its pub/sub",
+    )
+    cluster.add_argument(
+        "--node-id",
+        metavar="NAME",
+        help="this node's name in the cluster, also in its log file's name (default: host "
+        "name and process id)",
+    )
+    cluster.add_argument(
+        "--workers",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="run N router processes sharing the ports (needs --cluster); this process "
+        "supervises them (default: one process, no supervisor)",
+    )
+    cluster.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="open the ports with SO_REUSEPORT, to share them with other router processes "
+        "(what --workers does for its processes)",
+    )
     parser.add_argument(
         "--host",
         action="append",
@@ -310,6 +339,12 @@ def load_settings(argv: Sequence[str] | None = None) -> argparse.Namespace:
         )
     if args.tls_key is not None and args.tls_cert is None:
         parser.error("--tls-key needs --tls-cert")
+    if args.workers and args.cluster is None:
+        parser.error("--workers needs --cluster: the processes share their groups through it")
+    if args.cluster is not None and not args.cluster.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        parser.error(f"--cluster wants a redis:// URL, not {args.cluster!r}")
     return args
 
 
@@ -349,6 +384,9 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         log_messages=args.log_messages,
         group_rules=args.group_rules,
         tls=tls,
+        cluster=args.cluster,
+        node_id=args.node_id,
+        reuse_port=args.reuse_port,
     )
 
 
@@ -473,6 +511,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if given.check_config is not None:
         return check_config(given.check_config)
     args = parse_args(arguments)
+    if args.workers:
+        from ..cluster.workers import supervise
+
+        return supervise(arguments, args.workers, args.node_id)
     logs = LogSetup(args)
     loop_class = _loop_factory(args.event_loop)
     loop = loop_class() if loop_class is not None else asyncio.new_event_loop()

@@ -8,6 +8,7 @@ Pure code.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, RemoteError
 from ..limits import Limits
@@ -28,6 +29,9 @@ from ..osc.messages import (
     user_list_message,
 )
 from .directory import Directory, Group
+
+if TYPE_CHECKING:
+    from .hub import Elsewhere
 from .login import Joining, Login, PasswordCheck
 from .outbox import Outbox
 from .session import Session, SessionState
@@ -64,6 +68,7 @@ class ControlMessages:
         self._counters = counters
         self._log_messages = log_messages
         self.login = Login(limits, directory)
+        self.elsewhere: Elsewhere | None = None  # see Hub.set_elsewhere
         # Seconds to add to the hub's `now` for Unix time: the shell's wall clock, for the time
         # service (the core reads no clock of its own).
         self.wall_clock_offset = 0.0
@@ -131,4 +136,8 @@ class ControlMessages:
             raise RemoteError(ErrorCode.UNKNOWN_USER, unknown)
         if self._log_messages:
             log.debug("%s -> %s privately: %s", session.describe(), target.name, request.address)
-        self._outbox.deliver(target.mailboxes(), request.as_sent_by(user.name))
+        message = request.as_sent_by(user.name)
+        if target.sessions:
+            self._outbox.deliver(target.mailboxes(), message)
+        if target.remote and self.elsewhere is not None:
+            self.elsewhere.private(user.group.name, target.name, message)

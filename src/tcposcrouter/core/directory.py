@@ -85,13 +85,15 @@ class User:
 
 
 class Group:
-    __slots__ = ("name", "password", "pinned", "users")
+    __slots__ = ("name", "password", "pinned", "remote_users", "users")
 
     def __init__(self, name: str, password: PasswordHash | None) -> None:
         self.name = name
         self.password = password  # None: the group is only known from another node
         self.users: dict[str, User] = {}  # in the order they joined (dicts keep it)
         self.pinned: PinnedGroup | None = None  # defined by the operator: kept when empty
+        # Users present on another node: while there are any, what is sent here goes there too.
+        self.remote_users = 0
 
     def mailboxes(self) -> list[Mailbox]:
         return [session.mailbox for user in self.users.values() for session in user.sessions]
@@ -166,6 +168,9 @@ class Directory:
         if user is None:
             assert user_password is not None, "a new user needs its password"
             user = group.users[user_name] = User(user_name, user_password, group)
+        elif user.password is None:  # known only from another node until now
+            assert user_password is not None, "a user new here needs its password"
+            user.password = user_password
         user.sessions.append(session)
         session.user = user
         group.membership_changed()
@@ -199,9 +204,12 @@ class Directory:
         if user is None:
             user = group.users[user_name] = User(user_name, None, group)
             user.remote = True
+            group.remote_users += 1
             group.membership_changed()
             return group
-        user.remote = True
+        if not user.remote:
+            user.remote = True
+            group.remote_users += 1
         return None
 
     def remove_remote(self, group_name: str, user_name: str) -> Group | None:
@@ -212,6 +220,7 @@ class Directory:
         if group is None or user is None or not user.remote:
             return None
         user.remote = False
+        group.remote_users -= 1
         if user.sessions:
             return None  # still connected here
         del group.users[user_name]

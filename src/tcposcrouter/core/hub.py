@@ -16,7 +16,10 @@ thread; each finished one goes back through `password_checked`, which again says
 stop reading (0: read on).
 
 Packets from elsewhere (another node, in cluster mode) enter through `deliver_from_elsewhere`
-under the same rules as local ones; `subscribe` tells an edge who joins and leaves.
+and `deliver_private_from_elsewhere` under the same rules as local ones; what must go elsewhere
+(packets to a group with users present on other nodes) leaves through the `Elsewhere` given to
+`set_elsewhere`; `subscribe` tells an edge who joins and leaves, `subscribe_login_failures`
+which logins failed, and `login_failed_elsewhere` counts another node's failures here.
 
 Everything docs/protocol.md §3 and §4 decide is here (the packet loop, broadcast, the error
 policy) or in the parts it delegates to: `admission` (connection caps), `control` (register,
@@ -33,6 +36,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..errors import ErrorCode, RemoteError
 from ..limits import Limits
@@ -50,7 +54,7 @@ from .rates import RateBudget
 from .session import ErrorEpisode, Session, SessionState, overdue
 from .statistics import Counters, HubStatistics, snapshot
 
-__all__ = ["PRE_REGISTER_MAX_PACKET_SIZE", "WAIT_FOR_CHECK", "Hub", "HubConfig"]
+__all__ = ["PRE_REGISTER_MAX_PACKET_SIZE", "WAIT_FOR_CHECK", "Elsewhere", "Hub", "HubConfig"]
 
 log = logging.getLogger("tcposcrouter.hub")
 
@@ -73,6 +77,15 @@ NEW, REGISTERED, CLOSING, CLOSED = (
     SessionState.CLOSING,
     SessionState.CLOSED,
 )
+
+
+class Elsewhere(Protocol):
+    """Where packets for users on other nodes go (cluster/node.py). Called on the hot path,
+    in the order the packets are routed here; it must only queue them."""
+
+    def broadcast(self, group: str, sender: str, packets: list[bytes]) -> None: ...
+
+    def private(self, group: str, target: str, message: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,7 @@ class Hub:
         self._rate_limited = RateBudget.needed(limits)
         self._checks: list[PasswordCheck] = []
         self._now = 0.0  # the time of the current call, for what it logs
+        self._elsewhere: Elsewhere | None = None
 
     # -- the shell's entry points ----------------------------------------------------------
 
@@ -393,6 +407,45 @@ class Hub:
         self.outbox.deliver(receivers, packet)
         return len(receivers)
 
+    def deliver_private_from_elsewhere(self, group_name: str, target: str, message: bytes) -> int:
+        """Deliver a private message (already rewritten to name its sender, see
+        `PrivateRequest.as_sent_by`) from another node to `target`'s connections here."""
+        group = self.directory.groups.get(group_name)
+        user = None if group is None else group.users.get(target)
+        if user is None or not user.sessions:
+            return 0
+        self._counters.packets_from_elsewhere += 1
+        try:
+            validate_packet(message)
+        except RemoteError as error:
+            self._counters.count(self._counters.drops, error.code)
+            log.warning("dropped a private message from elsewhere for %s: %s", group_name, error)
+            return 0
+        boxes = user.mailboxes()
+        self.outbox.deliver(boxes, message)
+        return len(boxes)
+
+    def set_elsewhere(self, elsewhere: Elsewhere | None) -> None:
+        """Send what users on other nodes must get through `elsewhere` (None: nowhere)."""
+        self._elsewhere = elsewhere
+        self._controls.elsewhere = elsewhere
+
+    def subscribe_login_failures(self, listener: Callable[[str, str, str], None]) -> None:
+        """Call `listener(address, group, user)` for every failed password check here."""
+        self._controls.login.failure_listeners.append(listener)
+
+    def login_failed_elsewhere(self, address: str, group: str, user: str, now: float) -> None:
+        """Another node saw a failed login from `address` at `user` in `group`: the throttle
+        here counts it as its own, so that guessing across nodes is slowed as on one."""
+        self._controls.login.throttle.record_failure(address, (group, user), now)
+
+    def check_refused(self, check: PasswordCheck, error: RemoteError, now: float) -> None:
+        """The shell could not finish `check` (in cluster mode: the store is unavailable):
+        refuse its connection with `error`; no password was wrong, so nothing is counted."""
+        self._now = now
+        self._controls.login.release(check, now)
+        self._refuse(check.session, error)
+
     def remote_joined(self, group_name: str, user_name: str) -> None:
         """`user_name` is in `group_name` on another node: it is in the user list here too."""
         group = self.directory.add_remote(group_name, user_name)
@@ -511,6 +564,8 @@ class Hub:
                 for packet in run:
                     log.debug("%s -> %d: %s", session.describe(), len(receivers), _summary(packet))
             self.outbox.deliver_run(receivers, run)
+        if user.group.remote_users and self._elsewhere is not None:
+            self._elsewhere.broadcast(user.group.name, user.name, run[:])
         run.clear()
 
     def _control(self, session: Session, message: bytes, now: float) -> None:

@@ -13,6 +13,7 @@ Pure code: the caller passes the time.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ class PasswordCheck:
 
     __slots__ = (
         "claimed",
+        "elsewhere_group_hash",
+        "elsewhere_user_hash",
         "group",
         "group_hash",
         "group_ok",
@@ -68,31 +71,62 @@ class PasswordCheck:
         self.user_hash = None if user is None else user.password
         # A pinned user name not connected yet: its password is the operator's.
         self.pinned_user_hash = _pinned_hash(group, request.user) if user is None else None
+        # In cluster mode, the hashes the shared store holds for a group or user this node
+        # has none for (see `learn`).
+        self.elsewhere_group_hash: PasswordHash | None = None
+        self.elsewhere_user_hash: PasswordHash | None = None
         self.claimed = claimed  # the throttle counted it as a guess until it turns out right
         self.group_ok = True
         self.user_ok = True
         self.new_group_hash: PasswordHash | None = None
         self.new_user_hash: PasswordHash | None = None
 
+    def learn(self, group_hash: PasswordHash | None, user_hash: PasswordHash | None) -> None:
+        """The hashes the cluster's store holds for this register's group and user (None: it
+        holds none), to check against where this node has none; `run` again afterwards."""
+        if self.group_hash is None:
+            self.elsewhere_group_hash = group_hash
+        if self.user_hash is None and self.pinned_user_hash is None:
+            self.elsewhere_user_hash = user_hash
+        self.group_ok = self.user_ok = True
+        self.new_group_hash = self.new_user_hash = None
+
+    @property
+    def creates_group(self) -> bool:
+        """The register would make a new group (its hash made by `run`)."""
+        return self.group_hash is None and self.elsewhere_group_hash is None
+
+    @property
+    def creates_user(self) -> bool:
+        return (
+            self.user_hash is None
+            and self.pinned_user_hash is None
+            and self.elsewhere_user_hash is None
+        )
+
     def run(self) -> None:
         request = self.request
-        if self.group_hash is None:  # a new group, or one known only from another node
+        group_hash = self.group_hash or self.elsewhere_group_hash
+        if group_hash is None:  # a new group
             self.new_group_hash = PasswordHash(request.group_password)
         else:
-            self.group_ok = self.group_hash.matches(request.group_password)
+            self.group_ok = group_hash.matches(request.group_password)
+            if self.group_hash is None:  # joined with the hash from elsewhere
+                self.new_group_hash = group_hash
         if not self.group_ok:
             return  # no need to look at the user: the register is refused anyway
-        if self.user is None:
-            pinned = self.pinned_user_hash
-            if pinned is None:
+        user_hash = self.user_hash or self.pinned_user_hash or self.elsewhere_user_hash
+        if user_hash is None:
+            # A new user; or one present only on another node whose hash the store did not
+            # give (single-node mode never has those).
+            if self.user is None:
                 self.new_user_hash = PasswordHash(request.user_password)
             else:
-                self.user_ok = pinned.matches(request.user_password)
-                self.new_user_hash = pinned
+                self.user_ok = False
         else:
-            # A user present only on another node (no hash) cannot be joined here.
-            hashed = self.user_hash
-            self.user_ok = hashed is not None and hashed.matches(request.user_password)
+            self.user_ok = user_hash.matches(request.user_password)
+            if self.user_hash is None:
+                self.new_user_hash = user_hash
 
 
 @dataclass(frozen=True)
@@ -118,6 +152,16 @@ class Login:
             limits.login_accounts_per_address,
         )
         self.report = LoginReport()
+        # Called with (address, group, user) of every failed password check (cluster mode
+        # shares them, see Hub.subscribe_login_failures).
+        self.failure_listeners: list[Callable[[str, str, str], None]] = []
+
+    def release(self, check: PasswordCheck, now: float) -> None:
+        """`check` will not be finished (the shell could not): uncount its claim."""
+        if check.claimed:
+            request = check.request
+            self.throttle.released(check.session.address, (request.group, request.user), now)
+            check.claimed = False
 
     def set_limits(self, limits: Limits) -> None:
         self._limits = limits
@@ -133,13 +177,10 @@ class Login:
         self._check_rules(request, group)
         self._check_sizes(request, group)
         user = None if group is None else group.users.get(request.user)
-        verifies = (
-            (group is not None and group.password is not None)
-            or user is not None
-            or _pinned_hash(group, request.user) is not None
-        )
+        # A group that exists, here or (cluster mode) on another node, has a password to
+        # guess at; a new group's first register has none.
         claimed = False
-        if verifies:
+        if group is not None:
             account = (request.group, request.user)
             wait = self.throttle.claim(session.address, account, now)
             if wait > 0:
@@ -165,6 +206,8 @@ class Login:
             else:
                 self.throttle.failed(address, account, now)
                 self.report.failed(address, account, now)
+                for listener in self.failure_listeners:
+                    listener(address, request.group, request.user)
         if not check.group_ok:
             raise _auth_failed(f"wrong password for group {request.group}")
         if not check.user_ok:
@@ -376,6 +419,22 @@ class LoginThrottle:
             spread.accounts = set()
         if len(spread.accounts) <= self._accounts_per_address + 16:  # enough to count on
             spread.accounts.add(account)
+
+    def record_failure(self, address: str, account: Account, now: float) -> None:
+        """A failure seen elsewhere (another node): count it as a claimed check that failed."""
+        if self.claim(address, account, now) == 0.0:
+            self.failed(address, account, now)
+        else:  # already waiting: the failure still counts for its next wait
+            self._pairs.touch((address, account), now).failures += 1
+
+    def released(self, address: str, account: Account, now: float) -> None:
+        """The claimed check never ran to its end: uncount it, trusting nothing."""
+        pair = self._pairs.get((address, account), now)
+        if pair is not None and pair.failures > 0:
+            pair.failures -= 1
+        record = self._accounts.get(account, now)
+        if record is not None and record.failures > 0:
+            record.failures -= 1
 
     def succeeded(self, address: str, account: Account, now: float) -> None:
         """The claimed check was right: forgive it, and trust the address at that account."""

@@ -39,6 +39,7 @@ from .tcp import TcpConnection, format_peer
 from .tls import TlsConfig, TlsContext
 
 if TYPE_CHECKING:
+    from ..cluster.node import ClusterNode, ClusterStatistics
     from .http import HttpSide
 
 __all__ = ["RouterServer", "ServerConfig", "ServerStatistics"]
@@ -89,6 +90,9 @@ class ServerConfig:
     log_messages: bool = False
     group_rules: GroupRules = field(default_factory=GroupRules)
     tls: TlsConfig | None = None  # a certificate: TLS listeners, and HTTPS on the HTTP port
+    cluster: str | None = None  # redis://HOST:PORT/DB: a node of a cluster (cluster/node.py)
+    node_id: str | None = None  # its name in the cluster; None: host name and process id
+    reuse_port: bool = False  # share the listening ports with other processes (--workers)
 
 
 # What a reload (SIGHUP) can change without a restart; everything else is a listening socket
@@ -117,6 +121,7 @@ class ServerStatistics:
     flushes: int  # loop turns that wrote output
     internal_errors: int  # bugs caught on a connection (each closed that connection)
     shutting_down: bool
+    cluster: ClusterStatistics | None = None  # None: not in a cluster
 
 
 class RouterServer:
@@ -132,6 +137,8 @@ class RouterServer:
         # The dashboard's admin token: given, or made here and printed on the console.
         self.admin_token = config.admin_token or secrets.token_urlsafe(18)
         self.http: HttpSide | None = None
+        self.cluster: ClusterNode | None = None
+        self._cluster_jobs: set[asyncio.Task[None]] = set()
         self._flushes = 0
         self._listeners: list[asyncio.base_events.Server] = []
         self._all_closed: asyncio.Event | None = None
@@ -195,9 +202,30 @@ class RouterServer:
         checks = self.hub.take_password_checks()
         assert self._loop is not None
         batches = [checks[i : i + CHECK_BATCH] for i in range(0, len(checks), CHECK_BATCH)]
+        if self.cluster is not None:  # through the cluster's store, see ClusterNode
+            for batch in batches:
+                job = self._loop.create_task(self._cluster_checks(self.cluster, batch))
+                self._cluster_jobs.add(job)
+                job.add_done_callback(self._cluster_jobs.discard)
+            return
         for batch in batches:
             future = self._loop.run_in_executor(self._passwords, _run_all, batch)
             future.add_done_callback(functools.partial(self._checked, batch))
+
+    async def _cluster_checks(self, cluster: ClusterNode, batch: list[PasswordCheck]) -> None:
+        try:
+            await cluster.finish_checks(batch, self._run_checks)
+        except Exception:  # a bug: those connections go, nobody else
+            self.internal_errors += 1
+            log.exception("cluster password checks failed")
+            for check in batch:
+                cast(Connection, check.session.mailbox.sink).abort()
+        self.output_ready()
+        self.checks_ready()
+
+    async def _run_checks(self, batch: list[PasswordCheck]) -> None:
+        assert self._loop is not None
+        await self._loop.run_in_executor(self._passwords, _run_all, batch)
 
     def _checked(self, batch: list[PasswordCheck], done: asyncio.Future[None]) -> None:
         if done.cancelled():
@@ -242,6 +270,7 @@ class RouterServer:
             flushes=self._flushes,
             internal_errors=self.internal_errors,
             shutting_down=self.shutting_down,
+            cluster=None if self.cluster is None else self.cluster.statistics(),
         )
 
     async def check_password(self, expected: PasswordHash, password: str) -> bool:
@@ -256,6 +285,13 @@ class RouterServer:
         self.hub.set_wall_clock(time.time() - self.started_at)
         addresses: list[str] = []
         config = self.config
+        if config.cluster is not None:
+            # Joined first (waiting a few seconds for Redis at most), so that the first
+            # clients find the cluster; without Redis the node starts degraded.
+            from ..cluster.node import ClusterNode, default_node_id  # redis-py only when used
+
+            self.cluster = ClusterNode(self, config.cluster, config.node_id or default_node_id())
+            await self.cluster.start()  # it logs whether it reached Redis
         tls = config.tls
         ports = [
             (port, label, False)
@@ -281,6 +317,7 @@ class RouterServer:
                 host=config.hosts,
                 port=port,
                 reuse_address=True,
+                reuse_port=config.reuse_port or None,
                 backlog=LISTEN_BACKLOG,
                 ssl=context,
                 # A handshake that does not finish is a connection that never registers.
@@ -301,6 +338,7 @@ class RouterServer:
                 config.http_port,
                 LISTEN_BACKLOG,
                 None if self.tls is None else self.tls.context,
+                reuse_port=config.reuse_port,
             ):
                 addresses.append(
                     f"{address} ({scheme}: OSC over WebSocket at /osc, dashboard at /, /metrics)"
@@ -368,6 +406,8 @@ class RouterServer:
                 )
                 for connection in list(self.connections):
                     connection.abort()
+        if self.cluster is not None:
+            await self.cluster.stop()
         self._passwords.shutdown(wait=False, cancel_futures=True)
         # Since Python 3.12 this also waits for the connections, hence only after closing them.
         for listener in self._listeners:

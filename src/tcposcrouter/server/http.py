@@ -5,7 +5,8 @@ the browser client, on aiohttp.
     /           the dashboard; /live is its WebSocket, which pushes a view once a second
     /client/    the browser client page (examples/browser/ in the repository)
     /metrics    Prometheus text format
-    /healthz    200 while the router accepts connections, 503 while it shuts down
+    /healthz    200 while the router accepts connections ("ok", or in a cluster "degraded"
+                while Redis is away), 503 while it shuts down
 
 aiohttp's access log is off: a URL registration carries passwords in its query string, and no
 query string may reach a log line (the router logs each connection itself, without it).
@@ -101,6 +102,8 @@ class HttpSide:
         port: int,
         backlog: int,
         ssl_context: ssl.SSLContext | None = None,
+        *,
+        reuse_port: bool = False,
     ) -> list[str]:
         runner = self._runner = web.AppRunner(
             self.application(),
@@ -118,6 +121,7 @@ class HttpSide:
                 host,
                 port,
                 reuse_address=True,
+                reuse_port=reuse_port or None,
                 backlog=backlog,
                 ssl_context=ssl_context,
             )
@@ -186,6 +190,10 @@ class HttpSide:
     async def _healthz(self, request: web.Request) -> web.StreamResponse:
         if self._server.shutting_down:
             return web.Response(status=503, text="shutting down\n")
+        cluster = self._server.cluster
+        if cluster is not None and cluster.degraded:
+            # Still routing among its own connections: not a reason to take it out.
+            return web.Response(text="degraded: the cluster's Redis is away\n")
         return web.Response(text="ok\n")
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:

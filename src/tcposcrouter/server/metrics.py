@@ -90,6 +90,29 @@ class RouterCollector(Collector):
             "1 while the router is shutting down.",
             value=server.shutting_down,
         )
+        cluster = server.cluster
+        if cluster is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_cluster_degraded",
+                "1 while this node has lost the cluster's Redis (it routes locally only).",
+                value=cluster.degraded,
+            )
+            yield GaugeMetricFamily(
+                f"{PREFIX}_cluster_nodes",
+                "Other nodes with users, as of the last resync.",
+                value=cluster.nodes_seen,
+            )
+            yield counter(
+                "cluster_published", "Messages published to other nodes.", cluster.published
+            )
+            yield counter(
+                "cluster_received", "Messages received from other nodes.", cluster.received
+            )
+            yield counter(
+                "cluster_unsent",
+                "Packets for other nodes not sent because Redis was away.",
+                cluster.unsent,
+            )
 
 
 def registry_for(statistics: Callable[[], ServerStatistics]) -> CollectorRegistry:

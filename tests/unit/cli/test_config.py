@@ -31,6 +31,10 @@ def value_for(action: argparse.Action) -> tuple[str, object]:
         return f'"{other}"', other
     if action.dest == "admin_token":
         return '"t0ken"', "t0ken"
+    if action.dest == "cluster":
+        return '"redis://127.0.0.1:6379/0"', "redis://127.0.0.1:6379/0"
+    if action.dest == "node_id":
+        return '"n1"', "n1"
     if action.dest in ("log_dir", "tls_cert", "tls_key"):
         return '"/tmp/logs"', Path("/tmp/logs")
     return "7777", 7777
@@ -41,7 +45,8 @@ def test_every_flag_has_a_key(key: str, tmp_path: Path) -> None:
     action = config_keys(build_parser())[key]
     text, expected = value_for(action)
     path = tmp_path / "c.toml"
-    path.write_text(f"{key} = {text}\n" + ('tls_cert = "/c.pem"\n' if key == "tls_key" else ""))
+    needs = {"tls_key": 'tls_cert = "/c.pem"\n', "workers": 'cluster = "redis://r:6379/0"\n'}
+    path.write_text(f"{key} = {text}\n" + needs.get(key, ""))
     args = parse_args(["--config", str(path)])
     assert getattr(args, action.dest) == expected
 

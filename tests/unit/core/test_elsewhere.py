@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from support.net import LP, SLIP, Net
-from support.osc import IMMEDIATELY, bundle, msg
+from support.net import LP, SLIP, Net, error_of
+from support.osc import IMMEDIATELY, bundle, msg, register
+from tcposcrouter.core.auth import PasswordHash
 from tcposcrouter.core.directory import MembershipEvent
+from tcposcrouter.core.session import SessionState
 from tcposcrouter.osc.framing import frame
 
 
@@ -96,3 +98,83 @@ def test_membership_events_tell_an_edge_who_joins_and_leaves() -> None:
     ]
     net.hub.remote_joined("band", "zoe")  # presence from elsewhere is not announced again
     assert len(events) == 3
+
+
+class Recorder:
+    """An `Elsewhere` that keeps what the hub sends to other nodes."""
+
+    def __init__(self) -> None:
+        self.broadcasts: list[tuple[str, str, list[bytes]]] = []
+        self.privates: list[tuple[str, str, bytes]] = []
+
+    def broadcast(self, group: str, sender: str, packets: list[bytes]) -> None:
+        self.broadcasts.append((group, sender, packets))
+
+    def private(self, group: str, target: str, message: bytes) -> None:
+        self.privates.append((group, target, message))
+
+
+def test_packets_go_elsewhere_only_while_the_group_has_users_there() -> None:
+    net = Net()
+    far = Recorder()
+    net.hub.set_elsewhere(far)
+    ana = net.join("ana")
+    net.send(ana, msg("/alone", 1))
+    assert far.broadcasts == []  # nobody elsewhere: no traffic for Redis
+    net.hub.remote_joined("band", "zoe")
+    net.send(ana, msg("/a", 1), msg("/b", 2))
+    assert far.broadcasts == [("band", "ana", [msg("/a", 1), msg("/b", 2)])]
+    net.send(ana, msg("/oscrouter/private", "zoe", "/psst", 3))
+    assert far.privates == [("band", "zoe", msg("/oscrouter/private", "ana", "/psst", 3))]
+    net.hub.remote_left("band", "zoe")
+    net.send(ana, msg("/again", 1))
+    assert len(far.broadcasts) == 1
+
+
+def test_a_private_message_from_elsewhere_reaches_its_target_only() -> None:
+    net = Net()
+    ana = net.join("ana")
+    ana2 = net.join("ana")
+    bob = net.join("bob")
+    for s in (ana, ana2, bob):
+        net.got(s)
+    sent = msg("/oscrouter/private", "zoe", "/psst", 1)
+    assert net.hub.deliver_private_from_elsewhere("band", "ana", sent) == 2
+    assert net.hub.deliver_private_from_elsewhere("band", "nobody", sent) == 0
+    net.collect()
+    assert net.got(ana) == [sent] and net.got(ana2) == [sent] and net.got(bob) == []
+
+
+def test_login_failures_are_shared_and_counted() -> None:
+    net = Net()
+    failures: list[tuple[str, str, str]] = []
+    net.hub.subscribe_login_failures(lambda *failure: failures.append(failure))
+    net.join("ana", password="right")
+    guess = net.connect(address="198.51.100.7")
+    net.send(guess, register("ana", password="wrong"))
+    assert failures == [("198.51.100.7", "band", "ana")]
+    # Five failures seen on other nodes: this node now throttles that address there too.
+    for _ in range(5):
+        net.hub.login_failed_elsewhere("203.0.113.9", "band", "ana", net.now)
+    late = net.connect(address="203.0.113.9")
+    net.send(late, register("ana", password="right"))
+    assert error_of(net, late) == "login_throttled"
+
+
+def test_a_group_known_from_elsewhere_is_joined_with_the_stores_hash() -> None:
+    net = Net(hold_checks=True)
+    net.hub.remote_joined("band", "zoe")
+    ana = net.connect()
+    net.send(ana, register("ana", group_password="gpw"))
+    (check,) = net.checks
+    assert check.creates_group and check.creates_user  # as far as this node knows
+    check.learn(PasswordHash("gpw"), None)  # what the store said
+    assert not check.creates_group and check.creates_user
+    net.run_checks()
+    assert ana.state is SessionState.REGISTERED
+    bob = net.connect()
+    net.send(bob, register("bob", group_password="other"))
+    (check,) = net.checks
+    check.learn(None, None)  # the group's hash is here now, from ana's join
+    net.run_checks()
+    assert error_of(net, bob) == "auth_failed"

@@ -1,0 +1,68 @@
+"""Who is present on which other node, from the store's events and snapshots. Pure code.
+
+A user may be connected on several nodes at once; it is present elsewhere while any other
+node has it. `joined` and `left` return whether that changed, which is when the hub's user
+lists change (`Hub.remote_joined`, `Hub.remote_left`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["Account", "RemotePresence"]
+
+Account = tuple[str, str]  # (group, user)
+
+
+class RemotePresence:
+    def __init__(self, own_node: str) -> None:
+        self.own_node = own_node
+        self._nodes: dict[Account, set[str]] = {}
+        self._missing: set[Account] = set()  # accounts not in the last snapshot
+
+    def joined(self, node: str, group: str, user: str) -> bool:
+        """True if the user was present on no other node before."""
+        if node == self.own_node:
+            return False
+        nodes = self._nodes.setdefault((group, user), set())
+        first = not nodes
+        nodes.add(node)
+        return first
+
+    def left(self, node: str, group: str, user: str) -> bool:
+        """True if the user is now present on no other node."""
+        nodes = self._nodes.get((group, user))
+        if nodes is None or node not in nodes:
+            return False
+        nodes.discard(node)
+        if nodes:
+            return False
+        del self._nodes[(group, user)]
+        return True
+
+    def replace(
+        self, snapshot: Iterable[tuple[str, str, str]]
+    ) -> tuple[list[Account], list[Account]]:
+        """Take the store's whole picture, (node, group, user) for every live node; return
+        (accounts now present elsewhere that were not, accounts gone from two snapshots in a
+        row). Events keep the table current; a snapshot only mends what events missed, and a
+        user missing from one snapshot may be on a node that has not announced itself again
+        since Redis came back (a restarted Redis starts empty): it leaves at the second."""
+        fresh: dict[Account, set[str]] = {}
+        for node, group, user in snapshot:
+            if node != self.own_node:
+                fresh.setdefault((group, user), set()).add(node)
+        came = [account for account in fresh if account not in self._nodes]
+        absent = {account for account in self._nodes if account not in fresh}
+        went = [account for account in absent if account in self._missing]
+        self._missing = absent - set(went)
+        for account in went:
+            del self._nodes[account]
+        self._nodes.update(fresh)
+        return came, went
+
+    def nodes_of(self, group: str, user: str) -> set[str]:
+        return set(self._nodes.get((group, user), ()))
+
+    def __len__(self) -> int:
+        return len(self._nodes)
