@@ -7,12 +7,12 @@ What this shell adds to a running router (`RouterServer`):
   thread as usual, and the join script then creates the group and the user if they are new, or
   tells that another node created them first, with another hash: then the check runs again
   against that hash. So two nodes creating one group at the same moment cannot both win.
-  Before the first member of a group here is let in, this node subscribes to the group's
-  channel, so that nothing sent to the group after the member's register reply passes it by.
 - **Packets.** What the hub sends elsewhere (`Elsewhere`: a group with users on other nodes) is
-  published on the group's channel, in order, by one task with one pipeline per turn; members
-  on this node got it directly, without Redis. What arrives on a group's channel from another
-  node goes to `Hub.deliver_from_elsewhere`.
+  published on the channel of each node that has users of the group: everything one turn of
+  the loop had for one node is one message, and one task publishes them in order, a pipeline at
+  a time. Members on this node got it directly, without Redis. What arrives on this node's own
+  channel goes to `Hub.deliver_from_elsewhere` (measured: one message per group and packet cost
+  the receiving node far more than the deliveries themselves; see results/cluster.md).
 - **Presence.** Joins and leaves are published by the store's scripts; every node keeps a
   `RemotePresence` and tells the hub (`remote_joined`, `remote_left`). A heartbeat key that
   expires after `HEARTBEAT_TTL` marks a node alive; a node whose key is gone is swept by the
@@ -30,12 +30,14 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import parse_url
 from redis.exceptions import RedisError
 
 from ..core.auth import PasswordHash
@@ -44,6 +46,7 @@ from ..core.login import PasswordCheck
 from ..core.session import SessionState
 from ..errors import ErrorCode, RemoteError
 from .presence import RemotePresence
+from .resp import ReplyCounter, encode_command
 from .store import DEAD_NODE_SCRIPT, JOIN_SCRIPT, LEAVE_SCRIPT, Keys
 from .wire import (
     SEP,
@@ -76,6 +79,8 @@ RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0
 # How long a register waits for the store before it is refused as `store_unavailable`.
 STORE_TIMEOUT = 3.0
 PREFIX = "tcposcrouter:"
+# Connections to Redis besides pub/sub's: registers, heartbeats and publishing share them.
+STORE_CONNECTIONS = 8
 
 
 def default_node_id() -> str:
@@ -104,15 +109,22 @@ class ClusterNode:
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None  # redis.asyncio.client.PubSub
         self._tasks: list[asyncio.Task[None]] = []
-        self._outgoing: list[tuple[str, Any]] = []  # ("publish", (channel, data)) or scripts
+        self._outgoing: list[tuple[str, Any]] = []  # ("leave", (group, user)), ("failure", data)
         self._wakeup = asyncio.Event()
-        self._confirmed: set[str] = set()  # channels subscribed and confirmed
-        self._confirming: dict[str, asyncio.Future[None]] = {}
+        # Traffic records for each other node, gathered over one turn of the loop.
+        self._for_nodes: dict[str, list[bytes]] = {}
+        self._packets_queued = 0
+        self._flush_scheduled = False
+        self._packets: _PacketPublisher | None = None  # its own connection, see resp.py
         self._connected = asyncio.Event()
         self._stopping = False
         self._published = self._received = self._unsent = 0
         self._nodes_seen = 0
         self._hash_cache: dict[bytes, PasswordHash] = {}
+        # Registers between their join in the store and their join here: while there are
+        # any, what the store has of this node is not compared with what is here.
+        self._checks_in_flight = 0
+        self._swept_own = False  # what a former node of this name left in the store
 
     # -- start and stop -------------------------------------------------------------------
 
@@ -125,9 +137,16 @@ class ClusterNode:
         hub.subscribe(self._membership)
         hub.subscribe_login_failures(self._login_failed)
         self._tasks.append(asyncio.create_task(self._connection_loop()))
-        self._tasks.append(asyncio.create_task(self._publisher()))
-        with contextlib.suppress(asyncio.TimeoutError):
+        self._tasks.append(asyncio.create_task(self._store_writer()))
+        try:
             await asyncio.wait_for(self._connected.wait(), STORE_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning(
+                "cluster degraded: Redis at %s not reached; routing among this node's "
+                "connections, trying again",
+                self.url,
+                extra={"console": True},
+            )
 
     async def stop(self) -> None:
         """Leave the cluster: this node's users leave every user list at once (not after the
@@ -160,13 +179,10 @@ class ClusterNode:
     # -- the connection to Redis ----------------------------------------------------------
 
     async def _disconnect(self) -> None:
-        pubsub, redis = self._pubsub, self._redis
-        self._pubsub = self._redis = None
-        self._confirmed.clear()
-        for future in self._confirming.values():
-            if not future.done():
-                future.set_exception(ConnectionError("Redis went away"))
-        self._confirming.clear()
+        pubsub, redis, packets = self._pubsub, self._redis, self._packets
+        self._pubsub = self._redis = self._packets = None
+        if packets is not None:
+            packets.close()
         with contextlib.suppress(Exception):
             if pubsub is not None:
                 await pubsub.aclose()
@@ -206,22 +222,27 @@ class ClusterNode:
         self._connected.clear()
 
     async def _connect(self) -> None:
-        redis = aioredis.from_url(
-            self.url, socket_connect_timeout=STORE_TIMEOUT, health_check_interval=0
+        # A storm of registers runs many batches at once: they wait for one of a few
+        # connections rather than open one each.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=STORE_CONNECTIONS,
+            timeout=STORE_TIMEOUT,
+            socket_connect_timeout=STORE_TIMEOUT,
         )
+        redis = aioredis.Redis(connection_pool=pool)
         self._redis = redis
-        first = not self._nodes_seen and not self._published and not self._received
-        if first:
+        if not self._swept_own:
             # A node starting under a name a dead one had: what that one left is swept first.
             await redis.eval(DEAD_NODE_SCRIPT, 0, PREFIX, self.node)
+            self._swept_own = True
         await self._heartbeat_once()
+        self._packets = await _PacketPublisher.connect(self.url)
         pubsub = self._pubsub = redis.pubsub()
-        await pubsub.subscribe(self.keys.presence_channel, self.keys.logins_channel)
-        self._confirmed.update((self.keys.presence_channel, self.keys.logins_channel))
-        for group in self._local_groups():
-            channel = self.keys.group_channel(group)
-            await pubsub.subscribe(channel)
-            self._confirmed.add(channel)
+        keys = self.keys
+        await pubsub.subscribe(
+            keys.node_channel(self.node), keys.presence_channel, keys.logins_channel
+        )
         await self._announce_local_users()
         await self._resync()
         was_degraded = self.degraded
@@ -234,16 +255,20 @@ class ClusterNode:
 
     async def _serve(self) -> None:
         """Read pub/sub and keep the heartbeat until Redis goes away (raises)."""
+        assert self._packets is not None
         reader = asyncio.create_task(self._read_pubsub())
         keeper = asyncio.create_task(self._keep_alive())
+        replies = asyncio.create_task(self._packets.read_replies())
+        tasks = {reader, keeper, replies}
         try:
-            done, _ = await asyncio.wait({reader, keeper}, return_when=asyncio.FIRST_EXCEPTION)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
+            raise ConnectionError("the connection for packets was closed")
         finally:
-            for task in (reader, keeper):
+            for task in tasks:
                 task.cancel()
-            for task in (reader, keeper):
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
@@ -267,7 +292,7 @@ class ClusterNode:
             if now - last_resync >= RESYNC_SECONDS:
                 last_resync = now
                 await self._resync()
-                await self._unsubscribe_empty_groups()
+                await self._forget_gone_users()
 
     async def _sweep_dead_nodes(self) -> None:
         redis = self._redis
@@ -296,12 +321,10 @@ class ClusterNode:
         still has of this node that is gone meanwhile leaves."""
         redis = self._redis
         assert redis is not None
-        local: set[tuple[str, str]] = set()
         for group in self._hub.directory.groups.values():
             for user in group.users.values():
                 if not user.sessions or user.password is None or group.password is None:
                     continue
-                local.add((group.name, user.name))
                 answer = await redis.eval(
                     JOIN_SCRIPT, 0, *self._join_args(group.name, user.name,
                                                      group.password, user.password)
@@ -314,10 +337,23 @@ class ClusterNode:
                         group.name,
                         answer[0].decode(),
                     )
+        await self._forget_gone_users()
+
+    async def _forget_gone_users(self) -> None:
+        """What the store has of this node but is not connected here (left while Redis was
+        away, or a register refused after its join was stored) leaves."""
+        redis = self._redis
+        assert redis is not None
+        local = {
+            (group.name, user.name)
+            for group in self._hub.directory.groups.values()
+            for user in group.users.values()
+            if user.sessions
+        }
         stored = await redis.smembers(self.keys.node_users(self.node))
         for entry in stored:
             group_name, _, user_name = _text(entry).partition(SEP)
-            if (group_name, user_name) not in local:
+            if (group_name, user_name) not in local and not self._checks_in_flight:
                 await redis.eval(LEAVE_SCRIPT, 0, PREFIX, self.node, group_name, user_name)
 
     async def _resync(self) -> None:
@@ -354,42 +390,32 @@ class ClusterNode:
         pubsub = self._pubsub
         assert pubsub is not None
         keys = self.keys
+        mine = keys.node_channel(self.node).encode()
+        presence, logins = keys.presence_channel.encode(), keys.logins_channel.encode()
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=None)
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
             if message is None:
                 continue
-            kind = message["type"]
-            channel = message["channel"].decode()
-            if kind == b"message" or kind == "message":
-                data = message["data"]
-                try:
-                    if channel.startswith(keys.group_channel_prefix):
-                        self._traffic(channel[len(keys.group_channel_prefix) :], data)
-                    elif channel == keys.presence_channel:
-                        self._presence_event(data)
-                    elif channel == keys.logins_channel:
-                        self._failure_from_elsewhere(data)
-                except (ValueError, UnicodeDecodeError) as error:
-                    log.warning("cluster: ignored a message on %s: %s", channel, error)
-            elif kind in (b"subscribe", "subscribe"):
-                self._confirmed.add(channel)
-                future = self._confirming.pop(channel, None)
-                if future is not None and not future.done():
-                    future.set_result(None)
-            elif kind in (b"unsubscribe", "unsubscribe"):
-                self._confirmed.discard(channel)
+            channel, data = message["channel"], message["data"]
+            try:
+                if channel == mine:
+                    self._traffic(data)
+                elif channel == presence:
+                    self._presence_event(data)
+                elif channel == logins:
+                    self._failure_from_elsewhere(data)
+            except (ValueError, UnicodeDecodeError) as error:
+                log.warning("cluster: ignored a message on %r: %s", channel, error)
 
-    def _traffic(self, group: str, data: bytes) -> None:
-        traffic = decode_traffic(data)
-        if traffic.node == self.node:
-            return
+    def _traffic(self, data: bytes) -> None:
         self._received += 1
         hub = self._hub
-        if traffic.target:
-            hub.deliver_private_from_elsewhere(group, traffic.target, traffic.packets[0])
-        else:
-            for packet in traffic.packets:
-                hub.deliver_from_elsewhere(group, traffic.sender, packet)
+        for traffic in decode_traffic(data):
+            if traffic.private:
+                hub.deliver_private_from_elsewhere(traffic.group, traffic.name, traffic.packets[0])
+            else:
+                for packet in traffic.packets:
+                    hub.deliver_from_elsewhere(traffic.group, traffic.name, packet)
         self._server.output_ready()
 
     def _presence_event(self, data: bytes) -> None:
@@ -413,24 +439,43 @@ class ClusterNode:
     # -- out: Elsewhere (called by the hub, on the hot path) ------------------------------
 
     def broadcast(self, group: str, sender: str, packets: list[bytes]) -> None:
-        if self.degraded:
-            self._unsent += len(packets)
-            return
-        self._queue("publish", (self.keys.group_channel(group),
-                                encode_broadcast(self.node, sender, packets)))  # fmt: skip
+        nodes = self.presence.nodes_in(group)
+        if nodes:
+            self._to_nodes(nodes, encode_broadcast(group, sender, packets), len(packets))
 
     def private(self, group: str, target: str, message: bytes) -> None:
+        nodes = self.presence.nodes_of(group, target)
+        if nodes:
+            self._to_nodes(nodes, encode_private(group, target, message), 1)
+
+    def _to_nodes(self, nodes: Iterable[str], record: bytes, packets: int) -> None:
         if self.degraded:
-            self._unsent += 1
+            self._unsent += packets
             return
-        self._queue(
-            "publish", (self.keys.group_channel(group), encode_private(self.node, target, message))
-        )
+        for node in nodes:
+            self._for_nodes.setdefault(node, []).append(record)
+        self._packets_queued += packets
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_to_nodes)
+
+    def _flush_to_nodes(self) -> None:
+        """End of the loop turn: one message per node with everything the turn had for it."""
+        self._flush_scheduled = False
+        keys, publisher = self.keys, self._packets
+        packets, self._packets_queued = self._packets_queued, 0
+        if publisher is None or not publisher.open:
+            self._unsent += packets
+        else:
+            for node, records in self._for_nodes.items():
+                publisher.publish(keys.node_channel(node).encode(), b"".join(records))
+                self._published += 1
+        self._for_nodes = {}
 
     def _login_failed(self, address: str, group: str, user: str) -> None:
         if not self.degraded:
             failure = LoginFailure(self.node, address, group, user)
-            self._queue("publish", (self.keys.logins_channel, encode_failure(failure)))
+            self._queue("failure", encode_failure(failure))
 
     def _membership(self, event: MembershipEvent) -> None:
         if event.kind == "left" and event.connections == 0 and not self.degraded:
@@ -441,32 +486,26 @@ class ClusterNode:
         if len(self._outgoing) == 1:
             self._wakeup.set()
 
-    async def _publisher(self) -> None:
-        """Send what was queued, in order, one pipeline at a time: everything one turn of the
-        loop queued goes in one pipeline, and under load the next pipeline collects whatever
-        came while the last was in flight."""
+    async def _store_writer(self) -> None:
+        """Leaves and failed logins, in the order they came, everything one turn of the loop
+        queued in one pipeline (packets go through `_PacketPublisher` instead)."""
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             batch, self._outgoing = self._outgoing, []
             redis = self._redis
-            if not batch:
-                continue
-            if redis is None or self.degraded:
-                self._unsent += sum(1 for kind, _ in batch if kind == "publish")
-                continue
+            if not batch or redis is None or self.degraded:
+                continue  # what the store misses meanwhile is mended on reconnection
             try:
                 async with redis.pipeline(transaction=False) as pipe:
                     for kind, item in batch:
-                        if kind == "publish":
-                            pipe.publish(*item)
+                        if kind == "failure":
+                            pipe.publish(self.keys.logins_channel, item)
                         else:
                             pipe.eval(LEAVE_SCRIPT, 0, PREFIX, self.node, *item)
                     await pipe.execute()
-                self._published += sum(1 for kind, _ in batch if kind == "publish")
             except (RedisError, OSError) as error:
-                self._unsent += sum(1 for kind, _ in batch if kind == "publish")
-                log.debug("cluster: publishing failed: %s", error)
+                log.debug("cluster: writing to the store failed: %s", error)
 
     # -- registers ------------------------------------------------------------------------
 
@@ -475,6 +514,15 @@ class ClusterNode:
     ) -> None:
         """Carry a batch of the hub's password checks through the store and the worker
         threads (`run` runs checks there), then hand each back to its connection."""
+        self._checks_in_flight += 1
+        try:
+            await self._finish_checks(batch, run)
+        finally:
+            self._checks_in_flight -= 1
+
+    async def _finish_checks(
+        self, batch: list[PasswordCheck], run: Callable[[list[PasswordCheck]], Any]
+    ) -> None:
         now = self._server.now
         if self.degraded:
             local = []
@@ -501,7 +549,6 @@ class ClusterNode:
                 pending = lost
             else:
                 raise asyncio.TimeoutError("the group kept changing in the store")
-            await asyncio.wait_for(self._subscribe_groups(batch), STORE_TIMEOUT)
         except (RedisError, OSError, asyncio.TimeoutError) as error:
             log.warning("cluster: registers refused, the store did not answer: %r", error)
             for check in batch:
@@ -515,8 +562,10 @@ class ClusterNode:
         from ..server.app import Connection  # the sink of every session is a connection
 
         for check in batch:
-            if check.session.state is not SessionState.NEW:
-                continue  # closed meanwhile
+            if check.session.state is not SessionState.NEW:  # closed meanwhile
+                if check.group_ok and check.user_ok:
+                    self._undo_presence(check)
+                continue
             connection: Connection = check.session.mailbox.sink  # type: ignore[assignment]
             connection.password_checked(check)
             if not _registered(check) and check.session.check is None:
@@ -608,44 +657,66 @@ class ClusterNode:
             cached = self._hash_cache[stored] = PasswordHash.parse(stored.decode())
         return cached
 
-    async def _subscribe_groups(self, batch: list[PasswordCheck]) -> None:
-        """Subscribe to the group of every check that passed, and wait for Redis to confirm:
-        from then on nothing published to the group passes this node by."""
-        pubsub = self._pubsub
-        assert pubsub is not None
-        waits: list[asyncio.Future[None]] = []
-        for check in batch:
-            if not (check.group_ok and check.user_ok):
-                continue
-            channel = self.keys.group_channel(check.request.group)
-            if channel in self._confirmed:
-                continue
-            future = self._confirming.get(channel)
-            if future is None:
-                future = self._confirming[channel] = asyncio.get_running_loop().create_future()
-                await pubsub.subscribe(channel)
-            waits.append(future)
-        if waits:
-            await asyncio.gather(*waits)
 
-    async def _unsubscribe_empty_groups(self) -> None:
-        pubsub = self._pubsub
-        if pubsub is None:
-            return
-        local = {self.keys.group_channel(g) for g in self._local_groups()}
-        prefix = self.keys.group_channel_prefix
-        idle = [c for c in self._confirmed if c.startswith(prefix) and c not in local]
-        if idle and not self._confirming:
-            for channel in idle:
-                self._confirmed.discard(channel)
-            await pubsub.unsubscribe(*idle)
+class _PacketPublisher:
+    """A connection of its own for the packets to other nodes: PUBLISH commands written back to
+    back in the order the loop makes them, replies only counted (resp.py says why this is not
+    redis-py)."""
 
-    def _local_groups(self) -> list[str]:
-        return [
-            group.name
-            for group in self._hub.directory.groups.values()
-            if any(user.sessions for user in group.users.values())
-        ]
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+        self._replies = ReplyCounter()
+        self.open = True
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    @classmethod
+    async def connect(cls, url: str) -> _PacketPublisher:
+        settings = parse_url(url)
+        if "path" in settings:  # unix://
+            opening = asyncio.open_unix_connection(settings["path"])
+        else:
+            secure = ssl.create_default_context() if url.startswith("rediss://") else None
+            opening = asyncio.open_connection(
+                settings.get("host", "localhost"), settings.get("port", 6379), ssl=secure
+            )
+        reader, writer = await asyncio.wait_for(opening, STORE_TIMEOUT)
+        publisher = cls(reader, writer)
+        password = settings.get("password")
+        if password is not None:
+            user = settings.get("username")
+            parts = [b"AUTH", *([user.encode()] if user else []), password.encode()]
+            writer.write(encode_command(*parts))
+            line = await asyncio.wait_for(reader.readline(), STORE_TIMEOUT)
+            if not line.startswith(b"+"):
+                writer.close()
+                raise ConnectionError(f"Redis refused the password: {line.strip().decode()}")
+        return publisher
+
+    def publish(self, channel: bytes, data: bytes) -> None:
+        self._writer.write(encode_command(b"PUBLISH", channel, data))
+
+    async def read_replies(self) -> None:
+        """Until the connection ends (then return), counting replies; an error reply is a
+        bug or a misconfigured Redis, and is logged."""
+        counter = self._replies
+        try:
+            while True:
+                data = await self._reader.read(1 << 16)
+                if not data:
+                    return
+                seen = len(counter.errors)
+                counter.feed(data)
+                for error in counter.errors[seen:]:
+                    log.warning("cluster: Redis refused a publish: %s", error)
+                del counter.errors[:]
+        finally:
+            self.open = False
+
+    def close(self) -> None:
+        self.open = False
+        self._writer.close()
 
 
 def _text(value: bytes | str) -> str:

@@ -19,6 +19,8 @@ class RemotePresence:
         self.own_node = own_node
         self._nodes: dict[Account, set[str]] = {}
         self._missing: set[Account] = set()  # accounts not in the last snapshot
+        # Per group, the other nodes with users of it and how many: where its packets go.
+        self._groups: dict[str, dict[str, int]] = {}
 
     def joined(self, node: str, group: str, user: str) -> bool:
         """True if the user was present on no other node before."""
@@ -26,7 +28,9 @@ class RemotePresence:
             return False
         nodes = self._nodes.setdefault((group, user), set())
         first = not nodes
-        nodes.add(node)
+        if node not in nodes:
+            nodes.add(node)
+            self._count(group, node, 1)
         return first
 
     def left(self, node: str, group: str, user: str) -> bool:
@@ -35,10 +39,24 @@ class RemotePresence:
         if nodes is None or node not in nodes:
             return False
         nodes.discard(node)
+        self._count(group, node, -1)
         if nodes:
             return False
         del self._nodes[(group, user)]
         return True
+
+    def _count(self, group: str, node: str, change: int) -> None:
+        counts = self._groups.setdefault(group, {})
+        counts[node] = counts.get(node, 0) + change
+        if counts[node] <= 0:
+            del counts[node]
+            if not counts:
+                del self._groups[group]
+
+    def nodes_in(self, group: str) -> list[str]:
+        """The other nodes with users of `group`."""
+        counts = self._groups.get(group)
+        return [] if counts is None else list(counts)
 
     def replace(
         self, snapshot: Iterable[tuple[str, str, str]]
@@ -59,6 +77,10 @@ class RemotePresence:
         for account in went:
             del self._nodes[account]
         self._nodes.update(fresh)
+        self._groups = {}
+        for (group, _), nodes in self._nodes.items():
+            for node in nodes:
+                self._count(group, node, 1)
         return came, went
 
     def nodes_of(self, group: str, user: str) -> set[str]:

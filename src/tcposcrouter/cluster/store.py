@@ -8,7 +8,8 @@ Pure code (strings); cluster/node.py runs them.
     {p}nodeusers␟N           set    "G␟U" connected on node N (to clean up after N dies)
     {p}nodes                 set    nodes that have announced themselves
     {p}alive␟N               string N's heartbeat, expiring: N is dead once it is gone
-    channels: {p}g␟G (a group's packets), {p}presence (J/L events), {p}logins (failures)
+    channels: {p}n␟N (packets for node N's users), {p}presence (J/L events),
+              {p}logins (failures)
 
 Pinned groups and pinned users keep their hashes in every node's configuration file, not here.
 """
@@ -27,7 +28,7 @@ class Keys:
         self.nodes = f"{prefix}nodes"
         self.presence_channel = f"{prefix}presence"
         self.logins_channel = f"{prefix}logins"
-        self.group_channel_prefix = f"{prefix}g{SEP}"
+        self.node_channel_prefix = f"{prefix}n{SEP}"
 
     def users(self, group: str) -> str:
         return f"{self.prefix}users{SEP}{group}"
@@ -41,8 +42,8 @@ class Keys:
     def alive(self, node: str) -> str:
         return f"{self.prefix}alive{SEP}{node}"
 
-    def group_channel(self, group: str) -> str:
-        return f"{self.group_channel_prefix}{group}"
+    def node_channel(self, node: str) -> str:
+        return f"{self.node_channel_prefix}{node}"
 
 
 # Shared by the scripts: the removal of one user's presence on one node (and of the user's and

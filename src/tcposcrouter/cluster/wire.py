@@ -1,5 +1,6 @@
-"""What nodes send each other over Redis pub/sub, as bytes: packets for a group, presence
-events, failed logins. Pure code.
+"""What nodes send each other over Redis pub/sub, as bytes: packets for a group (to each node
+that has users of the group, on that node's own channel), presence events, failed logins.
+Pure code.
 
 Names cannot hold control characters (docs/protocol.md §3), so the unit separator (0x1F) joins
 the text fields; packets are length-prefixed, so any bytes pass.
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 
 __all__ = [
     "SEP",
-    "GroupTraffic",
     "LoginFailure",
     "PresenceEvent",
+    "Traffic",
     "decode_failure",
     "decode_presence",
     "decode_traffic",
@@ -29,56 +30,65 @@ _LENGTH = struct.Struct(">I")
 
 
 @dataclass(frozen=True)
-class GroupTraffic:
-    """Packets one node's user sent to a group (`target` ""), or a private message to
-    `target` (one packet, already naming its sender)."""
+class Traffic:
+    """Packets one user sent to a group (`private` False: `name` is the sender), or a private
+    message to the user `name` (one packet, already naming its sender)."""
 
-    node: str
-    sender: str
-    target: str
+    group: str
+    name: str
+    private: bool
     packets: list[bytes]
 
 
-def _head(kind: bytes, node: str, name: str) -> bytes:
-    text = f"{node}{SEP}{name}".encode()
-    return kind + _LENGTH.pack(len(text)) + text
+def encode_broadcast(group: str, sender: str, packets: list[bytes]) -> bytes:
+    return _record(_BROADCAST, group, sender, packets)
 
 
-def encode_broadcast(node: str, sender: str, packets: list[bytes]) -> bytes:
-    parts = [_head(_BROADCAST, node, sender)]
+def encode_private(group: str, target: str, message: bytes) -> bytes:
+    return _record(_PRIVATE, group, target, [message])
+
+
+def _record(kind: bytes, group: str, name: str, packets: list[bytes]) -> bytes:
+    text = f"{group}{SEP}{name}".encode()
+    parts = [kind, _LENGTH.pack(len(text)), text, _LENGTH.pack(len(packets))]
     for packet in packets:
         parts += [_LENGTH.pack(len(packet)), packet]
     return b"".join(parts)
 
 
-def encode_private(node: str, target: str, message: bytes) -> bytes:
-    return b"".join((_head(_PRIVATE, node, target), _LENGTH.pack(len(message)), message))
-
-
-def decode_traffic(data: bytes) -> GroupTraffic:
-    """Raise ValueError for what no node sent."""
-    kind = data[:1]
-    if kind not in (_BROADCAST, _PRIVATE) or len(data) < 5:
-        raise ValueError("not group traffic")
-    (size,) = _LENGTH.unpack_from(data, 1)
-    end = 5 + size
-    node, sep, name = data[5:end].decode().partition(SEP)
-    if not sep:
-        raise ValueError("no node in group traffic")
-    packets: list[bytes] = []
-    while end < len(data):
-        if end + 4 > len(data):
-            raise ValueError("truncated packet length")
-        (size,) = _LENGTH.unpack_from(data, end)
-        start, end = end + 4, end + 4 + size
-        if end > len(data):
-            raise ValueError("truncated packet")
-        packets.append(data[start:end])
-    if kind == _BROADCAST:
-        return GroupTraffic(node, name, "", packets)
-    if len(packets) != 1:
-        raise ValueError("a private message is one packet")
-    return GroupTraffic(node, "", name, packets)
+def decode_traffic(data: bytes) -> list[Traffic]:
+    """The records of one message (records joined end to end, as a node publishes everything
+    one turn of its loop had for another node); raise ValueError for what no node sent."""
+    records: list[Traffic] = []
+    at, end = 0, len(data)
+    try:
+        while at < end:
+            kind = data[at : at + 1]
+            if kind not in (_BROADCAST, _PRIVATE):
+                raise ValueError("not a traffic record")
+            (size,) = _LENGTH.unpack_from(data, at + 1)
+            text_end = at + 5 + size
+            if text_end > end:
+                raise ValueError("truncated record")
+            group, sep, name = data[at + 5 : text_end].decode().partition(SEP)
+            if not sep:
+                raise ValueError("no group in a traffic record")
+            (count,) = _LENGTH.unpack_from(data, text_end)
+            at = text_end + 4
+            packets: list[bytes] = []
+            for _ in range(count):
+                (size,) = _LENGTH.unpack_from(data, at)
+                at += 4
+                if at + size > end:
+                    raise ValueError("truncated packet")
+                packets.append(data[at : at + size])
+                at += size
+            if kind == _PRIVATE and len(packets) != 1:
+                raise ValueError("a private message is one packet")
+            records.append(Traffic(group, name, kind == _PRIVATE, packets))
+    except struct.error:
+        raise ValueError("truncated record") from None
+    return records
 
 
 @dataclass(frozen=True)
