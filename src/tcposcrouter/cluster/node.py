@@ -9,10 +9,10 @@ What this shell adds to a running router (`RouterServer`):
   against that hash. So two nodes creating one group at the same moment cannot both win.
 - **Packets.** What the hub sends elsewhere (`Elsewhere`: a group with users on other nodes) is
   published on the channel of each node that has users of the group: everything one turn of
-  the loop had for one node is one message, and one task publishes them in order, a pipeline at
-  a time. Members on this node got it directly, without Redis. What arrives on this node's own
-  channel goes to `Hub.deliver_from_elsewhere` (measured: one message per group and packet cost
-  the receiving node far more than the deliveries themselves; see results/cluster.md).
+  the loop had for one node is one message, written in order on a connection of its own
+  (`_PacketPublisher`). Members on this node got it directly, without Redis. What arrives on
+  this node's own channel goes to `Hub.deliver_from_elsewhere` (measured: one message per
+  group and packet cost the receiving node far more than the deliveries themselves).
 - **Presence.** Joins and leaves are published by the store's scripts; every node keeps a
   `RemotePresence` and tells the hub (`remote_joined`, `remote_left`). A heartbeat key that
   expires after `HEARTBEAT_TTL` marks a node alive; a node whose key is gone is swept by the
@@ -79,7 +79,8 @@ RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0
 # How long a register waits for the store before it is refused as `store_unavailable`.
 STORE_TIMEOUT = 3.0
 PREFIX = "tcposcrouter:"
-# Connections to Redis besides pub/sub's: registers, heartbeats and publishing share them.
+# Connections to Redis besides pub/sub's and the packets': registers, heartbeats, leaves and
+# failed logins share them.
 STORE_CONNECTIONS = 8
 
 
@@ -607,7 +608,7 @@ class ClusterNode:
                     JOIN_SCRIPT,
                     0,
                     *self._join_args(check.request.group, check.request.user, group_hash,
-                                     user_hash, check),
+                                     user_hash),
                 )  # fmt: skip
             answers = await pipe.execute()
         lost: list[PasswordCheck] = []
@@ -626,16 +627,13 @@ class ClusterNode:
         user: str,
         group_hash: PasswordHash,
         user_hash: PasswordHash,
-        check: PasswordCheck | None = None,
     ) -> list[str]:
+        """The join script's arguments. The hashes of a pinned group and of its pinned users
+        are the configuration's, so the script is told not to store them."""
         known = self._hub.directory.groups.get(group)
-        pinned = known is not None and known.pinned is not None
-        pinned_user = (
-            pinned
-            and known is not None
-            and known.pinned is not None
-            and (user in known.pinned.users)
-        )
+        spec = None if known is None else known.pinned
+        pinned = spec is not None
+        pinned_user = spec is not None and user in spec.users
         return [
             PREFIX,
             self.node,
@@ -706,11 +704,10 @@ class _PacketPublisher:
                 data = await self._reader.read(1 << 16)
                 if not data:
                     return
-                seen = len(counter.errors)
                 counter.feed(data)
-                for error in counter.errors[seen:]:
+                for error in counter.errors:
                     log.warning("cluster: Redis refused a publish: %s", error)
-                del counter.errors[:]
+                counter.errors.clear()
         finally:
             self.open = False
 

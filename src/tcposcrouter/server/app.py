@@ -369,14 +369,8 @@ class RouterServer:
         ]
         if tls != config.tls:  # switched on or off, or other ports
             restart.append("tls")
-        self.config = dataclasses.replace(
-            old,
-            limits=config.limits,
-            group_rules=config.group_rules,
-            admin_token=config.admin_token,
-            trusted_proxies=config.trusted_proxies,
-            tls=tls,
-        )
+        taken = {name: getattr(config, name) for name in RELOADABLE}
+        self.config = dataclasses.replace(old, **{**taken, "tls": tls})
         return restart
 
     async def stop(self) -> None:
