@@ -118,7 +118,7 @@ class Server:
                 sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1",
                 "--osc-port", str(port), "--disable-osc11", "--no-rate-limit",
                 "--max-connections-per-address", "0", "--max-connections", "0", "-q",
-                *([] if name == "baseline" else ["--no-http"]),
+                "--no-http",
             ]  # fmt: skip
         env = dict(os.environ)
         if name == "baseline":

@@ -1,23 +1,26 @@
 """Every limit the router enforces, with the reason for its default.
 
 The machinery that enforces them lives in the core (`core.admission`, `core.rates`,
-`core.login`, `core.outbox`); times are seconds on whatever monotonic clock the caller passes.
+`core.throttle`, `core.outbox`); times are seconds on whatever monotonic clock the caller passes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .osc.framing import DEFAULT_MAX_PACKET_SIZE
+__all__ = ["DEFAULT_MAX_PACKET_SIZE", "Limits"]
 
-__all__ = ["Limits"]
+# 1 MiB: far above any musical message and above the 64 KB code-sync documents the SuperCollider
+# sharing tools send, yet small enough that a peer announcing a huge length cannot make the router
+# reserve much memory (docs/protocol.md §1).
+DEFAULT_MAX_PACKET_SIZE = 1 << 20
 
 
 @dataclass(frozen=True)
 class Limits:
     """The limits of one router. Zero switches a limit off where the field says so."""
 
-    # See framing.DEFAULT_MAX_PACKET_SIZE. Checked before anything is buffered.
+    # See DEFAULT_MAX_PACKET_SIZE. Checked before anything is buffered.
     max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
     # All connections. Each costs a file descriptor and a few KB; 10,000 fits a small VPS and
     # is far above any known ensemble server. At the limit the oldest connection that has not
@@ -76,7 +79,7 @@ class Limits:
     # Failed logins at one account (a user name in a group) from one address before that
     # address must wait for its next try at that account: 1, 2, 4 ... `login_max_delay` s. The
     # same number of failures at one account from anywhere puts the account's further checks
-    # from addresses that failed at it at one per second. See core.login.LoginThrottle.
+    # from addresses that failed at it at one per second. See core.throttle.LoginThrottle.
     login_failures_allowed: int = 5
     login_max_delay: float = 60.0
     # Distinct accounts one address may fail at (in ten minutes) before every register from it

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import socket
 import struct
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -125,15 +127,21 @@ def test_huge_length_is_refused_before_anything_is_buffered(
 
 
 def test_truncated_length_then_disconnect(router: RouterProcess) -> None:
+    before = closed_connections(router)
     c = client(router)
     c.send_raw(b"\x00\x00")
     c.close()
+    # The router forgets the connection and its half a length prefix.
+    assert wait_for(lambda: closed_connections(router) == before + 1)
 
 
 def test_truncated_packet_then_disconnect(router: RouterProcess, group: str) -> None:
+    watcher = member(router, group, "watcher")
     c = member(router, group, "ana")
+    watcher.drain(0.1)
     c.send_raw(struct.pack(">i", 100) + b"/half")
     c.close()
+    left_alone(watcher, "ana")
 
 
 @pytest.mark.parametrize("framing", [LP, SLIP])
@@ -173,10 +181,38 @@ def test_slip_frame_over_the_limit_from_a_member(router: RouterProcess, group: s
 
 
 def test_reset_mid_frame(router: RouterProcess, group: str) -> None:
+    watcher = member(router, group, "watcher")
     a = member(router, group, "a")
+    watcher.drain(0.1)
     a.send_raw(struct.pack(">i", 1000) + b"/x")
     a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     a.close()  # RST, not FIN
+    left_alone(watcher, "a")
+
+
+def left_alone(watcher: Client, gone: str) -> None:
+    """`gone` left the watcher's group, and none of its half-sent bytes reached the watcher:
+    only the new user list did."""
+    reply = watcher.recv()
+    assert (reply.address, reply.args) == ("/oscrouter/userlist", ["watcher"]), reply
+    assert watcher.drain(0.3) == []
+    assert not watcher.closed
+
+
+def closed_connections(router: RouterProcess) -> float:
+    with urllib.request.urlopen(f"{router.http}/metrics", timeout=2) as response:
+        text = response.read().decode()
+    (value,) = re.findall(r"^tcposcrouter_connections_closed_total (\S+)$", text, re.MULTILINE)
+    return float(value)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 # -- packets -----------------------------------------------------------------------------------

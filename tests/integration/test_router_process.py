@@ -308,8 +308,8 @@ def test_command_line() -> None:
     for flag in (
         "--osc-port",
         "--osc11-port",
-        "--disable-osc10",
-        "--disable-osc11",
+        "--no-osc10",
+        "--no-osc11",
         "--log-dir",
         "--host",
         "--max-packet-size",

@@ -9,7 +9,8 @@ from support.osc import msg, register
 from support.process import free_port
 from tcposcrouter.limits import Limits
 from tcposcrouter.osc.framing import Framing, LengthPrefixDecoder, frame
-from tcposcrouter.server.app import RouterServer, ServerConfig
+from tcposcrouter.server.app import RouterServer
+from tcposcrouter.server.config import ServerConfig
 
 LP = Framing.LENGTH_PREFIX
 

@@ -96,7 +96,7 @@ class Net:
 
     def _receive(self, session: Session, data: bytes) -> None:
         self.pauses[session.id] = self.hub.receive(session, data, self.now)
-        self.checks.extend(self.hub.take_password_checks())
+        self.checks.extend(self.hub.checks.take())
         if not self.hold_checks:
             self.run_checks()
 
@@ -105,9 +105,9 @@ class Net:
         while self.checks:
             check = self.checks.pop(0)
             check.run()
-            pause = self.hub.password_checked(check, self.now)
+            pause = self.hub.checks.finished(check, self.now)
             self.pauses[check.session.id] = pause
-            self.checks.extend(self.hub.take_password_checks())
+            self.checks.extend(self.hub.checks.take())
         self.collect()
 
     def tick(self, seconds: float) -> None:
@@ -116,7 +116,7 @@ class Net:
         self.collect()
 
     def leave(self, session: Session) -> None:
-        self.hub.close(session)
+        self.hub.close(session, self.now)
         self.collect()
 
     def collect(self) -> None:

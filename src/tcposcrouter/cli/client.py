@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[joining],
         help="record everything the group sends, with arrival times, to a file",
         description="Write every packet the group sends, with its arrival time, to FILE as "
-        "JSON lines (the format is in the README), until Ctrl-C or --seconds.",
+        "JSON lines (the format is in docs/client-tools.md), until Ctrl-C or --seconds.",
     )
     record.add_argument("file", metavar="FILE")
     record.add_argument("--seconds", type=float, help="stop after this long")

@@ -47,11 +47,16 @@ class ConfigError(ValueError):
         self.problems = problems
 
 
-def config_keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """Every key a file may set, with the command-line option it stands for."""
+def config_keys(
+    parser: argparse.ArgumentParser, *, hidden: bool = False
+) -> dict[str, argparse.Action]:
+    """Every key a file may set, with the command-line option it stands for. `hidden`: also
+    the keys of the old spellings `--help` does not show (cli/flags.py's HIDDEN_ALIASES)."""
     keys: dict[str, argparse.Action] = {}
     for action in parser._actions:  # argparse keeps no public list of its options
         if action.dest in _NOT_KEYS or not action.option_strings:
+            continue
+        if action.help == argparse.SUPPRESS and not hidden:
             continue
         long = max(action.option_strings, key=len)
         keys[long.lstrip("-").replace("-", "_")] = action
@@ -100,7 +105,8 @@ def read_config(parser: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not TOML: {exc}"]) from None
-    keys = config_keys(parser)
+    keys = config_keys(parser, hidden=True)
+    shown = config_keys(parser)
     problems: list[str] = []
     defaults: dict[str, Any] = {}
     if "groups" in data or "allow_new_groups" in data:
@@ -111,7 +117,7 @@ def read_config(parser: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
         where = f"{path}:{_line_of(text, key)}"
         action = keys.get(key)
         if action is None:
-            near = difflib.get_close_matches(key, [*keys, *FILE_ONLY_KEYS], n=2, cutoff=0.8)
+            near = difflib.get_close_matches(key, [*shown, *FILE_ONLY_KEYS], n=2, cutoff=0.8)
             hint = f" (did you mean {', '.join(near)}?)" if near else ""
             problems.append(f"{where}: {key}: no such setting{hint}")
             continue

@@ -40,7 +40,7 @@ class ScryptCost(NamedTuple):
 # cost still decides how fast a whole server can rejoin after a restart (the SuperCollider
 # client gives up after 3 s): N=2**6 is 0.17 ms per hash on the 2-core reference machine, and
 # with the memo below 1,000 clients registering at once are all in after about half a second
-# (N=2**7: 0.7 s; the figures are in the README).
+# (N=2**7: 0.7 s; the figures are in docs/performance.md).
 EPHEMERAL = ScryptCost(6, 8, 1)
 # Hashes written into a configuration file: 16 MiB and tens of milliseconds each, so that a
 # copied file is slow to attack. A class of forty logging into a pinned group pays it once for

@@ -8,10 +8,8 @@ Pure code.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, RemoteError
-from ..limits import Limits
 from ..osc.messages import (
     PING,
     PRIVATE,
@@ -26,25 +24,18 @@ from ..osc.messages import (
     read_time_request,
     time_reply,
     time_tag,
-    user_list_message,
 )
-from .directory import Directory, Group
-
-if TYPE_CHECKING:
-    from .hub import Elsewhere
+from .directory import Directory, announce_members
+from .elsewhere import ClusterPort
 from .login import Joining, Login, PasswordCheck
 from .outbox import Outbox
 from .session import Session, SessionState
+from .settings import Settings
 from .statistics import Counters
 
-__all__ = ["ControlMessages", "announce_members", "not_registered"]
+__all__ = ["ControlMessages", "not_registered"]
 
 log = logging.getLogger("tcposcrouter.hub")
-
-
-def announce_members(outbox: Outbox, group: Group) -> None:
-    """Send the group's user list to every connection of the group."""
-    outbox.deliver(group.mailboxes(), user_list_message(group.user_names()))
 
 
 def not_registered(packet: bytes) -> RemoteError:
@@ -56,26 +47,19 @@ def not_registered(packet: bytes) -> RemoteError:
 class ControlMessages:
     def __init__(
         self,
-        limits: Limits,
+        settings: Settings,
         directory: Directory,
         outbox: Outbox,
+        login: Login,
+        cluster: ClusterPort,
         counters: Counters,
-        log_messages: bool,
     ) -> None:
-        self._limits = limits
+        self._settings = settings
         self._directory = directory
         self._outbox = outbox
+        self._login = login
+        self._cluster = cluster
         self._counters = counters
-        self._log_messages = log_messages
-        self.login = Login(limits, directory)
-        self.elsewhere: Elsewhere | None = None  # see Hub.set_elsewhere
-        # Seconds to add to the hub's `now` for Unix time: the shell's wall clock, for the time
-        # service (the core reads no clock of its own).
-        self.wall_clock_offset = 0.0
-
-    def set_limits(self, limits: Limits) -> None:
-        self._limits = limits
-        self.login.set_limits(limits)
 
     def handle(self, session: Session, message: bytes, now: float) -> PasswordCheck | None:
         """Act on one control message from `session`; raise the refusal, if any. A register
@@ -96,7 +80,7 @@ class ControlMessages:
     def _register(self, session: Session, message: bytes, now: float) -> PasswordCheck:
         if session.state is SessionState.REGISTERED:
             raise RemoteError(ErrorCode.ALREADY_REGISTERED, "this connection is already registered")
-        return self.login.prepare(session, read_register(message), now)
+        return self._login.prepare(session, read_register(message), now)
 
     def join(self, session: Session, request: RegisterRequest, joining: Joining) -> None:
         """Register `session` as `Login.complete` allowed: join, reply, announce."""
@@ -107,7 +91,7 @@ class ControlMessages:
         if created:
             log.info("group %s created by %s", request.group, session.peer)
         session.move_to(SessionState.REGISTERED)
-        session.decoder.set_max_packet_size(self._limits.max_packet_size)
+        session.decoder.set_max_packet_size(self._settings.limits.max_packet_size)
         self._counters.registrations += 1
         log.info("register %s (connection %d of this user)", session.describe(), len(user.sessions))
         # The path form first: it is what the SuperCollider client waits for (docs/protocol.md §6).
@@ -123,7 +107,7 @@ class ControlMessages:
         of the event loop, microseconds later, and the client's estimate takes the round trip
         as a whole."""
         client_time = read_time_request(message)
-        stamp = time_tag(now + self.wall_clock_offset)
+        stamp = time_tag(now + self._settings.wall_clock_offset)
         self._outbox.send(session.mailbox, time_reply(client_time, stamp, stamp))
 
     def _private(self, session: Session, message: bytes) -> None:
@@ -134,10 +118,11 @@ class ControlMessages:
         if target is None:
             unknown = f"no user {printable(request.target)} in group {user.group.name}"
             raise RemoteError(ErrorCode.UNKNOWN_USER, unknown)
-        if self._log_messages:
+        if self._settings.log_messages:
             log.debug("%s -> %s privately: %s", session.describe(), target.name, request.address)
         message = request.as_sent_by(user.name)
         if target.sessions:
             self._outbox.deliver(target.mailboxes(), message)
-        if target.remote and self.elsewhere is not None:
-            self.elsewhere.private(user.group.name, target.name, message)
+        elsewhere = self._cluster.elsewhere
+        if target.remote and elsewhere is not None:
+            elsewhere.private(user.group.name, target.name, message)

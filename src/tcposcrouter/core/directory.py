@@ -18,16 +18,43 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ..osc.framing import Framing
+from ..osc.messages import user_list_message
 from .auth import PasswordHash
+from .outbox import Mailbox, Outbox
 from .pinned import GroupRules, PinnedGroup
 
-if TYPE_CHECKING:
-    from .outbox import Mailbox
-    from .session import Session
+__all__ = ["Directory", "Group", "Member", "MembershipEvent", "User", "announce_members"]
 
-__all__ = ["Directory", "Group", "MembershipEvent", "User"]
+
+class Member(Protocol):
+    """A user's connection as the directory and its readers see it: `session.Session`, which
+    sits above this module (a session knows its user; a user its sessions)."""
+
+    user: User | None
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def peer(self) -> str: ...
+
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def last_seen(self) -> float: ...
+
+    @property
+    def mailbox(self) -> Mailbox: ...
+
+    @property
+    def accepts_input(self) -> bool: ...
+
+    @property
+    def framing(self) -> Framing | None: ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +83,7 @@ class User:
         self.name = name
         self.password = password
         self.group = group
-        self.sessions: list[Session] = []
+        self.sessions: list[Member] = []
         self.remote = False  # present on another node
         # What its connections here sent while registered, for the dashboard's rates.
         self.packets_sent = 0
@@ -149,7 +176,7 @@ class Directory:
 
     def join(
         self,
-        session: Session,
+        session: Member,
         group_name: str,
         user_name: str,
         group_password: PasswordHash | None = None,
@@ -177,7 +204,7 @@ class Directory:
         self._publish("joined", user)
         return user
 
-    def leave(self, session: Session) -> Group | None:
+    def leave(self, session: Member) -> Group | None:
         """Take `session` out of its group; return the group if it still has users."""
         user = session.user
         if user is None or session not in user.sessions:
@@ -233,3 +260,8 @@ class Directory:
 
     def users(self) -> int:
         return sum(len(group.users) for group in self.groups.values())
+
+
+def announce_members(outbox: Outbox, group: Group) -> None:
+    """Send the group's user list to every connection of the group."""
+    outbox.deliver(group.mailboxes(), user_list_message(group.user_names()))

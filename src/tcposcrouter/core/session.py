@@ -7,7 +7,7 @@
      every state ──connection gone──▶ CLOSED
 
 NEW: connected, not registered; only a register is accepted (while its passwords are checked,
-`check` is set and what the connection sent after it waits in `held`). REGISTERED: a member of
+`checking` is set and what the connection sent after it waits in `held`). REGISTERED: a member of
 a group.
 CLOSING: the router has decided to close it; input is ignored, and it has left its group.
 CLOSED: the connection is gone; nothing more happens to it. Every other move is a bug and
@@ -19,17 +19,13 @@ Pure code.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, RemoteError, RouterError
 from ..limits import Limits
 from ..osc.framing import AutoDecoder, Framing, InvalidFrame, PacketDecoder, decoder_for
+from .directory import User
 from .outbox import Mailbox
 from .rates import RateBudget
-
-if TYPE_CHECKING:
-    from .directory import User
-    from .login import PasswordCheck
 
 
 class ErrorEpisode:
@@ -84,7 +80,7 @@ class Session:
     __slots__ = (
         "address",
         "budget",
-        "check",
+        "checking",
         "closing_since",
         "decoder",
         "held",
@@ -123,8 +119,9 @@ class Session:
         # (server_full): the refusal is sent in the framing the client speaks.
         self.refusal: RemoteError | None = None
         self.budget: RateBudget | None = None
-        # The register whose passwords are being checked, and the packets that came after it.
-        self.check: PasswordCheck | None = None
+        # Whether its register's passwords are being checked (core/registration.py), and the
+        # packets that came after that register, waiting for the outcome.
+        self.checking = False
         self.held: list[bytes | InvalidFrame] | None = None
         self.closing_since = 0.0  # when it moved to CLOSING
         self.paused_until = 0.0  # when its rate budget lets it be read from again

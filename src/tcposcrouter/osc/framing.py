@@ -20,6 +20,7 @@ import struct
 from typing import Protocol
 
 from ..errors import ErrorCode, RemoteError
+from ..limits import DEFAULT_MAX_PACKET_SIZE
 
 __all__ = [
     "DEFAULT_MAX_PACKET_SIZE",
@@ -36,10 +37,6 @@ __all__ = [
     "frame_slip",
 ]
 
-# 1 MiB: far above any musical message and above the 64 KB code-sync documents the SuperCollider
-# sharing tools send, yet small enough that a peer announcing a huge length cannot make the router
-# reserve much memory (docs/protocol.md §1).
-DEFAULT_MAX_PACKET_SIZE = 1 << 20
 
 END = 0xC0
 ESC = 0xDB

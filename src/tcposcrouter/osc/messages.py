@@ -34,6 +34,7 @@ __all__ = [
     "error_message",
     "message_address",
     "name_problem",
+    "packet_summary",
     "parse_arguments",
     "printable",
     "read_private",
@@ -97,6 +98,13 @@ def message_address(message: bytes) -> str:
     """The address of a validated message, for logs and error texts."""
     end = message.find(b"\x00")
     return printable(message[:end].decode("utf-8", "replace"))
+
+
+def packet_summary(packet: bytes) -> str:
+    """A validated packet in a few words, for the debug log: never its arguments."""
+    if packet[:1] == b"#":
+        return f"bundle of {len(packet)} bytes"
+    return f"{message_address(packet)} ({len(packet)} bytes)"
 
 
 @dataclass(frozen=True)

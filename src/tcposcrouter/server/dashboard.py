@@ -20,8 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.directory import Directory, Group, User
-from ..core.session import Session
+from ..core.directory import Directory, Group, Member, User
 from ..core.statistics import HubStatistics
 from ..osc.framing import Framing
 
@@ -34,7 +33,7 @@ HISTORY_SECONDS = 60
 RECENT_ERRORS_SECONDS = 600
 
 # (round-trip time, its variation), in milliseconds, or None where the kernel does not tell.
-RoundTrip = Callable[[Session], "tuple[float, float] | None"]
+RoundTrip = Callable[[Member], "tuple[float, float] | None"]
 
 
 def transport_of(framing: str) -> str:

@@ -20,21 +20,18 @@ import json
 import logging
 import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..core.directory import Group
-from ..core.session import Session
+from ..core.directory import Group, Member
 from ..core.statistics import HubStatistics
 from . import metrics
 from .dashboard import Traffic
-from .tcp import format_peer
+from .running import RunningRouter
+from .sockets import format_peer
 from .tcpinfo import round_trip_ms
 from .websocket import client_address, serve_osc
-
-if TYPE_CHECKING:
-    from .app import RouterServer
 
 __all__ = ["HttpSide", "client_page_folder"]
 
@@ -76,7 +73,7 @@ class _Viewer:
 
 
 class HttpSide:
-    def __init__(self, server: RouterServer) -> None:
+    def __init__(self, server: RunningRouter) -> None:
         self._server = server
         self.traffic = Traffic()
         self._viewers: set[_Viewer] = set()
@@ -164,14 +161,20 @@ class HttpSide:
             text = texts.get(key)
             if text is None:
                 if viewer.access == "admin":
-                    view = self.traffic.admin_view(statistics, hub.directory, uptime, _round_trip)
+                    view = self.traffic.admin_view(
+                        statistics, hub.directory, uptime, self._round_trip
+                    )
                 elif group is not None:
-                    view = self.traffic.member_view(statistics, group, uptime, _round_trip)
+                    view = self.traffic.member_view(statistics, group, uptime, self._round_trip)
                 else:
                     view = self.traffic.public_view(statistics, uptime)
                 text = texts[key] = json.dumps({"type": "view", **view})
             viewer.sending = sending = asyncio.ensure_future(viewer.ws.send_str(text))
             sending.add_done_callback(_forget_failure)
+
+    def _round_trip(self, member: Member) -> tuple[float, float] | None:
+        connection = self._server.connections.of(member.id)
+        return None if connection is None else round_trip_ms(connection.socket())
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -259,13 +262,14 @@ class HttpSide:
         server = self._server
         hub = server.hub
         wrong = "wrong group name or password"
-        wait, expected = hub.claim_group_page(address, name, server.now())
+        pages = hub.login.group_pages
+        wait, expected = pages.claim(address, name, server.now())
         if wait:
             return None, f"too many wrong passwords: try again in {wait:.0f} s"
         if expected is None:
             return None, wrong
         right = await server.check_password(expected, password)
-        hub.group_page_checked(address, name, right, server.now())
+        pages.checked(address, name, right, server.now())
         group = hub.directory.groups.get(name)
         if not right or group is None or group.password is not expected:
             return None, wrong
@@ -277,10 +281,3 @@ def _forget_failure(sent: asyncio.Future[None]) -> None:
     and forgets it), but the failure must be taken, or asyncio logs it as never retrieved."""
     if not sent.cancelled():
         sent.exception()
-
-
-def _round_trip(session: Session) -> tuple[float, float] | None:
-    sink = session.mailbox.sink
-    transport = getattr(sink, "_transport", None)
-    sock = None if transport is None else transport.get_extra_info("socket")
-    return round_trip_ms(sock)

@@ -1,7 +1,7 @@
 """`/metrics`: the router's statistics in Prometheus's text format, through prometheus-client.
 
 A collector reads `RouterServer.statistics()` at each scrape, so nothing is counted twice and
-the hot path pays nothing for metrics. Names and labels are documented in the README.
+the hot path pays nothing for metrics. Names and labels are documented in docs/operating.md.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .app import ServerStatistics
 from .dashboard import transport_of
+from .running import ServerStatistics
 
 __all__ = ["CONTENT_TYPE", "RouterCollector", "registry_for", "render"]
 

@@ -17,20 +17,17 @@ import logging
 import socket
 import struct
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..core.hub import WAIT_FOR_CHECK
 from ..core.login import PasswordCheck
-from ..core.session import Session
+from ..core.registration import WAIT_FOR_CHECK
 from ..errors import ErrorCode, RemoteError
 from ..osc.framing import Framing
 from ..osc.messages import register_message
-from .tcp import _tune_socket, format_peer
-
-if TYPE_CHECKING:
-    from .app import RouterServer
+from .connection import HubConnection
+from .running import RunningRouter
+from .sockets import format_peer, reset, tune_socket
 
 __all__ = ["REGISTER_PARAMETERS", "WebSocketConnection", "binary_frame", "serve_osc"]
 
@@ -50,62 +47,42 @@ def binary_frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x82, 127, n) + payload
 
 
-class WebSocketConnection:
+class WebSocketConnection(HubConnection):
     """One `/osc` connection: feeds the hub, and is its `Sink`."""
 
     __slots__ = (
         "_after_check",
         "_closing",
-        "_hub",
         "_limit",
         "_resume",
-        "_server",
         "_slow_reported",
         "_transport",
         "_ws",
-        "session",
     )
 
     def __init__(
-        self, server: RouterServer, ws: web.WebSocketResponse, transport: asyncio.Transport
+        self, router: RunningRouter, ws: web.WebSocketResponse, transport: asyncio.Transport
     ) -> None:
-        self._server = server
-        self._hub = server.hub
+        super().__init__(router)
         self._ws = ws
         self._transport = transport
-        self._limit = server.config.limits.max_output_buffer
+        self._limit = router.config.limits.max_output_buffer
         self._slow_reported = False
         self._closing: asyncio.Task[bool] | None = None
         # Set when a register's check is done and reading may go on.
         self._resume = asyncio.Event()
         self._after_check = 0.0  # what `password_checked` said about reading on
-        self.session: Session | None = None
 
-    def open(self, peer: str, address: str) -> Session:
-        sock = self._transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            _tune_socket(sock, self._server.config.limits)
-        self.session = session = self._hub.open(
-            peer, address, self._server.now(), self, Framing.WEBSOCKET
-        )
+    def open(self, peer: str, address: str) -> None:
+        tune_socket(self._transport.get_extra_info("socket"), self._router.config.limits)
+        session = self.open_session(peer, address, Framing.WEBSOCKET)
         log.info("connect %s (connection %d, WebSocket)", session.describe(), session.id)
-        return session
 
     async def receive(self, data: bytes) -> None:
         """Hand one message to the hub; return once reading may go on."""
         session = self.session
         assert session is not None
-        server = self._server
-        try:
-            pause = self._hub.receive(session, data, server.now())
-        except Exception:
-            server.hub_failed(self, session)
-            return
-        server.output_ready()
-        server.checks_ready()
-        await self._wait(pause)
-
-    async def _wait(self, pause: float) -> None:
+        pause = self.hub_receive(session, data)
         while pause:
             if pause == WAIT_FOR_CHECK:
                 self._resume.clear()
@@ -116,37 +93,31 @@ class WebSocketConnection:
                 pause = 0.0
 
     def password_checked(self, check: PasswordCheck) -> None:
-        server = self._server
-        try:
-            pause = self._hub.password_checked(check, server.now())
-        except Exception:
-            server.hub_failed(self, check.session)
-            pause = 0.0
-        self._after_check = pause
+        self._after_check = self.hub_checked(check)
         self._resume.set()
-        server.output_ready()
-        server.checks_ready()
 
     def reject(self, error: RemoteError) -> None:
         """Something that is not an OSC packet arrived (a text message): answer it."""
         session = self.session
         assert session is not None
-        self._hub.reject(session, error)
-        self._server.output_ready()
+        self._hub.errors.refuse(session, error, self._router.now())
+        self._router.output_ready()
 
-    def count_error(self, session: Session, code: str, detail: str) -> None:
-        self._hub.count_error(session, code, detail)
+    def count_broken(self, error: object) -> None:
+        """aiohttp refused a frame (too large, or not RFC 6455) and has closed the connection
+        with the matching close code; the router counts it as the error a TCP client would
+        get."""
+        session = self.session
+        if session is None:
+            return
+        too_large = getattr(error, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
+        code = ErrorCode.PACKET_TOO_LARGE if too_large else ErrorCode.FRAMING_ERROR
+        self._hub.errors.count(session, code, str(error))
 
     def lost(self) -> None:
         """The WebSocket is gone, whoever closed it."""
-        server = self._server
-        server.connections.discard(self)
         self._resume.set()
-        session = self.session
-        if session is not None:
-            self._hub.close(session)
-            server.output_ready()
-        server.connection_closed()
+        self.hub_gone()
 
     # -- Sink ------------------------------------------------------------------------------
 
@@ -163,9 +134,7 @@ class WebSocketConnection:
                 asyncio.get_running_loop().call_soon(self._report_slow_consumer)
 
     def _report_slow_consumer(self) -> None:
-        if self.session is not None:
-            self._hub.slow_consumer(self.session, self._transport.get_write_buffer_size())
-            self._server.output_ready()
+        self.hub_slow_consumer(self._transport.get_write_buffer_size())
 
     def close(self) -> None:
         """A closing handshake after what was written (close code 1000)."""
@@ -175,11 +144,11 @@ class WebSocketConnection:
             )
 
     def abort(self) -> None:
-        transport = self._transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
+        reset(self._transport)
+
+    def socket(self) -> socket.socket | None:
+        sock: socket.socket | None = self._transport.get_extra_info("socket")
+        return sock
 
 
 def client_address(request: web.Request, trusted_proxies: frozenset[str]) -> tuple[str, str]:
@@ -208,7 +177,7 @@ def register_from_query(query: Mapping[str, str]) -> bytes | None:
     return register_message(user, password, group, group_password)
 
 
-async def serve_osc(server: RouterServer, request: web.Request) -> web.StreamResponse:
+async def serve_osc(server: RunningRouter, request: web.Request) -> web.StreamResponse:
     """The `/osc` endpoint: one WebSocket connection, from handshake to close."""
     limits = server.config.limits
     ws = web.WebSocketResponse(
@@ -251,21 +220,10 @@ async def serve_osc(server: RouterServer, request: web.Request) -> web.StreamRes
                     )
                 )
             elif message.type is WSMsgType.ERROR:
-                _count_broken(connection, message.data)
+                connection.count_broken(message.data)
                 break
             else:  # CLOSE, CLOSING, CLOSED
                 break
     finally:
         connection.lost()
     return ws
-
-
-def _count_broken(connection: WebSocketConnection, error: object) -> None:
-    """aiohttp refused a frame (too large, or not RFC 6455) and has closed the connection with
-    the matching close code; the router counts it as the error a TCP client would get."""
-    session = connection.session
-    if session is None:
-        return
-    too_large = getattr(error, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
-    code = ErrorCode.PACKET_TOO_LARGE if too_large else ErrorCode.FRAMING_ERROR
-    connection.count_error(session, code, str(error))

@@ -8,8 +8,11 @@ from support.net import RecordingSink
 from support.osc import msg, register
 from tcposcrouter.core.control import ControlMessages, not_registered
 from tcposcrouter.core.directory import Directory
+from tcposcrouter.core.elsewhere import ClusterPort
+from tcposcrouter.core.login import Login
 from tcposcrouter.core.outbox import Outbox
 from tcposcrouter.core.session import Session, SessionState
+from tcposcrouter.core.settings import Settings
 from tcposcrouter.core.statistics import Counters
 from tcposcrouter.errors import ErrorCode, RemoteError
 from tcposcrouter.limits import Limits
@@ -21,8 +24,10 @@ class Room:
         self.outbox = Outbox()
         self.directory = Directory()
         self.counters = Counters()
+        self.login = Login(Limits(), self.directory)
+        port = ClusterPort(self.directory, self.outbox, self.login, self.counters)
         self.controls = ControlMessages(
-            Limits(), self.directory, self.outbox, self.counters, log_messages=False
+            Settings(), self.directory, self.outbox, self.login, port, self.counters
         )
         self.sinks: dict[int, RecordingSink] = {}
 
@@ -37,7 +42,7 @@ class Room:
         check = self.controls.handle(session, register(name), 0.0)
         assert check is not None and session.state is SessionState.NEW
         check.run()
-        joining = self.controls.login.complete(check, 0.0)
+        joining = self.login.complete(check, 0.0)
         assert joining is not None
         self.controls.join(session, check.request, joining)
 

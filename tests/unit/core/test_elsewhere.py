@@ -15,7 +15,7 @@ def test_a_packet_from_elsewhere_reaches_everyone_but_its_sender() -> None:
     ana = net.join("ana")
     bob = net.join("bob", framing=SLIP)
     net.got(ana)
-    assert net.hub.deliver_from_elsewhere("band", "zoe", msg("/from/far", 1)) == 2
+    assert net.hub.cluster.deliver("band", "zoe", msg("/from/far", 1)) == 2
     net.collect()
     assert net.got(ana) == [msg("/from/far", 1)] and net.got(bob) == [msg("/from/far", 1)]
 
@@ -27,7 +27,7 @@ def test_no_echo_to_the_senders_own_connections_here() -> None:
     bob = net.join("bob")
     for s in (ana, ana2, bob):
         net.got(s)
-    assert net.hub.deliver_from_elsewhere("band", "ana", msg("/mine", 1)) == 1
+    assert net.hub.cluster.deliver("band", "ana", msg("/mine", 1)) == 1
     net.collect()
     assert net.got(ana) == [] and net.got(ana2) == [] and net.got(bob) == [msg("/mine", 1)]
 
@@ -37,9 +37,9 @@ def test_order_of_one_sender_is_kept_and_interleaves_with_local_packets() -> Non
     ana = net.join("ana")
     bob = net.join("bob")
     net.got(bob)
-    net.hub.deliver_from_elsewhere("band", "zoe", msg("/z", 1))
+    net.hub.cluster.deliver("band", "zoe", msg("/z", 1))
     net.hub.receive(ana, frame(msg("/a", 2), LP), net.now)
-    net.hub.deliver_from_elsewhere("band", "zoe", msg("/z", 3))
+    net.hub.cluster.deliver("band", "zoe", msg("/z", 3))
     net.collect()
     assert net.got(bob) == [msg("/z", 1), msg("/a", 2), msg("/z", 3)]
 
@@ -49,7 +49,7 @@ def test_bundles_from_elsewhere_arrive_byte_exact() -> None:
     bob = net.join("bob")
     net.got(bob)
     packet = bundle(IMMEDIATELY, msg("/one", 1), msg("/two", 2.5))
-    net.hub.deliver_from_elsewhere("band", "zoe", packet)
+    net.hub.cluster.deliver("band", "zoe", packet)
     net.collect()
     assert net.got(bob) == [packet]
 
@@ -58,9 +58,9 @@ def test_invalid_or_router_packets_from_elsewhere_are_dropped_and_counted() -> N
     net = Net()
     bob = net.join("bob")
     net.got(bob)
-    assert net.hub.deliver_from_elsewhere("band", "zoe", b"/bad") == 0
-    assert net.hub.deliver_from_elsewhere("band", "zoe", msg("/oscrouter/userlist", "x")) == 0
-    assert net.hub.deliver_from_elsewhere("nobody-here", "zoe", msg("/x")) == 0
+    assert net.hub.cluster.deliver("band", "zoe", b"/bad") == 0
+    assert net.hub.cluster.deliver("band", "zoe", msg("/oscrouter/userlist", "x")) == 0
+    assert net.hub.cluster.deliver("nobody-here", "zoe", msg("/x")) == 0
     net.collect()
     assert net.got(bob) == []
     stats = net.hub.statistics()
@@ -71,12 +71,12 @@ def test_invalid_or_router_packets_from_elsewhere_are_dropped_and_counted() -> N
 def test_users_elsewhere_appear_in_the_user_list() -> None:
     net = Net()
     ana = net.join("ana")
-    net.hub.remote_joined("band", "zoe")
+    net.hub.cluster.remote_joined("band", "zoe")
     net.collect()
     assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "zoe"])]
     bob = net.join("bob")
     assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "zoe", "bob"])]
-    net.hub.remote_left("band", "zoe")
+    net.hub.cluster.remote_left("band", "zoe")
     net.collect()
     assert net.got_messages(bob) == [("/oscrouter/userlist", ["ana", "bob"])]
     # A private message can go to a local user only; zoe's node would carry it.
@@ -87,7 +87,7 @@ def test_users_elsewhere_appear_in_the_user_list() -> None:
 def test_membership_events_tell_an_edge_who_joins_and_leaves() -> None:
     net = Net()
     events: list[MembershipEvent] = []
-    net.hub.subscribe(events.append)
+    net.hub.cluster.subscribe(events.append)
     ana = net.join("ana")
     net.join("bob")
     net.leave(ana)
@@ -96,7 +96,7 @@ def test_membership_events_tell_an_edge_who_joins_and_leaves() -> None:
         ("joined", "bob", 1),
         ("left", "ana", 0),
     ]
-    net.hub.remote_joined("band", "zoe")  # presence from elsewhere is not announced again
+    net.hub.cluster.remote_joined("band", "zoe")  # presence from elsewhere is not announced again
     assert len(events) == 3
 
 
@@ -117,16 +117,16 @@ class Recorder:
 def test_packets_go_elsewhere_only_while_the_group_has_users_there() -> None:
     net = Net()
     far = Recorder()
-    net.hub.set_elsewhere(far)
+    net.hub.cluster.connect(far)
     ana = net.join("ana")
     net.send(ana, msg("/alone", 1))
     assert far.broadcasts == []  # nobody elsewhere: no traffic for Redis
-    net.hub.remote_joined("band", "zoe")
+    net.hub.cluster.remote_joined("band", "zoe")
     net.send(ana, msg("/a", 1), msg("/b", 2))
     assert far.broadcasts == [("band", "ana", [msg("/a", 1), msg("/b", 2)])]
     net.send(ana, msg("/oscrouter/private", "zoe", "/psst", 3))
     assert far.privates == [("band", "zoe", msg("/oscrouter/private", "ana", "/psst", 3))]
-    net.hub.remote_left("band", "zoe")
+    net.hub.cluster.remote_left("band", "zoe")
     net.send(ana, msg("/again", 1))
     assert len(far.broadcasts) == 1
 
@@ -139,8 +139,8 @@ def test_a_private_message_from_elsewhere_reaches_its_target_only() -> None:
     for s in (ana, ana2, bob):
         net.got(s)
     sent = msg("/oscrouter/private", "zoe", "/psst", 1)
-    assert net.hub.deliver_private_from_elsewhere("band", "ana", sent) == 2
-    assert net.hub.deliver_private_from_elsewhere("band", "nobody", sent) == 0
+    assert net.hub.cluster.deliver_private("band", "ana", sent) == 2
+    assert net.hub.cluster.deliver_private("band", "nobody", sent) == 0
     net.collect()
     assert net.got(ana) == [sent] and net.got(ana2) == [sent] and net.got(bob) == []
 
@@ -148,14 +148,14 @@ def test_a_private_message_from_elsewhere_reaches_its_target_only() -> None:
 def test_login_failures_are_shared_and_counted() -> None:
     net = Net()
     failures: list[tuple[str, str, str]] = []
-    net.hub.subscribe_login_failures(lambda *failure: failures.append(failure))
+    net.hub.cluster.subscribe_login_failures(lambda *failure: failures.append(failure))
     net.join("ana", password="right")
     guess = net.connect(address="198.51.100.7")
     net.send(guess, register("ana", password="wrong"))
     assert failures == [("198.51.100.7", "band", "ana")]
     # Five failures seen on other nodes: this node now throttles that address there too.
     for _ in range(5):
-        net.hub.login_failed_elsewhere("203.0.113.9", "band", "ana", net.now)
+        net.hub.cluster.login_failed_elsewhere("203.0.113.9", "band", "ana", net.now)
     late = net.connect(address="203.0.113.9")
     net.send(late, register("ana", password="right"))
     assert error_of(net, late) == "login_throttled"
@@ -163,7 +163,7 @@ def test_login_failures_are_shared_and_counted() -> None:
 
 def test_a_group_known_from_elsewhere_is_joined_with_the_stores_hash() -> None:
     net = Net(hold_checks=True)
-    net.hub.remote_joined("band", "zoe")
+    net.hub.cluster.remote_joined("band", "zoe")
     ana = net.connect()
     net.send(ana, register("ana", group_password="gpw"))
     (check,) = net.checks

@@ -23,19 +23,19 @@ def test_the_group_page_takes_the_group_password_and_is_throttled() -> None:
     net = Net()
     net.join("ana", "band", group_password="right")
     hub = net.hub
-    wait, expected = hub.claim_group_page("198.51.100.1", "band", net.now)
+    wait, expected = hub.login.group_pages.claim("198.51.100.1", "band", net.now)
     assert wait == 0 and expected is not None and expected.matches("right")
-    hub.group_page_checked("198.51.100.1", "band", True, net.now)
+    hub.login.group_pages.checked("198.51.100.1", "band", True, net.now)
 
     # Wrong guesses from one address: after a few, that address waits; nobody else does.
     waits = []
     for _ in range(8):
-        wait, expected = hub.claim_group_page("203.0.113.9", "band", net.now)
+        wait, expected = hub.login.group_pages.claim("203.0.113.9", "band", net.now)
         waits.append(wait)
         if not wait:
-            hub.group_page_checked("203.0.113.9", "band", False, net.now)
+            hub.login.group_pages.checked("203.0.113.9", "band", False, net.now)
     assert waits[:5] == [0.0] * 5 and all(w > 0 for w in waits[5:])
-    assert hub.claim_group_page("198.51.100.1", "band", net.now)[0] == 0
+    assert hub.login.group_pages.claim("198.51.100.1", "band", net.now)[0] == 0
     # The members' own logins are another account: still checked at once.
     late = net.join("late", "band", group_password="right", address="203.0.113.9")
     assert late.user is not None
@@ -43,14 +43,14 @@ def test_the_group_page_takes_the_group_password_and_is_throttled() -> None:
 
 def test_no_such_group_looks_like_a_wrong_password() -> None:
     net = Net()
-    wait, expected = net.hub.claim_group_page("198.51.100.1", "nobody-here", net.now)
+    wait, expected = net.hub.login.group_pages.claim("198.51.100.1", "nobody-here", net.now)
     assert (wait, expected) == (0.0, None)
 
 
 def test_a_rejected_message_is_answered_and_counted() -> None:
     net = Net()
     ana = net.join("ana", websocket=True)
-    net.hub.reject(ana, RemoteError(ErrorCode.PACKET_INVALID, "a text message"))
+    net.hub.errors.refuse(ana, RemoteError(ErrorCode.PACKET_INVALID, "a text message"), net.now)
     net.collect()
     assert error_of(net, ana) == ErrorCode.PACKET_INVALID
     assert net.hub.statistics().errors == {ErrorCode.PACKET_INVALID: 1}
@@ -59,7 +59,7 @@ def test_a_rejected_message_is_answered_and_counted() -> None:
 def test_an_error_the_transport_closed_on_is_counted_without_a_reply() -> None:
     net = Net()
     ana = net.join("ana", websocket=True)
-    net.hub.count_error(ana, ErrorCode.PACKET_TOO_LARGE, "message too big")
+    net.hub.errors.count(ana, ErrorCode.PACKET_TOO_LARGE, "message too big")
     net.collect()
     assert net.got(ana) == []
     assert net.hub.statistics().errors == {ErrorCode.PACKET_TOO_LARGE: 1}

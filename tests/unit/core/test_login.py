@@ -7,9 +7,11 @@ import pytest
 from support.net import RecordingSink
 from tcposcrouter.core.auth import PasswordHash
 from tcposcrouter.core.directory import Directory
-from tcposcrouter.core.login import Joining, Login, LoginReport, LoginThrottle
+from tcposcrouter.core.login import Joining, Login
+from tcposcrouter.core.login_report import LoginReport
 from tcposcrouter.core.outbox import Outbox
 from tcposcrouter.core.session import Session
+from tcposcrouter.core.throttle import LoginThrottle
 from tcposcrouter.errors import ErrorCode, RemoteError
 from tcposcrouter.limits import Limits
 from tcposcrouter.osc.messages import RegisterRequest

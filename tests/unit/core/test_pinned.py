@@ -18,7 +18,7 @@ def pinned(name: str = "class", password: str = "classpw", **options: Any) -> Pi
 
 def net_with(*groups: PinnedGroup, allow_new_groups: bool = True, **limits: int) -> Net:
     net = Net(Limits(**limits))
-    net.hub.set_group_rules(GroupRules(groups, allow_new_groups))
+    net.hub.directory.apply_rules(GroupRules(groups, allow_new_groups))
     return net
 
 
@@ -104,7 +104,7 @@ def test_new_rules_drop_nobody() -> None:
     band = net.join("bob", "band")  # created by a client
     # The reload pins "band" with a password of the operator's, changes "class"'s password,
     # and closes the router to new groups.
-    net.hub.set_group_rules(
+    net.hub.directory.apply_rules(
         GroupRules((pinned("band", "stagepw"), pinned("class", "newpw")), allow_new_groups=False)
     )
     assert ana.state is SessionState.REGISTERED and band.state is SessionState.REGISTERED
@@ -119,17 +119,17 @@ def test_new_rules_drop_nobody() -> None:
 
 def test_an_unpinned_empty_group_goes_and_its_name_is_free() -> None:
     net = net_with(pinned("old"))
-    net.hub.set_group_rules(GroupRules())
+    net.hub.directory.apply_rules(GroupRules())
     assert "old" not in net.hub.directory.groups
     net.join("ana", "old", group_password="anything")
 
 
 def test_a_rule_change_during_a_password_check_is_checked_again() -> None:
     net = Net(hold_checks=True)
-    net.hub.set_group_rules(GroupRules((pinned(),)))
+    net.hub.directory.apply_rules(GroupRules((pinned(),)))
     ana = net.connect()
     net.send(ana, register("ana", "class", group_password="classpw"))
-    net.hub.set_group_rules(GroupRules((pinned("class", "changed"),)))
+    net.hub.directory.apply_rules(GroupRules((pinned("class", "changed"),)))
     net.run_checks()  # its check ran against the old password: done again, and refused
     assert ana.state is not SessionState.REGISTERED
     assert error_of(net, ana) == "auth_failed"

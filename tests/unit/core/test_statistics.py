@@ -36,7 +36,7 @@ def test_statistics_after_a_scripted_evening() -> None:
     # The burst is 10 packets, and bob's register took one of them: the flood of 20 passes,
     # then bob's reading pauses.
     net.send(bob, *(msg("/flood", i) for i in range(20)))
-    net.hub.slow_consumer(web, 3_000_000)
+    net.hub.errors.slow_consumer(web, 3_000_000, net.now)
     net.leave(intruder)
     net.leave(stranger)
     net.collect()

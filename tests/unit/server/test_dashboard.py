@@ -6,11 +6,11 @@ import json
 
 from support.net import Net
 from support.osc import msg
-from tcposcrouter.core.session import Session
+from tcposcrouter.core.directory import Member
 from tcposcrouter.server.dashboard import HISTORY_SECONDS, RECENT_ERRORS_SECONDS, Traffic
 
 
-def no_rtt(session: Session) -> tuple[float, float] | None:
+def no_rtt(session: Member) -> tuple[float, float] | None:
     return (12.5, 3.0) if session.framing is not None and session.framing.is_stream else None
 
 

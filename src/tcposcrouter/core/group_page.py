@@ -1,0 +1,48 @@
+"""The dashboard's group page: a group's name and password show that group's users and rates
+(docs/operating.md, "The dashboard"). Guesses there are throttled like registers, at an
+account of their own, so that guessing a group's page slows nobody's login.
+
+Pure code: the caller passes the time; the password itself is checked by the shell in a worker
+thread (scrypt), against the hash `claim` returns.
+"""
+
+from __future__ import annotations
+
+from .auth import PasswordHash
+from .directory import Directory
+from .throttle import Account, LoginThrottle
+
+__all__ = ["GroupPageLogin"]
+
+
+class GroupPageLogin:
+    def __init__(self, throttle: LoginThrottle, directory: Directory) -> None:
+        self._throttle = throttle
+        self._directory = directory
+
+    def claim(self, address: str, group_name: str, now: float) -> tuple[float, PasswordHash | None]:
+        """Someone at `address` asks for `group_name`'s page with its password. Return the
+        seconds they must wait first, or 0 and the hash to check the password against, then
+        `checked` (None: no such group; counted as a wrong password, so the page does not tell
+        which groups exist)."""
+        account = _account(group_name)
+        wait = self._throttle.claim(address, account, now)
+        if wait:
+            return wait, None
+        group = self._directory.groups.get(group_name)
+        password = None if group is None else group.password
+        if password is None:
+            self._throttle.failed(address, account, now)
+        return 0.0, password
+
+    def checked(self, address: str, group_name: str, right: bool, now: float) -> None:
+        if right:
+            self._throttle.succeeded(address, _account(group_name), now)
+        else:
+            self._throttle.failed(address, _account(group_name), now)
+
+
+def _account(group_name: str) -> Account:
+    # No user name: a user cannot be called "" (docs/protocol.md §3), so this account is the
+    # page's own and never a register's.
+    return (group_name, "")

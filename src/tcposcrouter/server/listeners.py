@@ -1,0 +1,69 @@
+"""The listening sockets: the OSC ports (plain and TLS, framing detected from the first byte)
+and the HTTP port, opened with the options a public router needs."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+from .config import ServerConfig
+from .running import RunningRouter
+from .sockets import format_peer
+from .tcp import TcpConnection
+
+__all__ = ["LISTEN_BACKLOG", "open_osc_ports"]
+
+# Connections the kernel may hold completed but not yet accepted. asyncio's default of 100 drops
+# the SYNs of a reconnection storm (a whole festival's clients after a router restart), which the
+# clients then retry only after a second; the kernel caps this at net.core.somaxconn anyway.
+LISTEN_BACKLOG = 4096
+
+
+def _osc_ports(config: ServerConfig) -> list[tuple[int, str, bool]]:
+    """(port, what it is, over TLS) of every OSC port to open."""
+    ports = [
+        (port, label, False)
+        for port, label in (
+            (config.osc10_port, "OSC 1.0 length prefix"),
+            (config.osc11_port, "OSC 1.1 SLIP"),
+        )
+        if port is not None
+    ]
+    tls = config.tls
+    if tls is not None:
+        ports += [
+            (port, label, True)
+            for port, label in (
+                (tls.osc10_port, "OSC 1.0 length prefix over TLS"),
+                (tls.osc11_port, "OSC 1.1 SLIP over TLS"),
+            )
+            if port is not None
+        ]
+    return ports
+
+
+async def open_osc_ports(
+    router: RunningRouter, tls: ssl.SSLContext | None
+) -> tuple[list[asyncio.base_events.Server], list[str]]:
+    """Listen on every OSC port of the router's configuration; return the listeners and, for
+    the console, the addresses listened on."""
+    loop = asyncio.get_running_loop()
+    config = router.config
+    listeners: list[asyncio.base_events.Server] = []
+    addresses: list[str] = []
+    for port, label, secure in _osc_ports(config):
+        listener = await loop.create_server(
+            lambda: TcpConnection(router),
+            host=config.hosts,
+            port=port,
+            reuse_address=True,
+            reuse_port=config.reuse_port or None,
+            backlog=LISTEN_BACKLOG,
+            ssl=tls if secure else None,
+            # A handshake that does not finish is a connection that never registers.
+            ssl_handshake_timeout=(config.limits.register_timeout or 10.0) if secure else None,
+        )
+        listeners.append(listener)
+        for sock in listener.sockets:
+            addresses.append(f"{format_peer(sock.getsockname())} ({label}; framing auto-detected)")
+    return listeners, addresses

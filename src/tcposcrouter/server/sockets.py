@@ -1,0 +1,61 @@
+"""Socket options and names shared by the TCP and WebSocket shells (and the cluster's own
+connection for packets).
+
+Not pure (it sets socket options), but it holds no state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import struct
+
+from ..limits import Limits
+
+__all__ = ["KEEPALIVE_COUNT", "format_peer", "reset", "tune_socket"]
+
+# Unanswered keepalive probes after which the kernel gives a silent peer up.
+KEEPALIVE_COUNT = 3
+
+
+def tune_socket(sock: socket.socket | None, limits: Limits) -> None:
+    """Set up an accepted TCP socket (IPv4 or IPv6; others, such as Unix sockets, are left)."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    # Musicians' messages are small and late is wrong: never wait to fill a segment.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # A peer that vanished (no FIN, no RST) is found by the kernel, within `peer_timeout`:
+    # keepalive probes find it while nothing is being sent, and TCP_USER_TIMEOUT while data
+    # waits unacknowledged (keepalive sends no probe then, and retransmission alone would
+    # take a quarter of an hour). A listener that never sends is kept: its kernel answers.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    timeout = limits.peer_timeout
+    if not timeout:
+        return
+    probe_every = max(1, math.ceil(timeout / (KEEPALIVE_COUNT + 1)))
+    for option, value in (
+        ("TCP_KEEPIDLE", probe_every),
+        ("TCP_KEEPINTVL", probe_every),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+        ("TCP_USER_TIMEOUT", math.ceil(timeout * 1000)),
+    ):
+        if hasattr(socket, option):  # Linux has all four; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
+def reset(transport: asyncio.Transport) -> None:
+    """Reset the connection rather than close it: a plain close leaves the kernel trying to
+    deliver megabytes to a reader that does not read, for minutes; a reset frees them at once."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def format_peer(peername: object) -> str:
+    """ "host:port" of a socket address, "[v6host]:port" for IPv6."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peername)
