@@ -2,7 +2,7 @@
 
 A user may be connected on several nodes at once; it is present elsewhere while any other
 node has it. `joined` and `left` return whether that changed, which is when the hub's user
-lists change (`Hub.remote_joined`, `Hub.remote_left`).
+lists change (`ClusterPort.remote_joined`, `ClusterPort.remote_left`).
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ class Login:
         self.report = LoginReport()
         self.group_pages = GroupPageLogin(self.throttle, directory)
         # Called with (address, group, user) of every failed password check (cluster mode
-        # shares them, see Hub.subscribe_login_failures).
+        # shares them, see ClusterPort.subscribe_login_failures).
         self.failure_listeners: list[Callable[[str, str, str], None]] = []
 
     def release(self, check: PasswordCheck, now: float) -> None:
