@@ -4,6 +4,24 @@
 "use strict";
 
 (function () {
+  // OSC strings are bytes up to a NUL, with no encoding: SuperCollider and Pd send UTF-8, osc-js
+  // (Strudel) one byte per character below 256, which is Latin-1. osc.js reads every string with
+  // the TextDecoder it keeps at osc.TextDecoder; this one reads UTF-8 where the bytes are UTF-8
+  // and Latin-1 otherwise, as tcposcrouter's Python client does, so "hello ü" from osc-js shows
+  // as typed instead of with a replacement character (docs/protocol.md §2).
+  // (Not TextDecoder("latin1"): browsers read that label as windows-1252.)
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  osc.TextDecoder = {
+    decode(bytes) {
+      try {
+        return utf8.decode(bytes);
+      } catch (error) {
+        // osc.js hands over an Int8Array: bytes above 127 come negative.
+        return Array.from(bytes, (byte) => String.fromCharCode(byte & 0xff)).join("");
+      }
+    },
+  };
+
   const $ = (id) => document.getElementById(id);
   const LOG_LIMIT = 500; // lines kept in the page: enough to read back, not enough to slow it
   let port = null;

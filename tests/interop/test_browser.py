@@ -53,6 +53,14 @@ def test_the_browser_client_joins_hears_and_answers(
     tcp = Client(router.osc10_port).join("tcp", group)
     with chromium(tmp_path / "profile") as driver:
         exchange(driver, f"{router.http}/client/", tcp, group)
+        # A string as osc-js (Strudel) sends it, one byte per character: shown as typed.
+        tcp.send(bytes.fromhex("2f7800002c73000068656c6c6f20fc00"))  # /x "hello ü"
+        wait_for_text(driver, "log", '/x ,s "hello ü"')
+        # And one in UTF-8, as the page itself (osc.js) and SuperCollider send it.
+        tcp.send(msg("/y", "Grüße 音"))
+        wait_for_text(driver, "log", '/y ,s "Grüße 音"')
+        send_from_page(driver, '/from/browser "grüße"')
+        assert tcp.recv().raw == msg("/from/browser", "grüße")
         save_screenshot(driver, "browser-client.png")
 
 

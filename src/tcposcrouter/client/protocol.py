@@ -29,6 +29,7 @@ from ..osc.framing import (
 )
 from ..osc.messages import TIME, register_message, time_tag, unix_time
 from ..osc.messages import build_bundle as osc_bundle
+from ..osc.reading import read_message
 
 __all__ = [
     "Argument",
@@ -73,8 +74,11 @@ class ClientState(enum.Enum):
 
 @dataclass(frozen=True)
 class Packet:
-    """A packet from another member: its exact bytes, parsed on demand with python-osc.
-    `received`: when it arrived, on the client's clock (0 where no clock was read)."""
+    """A packet from another member: its exact bytes, read on demand. `address` and `args`
+    read strings as UTF-8, or as Latin-1 where they are not UTF-8 (osc-js sends those; see
+    osc/reading.py), so they never fail; `message()` and `bundle()` are python-osc's objects,
+    which refuse strings that are not UTF-8. `received`: when it arrived, on the client's
+    clock (0 where no clock was read)."""
 
     raw: bytes
     received: float = field(default=0.0, compare=False)
@@ -85,11 +89,11 @@ class Packet:
 
     @property
     def address(self) -> str:
-        return "#bundle" if self.is_bundle else str(OscMessage(self.raw).address)
+        return "#bundle" if self.is_bundle else read_message(self.raw).address
 
     @property
     def args(self) -> list[Any]:
-        return [] if self.is_bundle else list(OscMessage(self.raw).params)
+        return [] if self.is_bundle else read_message(self.raw).args
 
     def message(self) -> OscMessage:
         return OscMessage(self.raw)
@@ -234,15 +238,16 @@ class ClientProtocol:
     def _event(self, packet: bytes) -> Event | None:
         if not packet.startswith(b"/oscrouter/") or packet.startswith(b"/oscrouter/private\x00"):
             return Packet(packet)
-        address = OscMessage(packet).address
+        message = read_message(packet)
+        address = message.address
         if self.state is ClientState.REGISTERING and address == self._reply_address.decode():
             self.state = ClientState.REGISTERED
             return Registered(self.user, self._random_id)
         if address == "/oscrouter/userlist":
-            self.users = [str(name) for name in OscMessage(packet).params]
+            self.users = [str(name) for name in message.args]
             return UserList(list(self.users))
         if address == "/oscrouter/error":
-            params = OscMessage(packet).params
+            params = message.args
             code, detail = (str(params[0]), str(params[1])) if len(params) >= 2 else ("", "")
             if self.state is ClientState.REGISTERING:
                 self.state = ClientState.REFUSED

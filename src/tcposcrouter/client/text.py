@@ -7,8 +7,9 @@ The syntax (the browser client page's too): an address, then arguments separated
 `r:ff0000ff` (colour, 4 bytes hex).
 
 The printed form, one line per message (stable: scripts may read it): the address, the type
-tags without the comma, the arguments — strings in double quotes with JSON's escapes, floats
-as Python prints them, blobs as `b:` and hex. A message inside a bundle is prefixed with the
+tags without the comma, the arguments — strings in double quotes with JSON's escapes (a string
+that is not UTF-8 is read as Latin-1, as osc-js sends it), floats as Python prints them, blobs
+as `b:` and hex. A message inside a bundle is prefixed with the
 bundle's time, `@` and Unix seconds (`@now` for "immediately").
 """
 
@@ -18,10 +19,8 @@ import json
 import re
 from typing import Any
 
-from pythonosc.osc_bundle import OscBundle
-from pythonosc.osc_message import OscMessage
-
 from ..osc.messages import unix_time
+from ..osc.reading import messages_in
 from .protocol import IMMEDIATELY, Argument, build_message
 
 __all__ = ["BadMessageText", "format_packet", "packet_records", "parse_message"]
@@ -117,48 +116,46 @@ def _show(tag: str, value: Any) -> str:
     return str(value)
 
 
-def _bundle_time(raw: bytes) -> str:
-    tag = raw[8:16]
+def _bundle_time(tag: bytes | None) -> str | None:
+    if tag is None:
+        return None
     return "@now" if tag == IMMEDIATELY else f"@{unix_time(tag):.6f}"
 
 
-def _messages(raw: bytes, when: str | None = None) -> list[tuple[str | None, OscMessage]]:
-    if not raw.startswith(b"#bundle\x00"):
-        return [(when, OscMessage(raw))]
-    time = _bundle_time(raw)
-    out: list[tuple[str | None, OscMessage]] = []
-    for element in OscBundle(raw):
-        if isinstance(element, OscBundle):
-            out += _messages(element.dgram, time)
-        else:
-            out.append((time, element))
-    return out
-
-
-def _tags(message: OscMessage) -> str:
-    raw = message.dgram
-    start = raw.index(b",", raw.index(b"\x00")) if b"," in raw else -1
-    return "" if start < 0 else raw[start + 1 : raw.index(b"\x00", start)].decode("ascii")
-
-
 def format_packet(raw: bytes) -> list[str]:
-    """The lines `listen` prints for one packet."""
+    """The lines `listen` prints for one packet. Strings that are not UTF-8 are read as
+    Latin-1, as osc-js sends them (osc/reading.py)."""
     lines = []
-    for when, message in _messages(raw):
-        tags = _tags(message)
-        values = [_show(tag, value) for tag, value in zip(tags, message.params, strict=False)]
-        line = " ".join([message.address, tags, *values]).rstrip()
+    for tag, message in messages_in(raw):
+        when = _bundle_time(tag)
+        values = [
+            _show(t, value) for t, value in zip(message.types, _flat(message.args), strict=False)
+        ]
+        line = " ".join([message.address, message.types, *values]).rstrip()
         lines.append(line if when is None else f"{when} {line}")
     return lines
+
+
+def _flat(args: list[Any]) -> list[Any]:
+    """Arguments in the order of their type tags, arrays opened (their brackets have no value:
+    `[` and `]` are shown as they are)."""
+    out: list[Any] = []
+    for value in args:
+        if isinstance(value, list):
+            out += ["[", *_flat(value), "]"]
+        else:
+            out.append(value)
+    return out
 
 
 def packet_records(raw: bytes) -> list[dict[str, Any]]:
     """What `listen --json` prints for one packet: a JSON object per message."""
     records = []
-    for when, message in _messages(raw):
-        tags = _tags(message)
+    for stamp, message in messages_in(raw):
+        when = _bundle_time(stamp)
+        tags = message.types
         args: list[Any] = []
-        for tag, value in zip(tags, message.params, strict=False):
+        for tag, value in zip(tags, _flat(message.args), strict=False):
             if tag in "bm":
                 args.append({"hex": bytes(value).hex()})
             elif tag == "r":

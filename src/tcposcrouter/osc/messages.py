@@ -60,6 +60,7 @@ _TIME_REPLY = TIME + b",ttt\x00\x00\x00\x00"
 MAX_NAME_LENGTH = 64
 _STRING_TAGS = ("s", "S")
 _ID_TAGS = ("i", "h", "f", "d")
+_REGISTER_FIELDS = ("user name", "user password", "group name", "group password")
 # Argument sizes of the tags parse_arguments does not decode (strings, numbers and blobs are).
 _OTHER_SIZES = {"c": 4, "r": 4, "m": 4, "t": 8}
 
@@ -121,8 +122,8 @@ def parse_arguments(message: bytes) -> list[Argument]:
     """Decode the arguments of a validated control message.
 
     Only the types a control message can sensibly carry are decoded (strings, numbers); the
-    others are returned with value None. Raise `RemoteError(packet_invalid)` on text that is
-    not UTF-8.
+    others are returned with value None. A string that is not UTF-8 is returned as its bytes:
+    the router reads its own fields as UTF-8 and says so where one is not (docs/protocol.md §2).
     """
     pos = _after_string(message, 0)
     if pos >= len(message):
@@ -135,7 +136,13 @@ def parse_arguments(message: bytes) -> list[Argument]:
         value: object = None
         try:
             if tag in "sS":
-                value, pos = osc_types.get_string(message, pos)
+                nul = message.index(b"\x00", pos)
+                raw = message[pos:nul]
+                pos = nul + 4 - ((nul - pos) & 3)
+                try:
+                    value = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    value = raw
             elif tag == "i":
                 value, pos = osc_types.get_int(message, pos)
             elif tag == "h":
@@ -149,8 +156,6 @@ def parse_arguments(message: bytes) -> list[Argument]:
                 pos += 4 + size + (-size & 3)
             else:
                 pos += _OTHER_SIZES.get(tag, 0)
-        except UnicodeDecodeError as exc:
-            raise _invalid("string argument is not UTF-8") from exc
         except osc_types.ParseError as exc:  # cannot happen after validation; kept as a guard
             raise _invalid(str(exc)) from exc
         arguments.append(Argument(tag, value, start, pos))
@@ -241,9 +246,11 @@ def read_register(message: bytes) -> RegisterRequest:
     if len(args) < 4:
         raise _bad_register(f"{len(args)} arguments")
     texts: list[str] = []
-    for arg in args[:4]:
-        if arg.tag not in _STRING_TAGS or not isinstance(arg.value, str):
+    for field, arg in zip(_REGISTER_FIELDS, args[:4], strict=True):
+        if arg.tag not in _STRING_TAGS:
             raise _bad_register(f"argument {len(texts) + 1} has type {arg.tag!r}, not a string")
+        if not isinstance(arg.value, str):
+            raise _bad_register(f"the {field} is not UTF-8: send names and passwords in UTF-8")
         texts.append(arg.value)
     user, user_password, group, group_password = texts
     for what, name in (("user name", user), ("group name", group)):
@@ -285,7 +292,13 @@ def read_private(message: bytes) -> PrivateRequest:
             "/oscrouter/private needs a target user name and an address as strings",
         )
     target, address = args[0].value, args[1].value
-    assert isinstance(target, str) and isinstance(address, str)
+    if not isinstance(target, str):
+        raise RemoteError(
+            ErrorCode.BAD_PRIVATE, "the target user name is not UTF-8, as user names are"
+        )
+    if isinstance(address, bytes):  # forwarded as it came; only the log line reads it
+        address = address.decode("utf-8", "replace")
+    assert isinstance(address, str)
     return PrivateRequest(target, printable(address), message, args[0].start, args[0].end)
 
 

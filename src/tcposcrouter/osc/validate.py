@@ -1,8 +1,10 @@
 """Validating OSC packets, and taking control messages out of bundles (docs/protocol.md §2, §3).
 
 The router forwards packets byte for byte (docs/protocol.md §2), so validation only walks a
-packet to prove that it is well formed, with its address and string arguments in UTF-8; it
-decodes nothing it does not need. The walk is on the
+packet to prove that it is well formed: every size and padding right, every string (address,
+`s`, `S`) ended by a NUL. A string's bytes are not looked at: OSC 1.0 gives strings no encoding,
+and real clients send UTF-8 (SuperCollider, Pd) or Latin-1 (osc-js); the router forwards either
+as it came, and only the strings it reads itself must be UTF-8 (messages.py). The walk is on the
 hot path and is written for speed: a type tag string made of fixed-size tags only (the common
 case: `,iff`, `,sf` aside) is checked with one cached size lookup.
 
@@ -93,15 +95,6 @@ def _compile(tags: bytes) -> Plan:
     return plan
 
 
-def _check_utf8(text: bytes, what: str) -> None:
-    # Receivers that decode strings (python-osc, osc.js, every browser) fail on anything else,
-    # so it never reaches them. Called only for text that is not ASCII (the callers check).
-    try:
-        text.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise _invalid(f"{what} is not valid UTF-8 (byte {error.start})") from None
-
-
 def _walk_arguments(
     data: bytes, plan: tuple[tuple[int, int], ...], pos: int, end: int, base: int
 ) -> int:
@@ -118,9 +111,6 @@ def _walk_arguments(
             nul = data.find(b"\x00", pos, end)
             if nul < 0:
                 raise _invalid("string argument is not NUL-terminated")
-            text = data[pos:nul]
-            if not text.isascii():  # inline: the common case costs no call
-                _check_utf8(text, "string argument")
             pos = nul + 4 - ((nul - base) & 3)
         elif kind == _BLOB:
             if pos + 4 > end:
@@ -154,9 +144,6 @@ def _validate_message(data: bytes, start: int, end: int) -> bool:
         nul = data.find(b"\x00", start, end)
         if nul < 0:
             raise _invalid("address is not NUL-terminated")
-        address = data[start:nul]
-        if not address.isascii():
-            _check_utf8(address, "address")
         control = data.startswith(CONTROL_PREFIX, start, nul)
         pos = nul + 4 - ((nul - start) & 3)
         if pos >= end:

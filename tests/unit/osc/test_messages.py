@@ -52,11 +52,30 @@ def test_parse_arguments_gives_values_and_positions() -> None:
     assert args[-1].end == len(packet)
 
 
-def test_parse_arguments_refuses_text_that_is_not_utf8() -> None:
+def test_text_that_is_not_utf8_is_given_as_bytes_and_a_register_refuses_it() -> None:
     packet = raw_message("/oscrouter/register", ",s", osc_string(b"\xff\xfe"))
+    assert parse_arguments(packet)[0].value == b"\xff\xfe"
+    # osc-js sends "Müller" in Latin-1: the router reads register fields, so it says why.
+    latin1 = raw_message(
+        "/oscrouter/register",
+        ",ssss",
+        b"".join(osc_string(t) for t in (b"ana", b"M\xfcller", b"band", b"gpw")),
+    )
     with pytest.raises(RemoteError) as info:
-        parse_arguments(packet)
-    assert info.value.code == ErrorCode.PACKET_INVALID
+        read_register(latin1)
+    assert info.value.code == ErrorCode.BAD_REGISTER
+    assert "user password is not UTF-8" in info.value.detail
+
+
+def test_a_private_message_needs_a_utf8_target_but_not_a_utf8_address() -> None:
+    to_nobody = raw_message("/oscrouter/private", ",ss", osc_string(b"b\xf6b") + osc_string("/x"))
+    with pytest.raises(RemoteError) as info:
+        read_private(to_nobody)
+    assert info.value.code == ErrorCode.BAD_PRIVATE
+    latin1 = raw_message("/oscrouter/private", ",ss", osc_string("bob") + osc_string(b"/f\xfc"))
+    request = read_private(latin1)
+    assert request.target == "bob" and request.address == "/f\ufffd"
+    assert request.as_sent_by("ana").endswith(osc_string(b"/f\xfc"))  # forwarded as it came
 
 
 def test_build_message_is_read_back_by_python_osc() -> None:
