@@ -153,3 +153,29 @@ def test_the_dashboard_shows_counts_and_with_the_token_names(
         wait_for_text(driver, "users-count", "1")
         pages = driver.find_element("id", "group-pages").text
         assert "ana" not in pages and "webby" not in pages and "bob" in pages
+
+
+# Markup as a user name, a group name and an OSC argument: a page that wrote any of them as HTML
+# would run it and change its title.
+MARKUP = "<img src=x onerror=\"document.title='pwned'\">"
+
+
+def test_nothing_a_member_sends_runs_in_a_browser(
+    start_router: Callable[..., RouterProcess], tmp_path: Path
+) -> None:
+    router = start_router()
+    group = "g<b>" + MARKUP[:20]
+    mallory = Client(router.osc10_port).join(MARKUP, group)
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(f"{router.http}/#token={router.admin_token}")
+        wait_for_text(driver, "access", "admin")
+        pages = wait_for_text(driver, "group-pages", MARKUP)
+        assert group in pages
+        assert driver.title != "pwned" and not driver.find_elements("css selector", "main img")
+        # The browser client page: the same name in the user list, markup as a message.
+        join_in_page(driver, f"{router.http}/client/", "viewer", group)
+        wait_for_text(driver, "users", MARKUP)
+        mallory.send(msg("/x", MARKUP))
+        wait_for_text(driver, "log", MARKUP.replace('"', '\\"'))
+        time.sleep(0.5)  # an onerror would have fired by now
+        assert driver.title != "pwned" and not driver.find_elements("css selector", "#log img")

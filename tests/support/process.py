@@ -126,8 +126,11 @@ def start_router_process(
     ports = [] if http_port is None else [http_port]
     ports += [
         port
-        for port, flag in ((osc10, "--disable-osc10"), (osc11, "--disable-osc11"))
-        if flag not in extra
+        for port, flags in (
+            (osc10, ("--no-osc10", "--disable-osc10")),
+            (osc11, ("--no-osc11", "--disable-osc11")),
+        )
+        if not set(flags) & set(extra)
     ]
     try:
         wait_until_listening(process, ports)

@@ -8,9 +8,11 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import ssl
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -200,16 +202,18 @@ async def serve(
         return 1
     for address in addresses:
         log.info("listening on %s", address, extra={"console": True})
+    token_file = None
     if config.http_port is not None and config.admin_token is None:
         host = (config.hosts or ["127.0.0.1"])[0]
         host = f"[{host}]" if ":" in host else host
+        token_file = write_admin_token(server.admin_token)
         log.info(
-            "dashboard with every name: %s://%s:%d/#token=%s (admin token made at start-up; "
-            "set one with --admin-token)",
+            "dashboard with every name: %s://%s:%d/#token=… with the admin token in %s (made at "
+            "start-up, readable by this user only; set one with --admin-token)",
             "http" if config.tls is None else "https",
             host,
             config.http_port,
-            server.admin_token,
+            token_file,
             extra={"console": True},
         )
 
@@ -222,8 +226,21 @@ async def serve(
     await stop.wait()
     log.info("shutting down", extra={"console": True})
     await server.stop()
+    if token_file is not None:
+        token_file.unlink(missing_ok=True)
     log.info("stopped", extra={"console": True})
     return 0
+
+
+def write_admin_token(token: str) -> Path:
+    """Put an admin token made at start-up where only this user can read it: a secret on the
+    console would end up in journals and screenshots. Removed when the router stops."""
+    folder = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    path = folder / f"tcposcrouter-admin-token-{os.getpid()}"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    return path
 
 
 def _loop_factory(choice: str) -> type[asyncio.AbstractEventLoop] | None:

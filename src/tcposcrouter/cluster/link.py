@@ -14,13 +14,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .store import DEAD_NODE_SCRIPT, Keys
 
-__all__ = ["HEARTBEAT_TTL", "STORE_TIMEOUT", "RedisLink"]
+__all__ = ["HEARTBEAT_TTL", "STORE_TIMEOUT", "RedisLink", "without_password"]
 
 log = logging.getLogger("tcposcrouter.cluster")
 
@@ -46,9 +47,20 @@ OnUp = Callable[[aioredis.Redis], Awaitable[None]]
 Serving = Callable[[], list[Coroutine[Any, Any, None]]]
 
 
+def without_password(url: str) -> str:
+    """`url` as the log may show it: `redis://:secret@host/0` is `redis://:***@host/0`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 class RedisLink:
     def __init__(self, url: str, node: str, keys: Keys) -> None:
         self.url = url
+        self.shown_url = without_password(url)  # for log lines: never the password
         self.node = node
         self.keys = keys
         self.redis: aioredis.Redis | None = None
@@ -105,7 +117,7 @@ class RedisLink:
             log.warning(
                 "cluster degraded: lost Redis at %s (%s); routing goes on among this node's "
                 "connections, reconnecting",
-                self.url,
+                self.shown_url,
                 error,
                 extra={"console": True},
             )
@@ -133,7 +145,10 @@ class RedisLink:
         self.connected.set()
         if was_degraded:
             log.info(
-                "cluster: node %s on Redis at %s", self.node, self.url, extra={"console": True}
+                "cluster: node %s on Redis at %s",
+                self.node,
+                self.shown_url,
+                extra={"console": True},
             )
 
     async def _serve(self, serving: Serving, resync: OnUp) -> None:

@@ -104,7 +104,7 @@ class ClusterNode:
             log.warning(
                 "cluster degraded: Redis at %s not reached; routing among this node's "
                 "connections, trying again",
-                self.url,
+                self.link.shown_url,
                 extra={"console": True},
             )
 

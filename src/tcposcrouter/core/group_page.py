@@ -1,6 +1,7 @@
-"""The dashboard's group page: a group's name and password show that group's users and rates
-(docs/operating.md, "The dashboard"). Guesses there are throttled like registers, at an
-account of their own, so that guessing a group's page slows nobody's login.
+"""The dashboard's logins: a group's name and password show that group's page, the admin token
+everything (docs/operating.md, "Dashboard, metrics and health"). Guesses at either are
+throttled like registers, at accounts of their own, so that guessing there slows nobody's login,
+and an address that never guessed wrong (the owner's) is checked at once.
 
 Pure code: the caller passes the time; the password itself is checked by the shell in a worker
 thread (scrypt), against the hash `claim` returns.
@@ -40,6 +41,21 @@ class GroupPageLogin:
             self._throttle.succeeded(address, _account(group_name), now)
         else:
             self._throttle.failed(address, _account(group_name), now)
+
+    def claim_admin(self, address: str, now: float) -> float:
+        """Someone at `address` offers the admin token: the seconds they must wait first (0:
+        compare it now, in constant time, then `admin_checked`)."""
+        return self._throttle.claim(address, _ADMIN, now)
+
+    def admin_checked(self, address: str, right: bool, now: float) -> None:
+        if right:
+            self._throttle.succeeded(address, _ADMIN, now)
+        else:
+            self._throttle.failed(address, _ADMIN, now)
+
+
+# The admin token's account: no group is called "" (docs/protocol.md §3).
+_ADMIN: Account = ("", "admin token")
 
 
 def _account(group_name: str) -> Account:

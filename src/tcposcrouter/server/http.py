@@ -31,6 +31,7 @@ from .dashboard import Traffic
 from .running import RunningRouter
 from .sockets import format_peer
 from .tcpinfo import round_trip_ms
+from .web_security import add_security_headers
 from .websocket import client_address, serve_osc
 
 __all__ = ["HttpSide", "client_page_folder"]
@@ -82,6 +83,7 @@ class HttpSide:
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024)
+        app.on_response_prepare.append(add_security_headers)
         app.router.add_get("/", self._dashboard_page)
         app.router.add_get("/live", self._live)
         app.router.add_get("/osc", self._osc)
@@ -208,7 +210,9 @@ class HttpSide:
         from_there = sum(1 for viewer in self._viewers if viewer.address == address)
         if len(self._viewers) >= MAX_VIEWERS or from_there >= MAX_VIEWERS_PER_ADDRESS:
             return web.Response(status=503, text="too many dashboards open; try again later\n")
-        ws = web.WebSocketResponse(max_msg_size=VIEWER_MESSAGE_LIMIT, heartbeat=30)
+        # No permessage-deflate: a viewer's few small messages gain nothing from it, and a
+        # compressed message's size is only known once it has been inflated.
+        ws = web.WebSocketResponse(max_msg_size=VIEWER_MESSAGE_LIMIT, heartbeat=30, compress=False)
         await ws.prepare(request)
         viewer = _Viewer(ws, address)
         self._viewers.add(viewer)
@@ -236,10 +240,9 @@ class HttpSide:
         group_name = asked.get("group")
         viewer.access, viewer.group = "public", None
         if isinstance(token, str) and token:
-            if hmac.compare_digest(token.encode(), self._server.admin_token.encode()):
+            error = self._check_token(address, token)
+            if error is None:
                 viewer.access = "admin"
-            else:
-                error = "wrong admin token"
         elif isinstance(group_name, str) and group_name:
             password = asked.get("password")
             group, error = await self._check_group(
@@ -253,6 +256,18 @@ class HttpSide:
         await viewer.ws.send_str(json.dumps(reply))
         viewer.sending = None
         self._push({viewer})  # at once, not at the next tick
+
+    def _check_token(self, address: str, token: str) -> str | None:
+        """None if `token` is the admin token, else why not; compared in constant time and
+        throttled per address like a login."""
+        server = self._server
+        pages = server.hub.login.group_pages
+        wait = pages.claim_admin(address, server.now())
+        if wait:
+            return f"too many wrong tokens: try again in {max(1.0, wait):.0f} s"
+        right = hmac.compare_digest(token.encode(), server.admin_token.encode())
+        pages.admin_checked(address, right, server.now())
+        return None if right else "wrong admin token"
 
     async def _check_group(
         self, address: str, name: str, password: str

@@ -7,6 +7,7 @@ Not pure (it sets socket options), but it holds no state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import socket
 import struct
@@ -48,8 +49,11 @@ def reset(transport: asyncio.Transport) -> None:
     """Reset the connection rather than close it: a plain close leaves the kernel trying to
     deliver megabytes to a reader that does not read, for minutes; a reset frees them at once."""
     sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if sock is not None and not transport.is_closing():
+        # A transport already closing may have given its file descriptor back (uvloop's
+        # pseudo-socket then raises ValueError): it needs no reset, only the abort.
+        with contextlib.suppress(OSError, ValueError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
 
 

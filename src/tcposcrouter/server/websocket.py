@@ -142,6 +142,14 @@ class WebSocketConnection(HubConnection):
             self._closing = asyncio.ensure_future(
                 self._ws.close(code=WSCloseCode.OK, message=b"closed by the router")
             )
+            # Once the closing handshake is over, the connection is gone, whether or not the
+            # handler's own read has seen it end (it may wait on the peer for long).
+            self._closing.add_done_callback(self._closed)
+
+    def _closed(self, closing: asyncio.Future[bool]) -> None:
+        if not closing.cancelled():
+            closing.exception()  # taken, so that asyncio does not report it as lost
+        self.lost()
 
     def abort(self) -> None:
         reset(self._transport)
