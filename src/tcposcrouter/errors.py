@@ -7,7 +7,7 @@ Anything else raised inside the router is a bug and is allowed to surface loudly
 
 from __future__ import annotations
 
-__all__ = ["ErrorCode", "RemoteError", "RouterError"]
+__all__ = ["EX_CONFIG", "ClusterRefused", "ErrorCode", "RemoteError", "RouterError"]
 
 
 class ErrorCode:
@@ -52,3 +52,13 @@ class RemoteError(RouterError):
         self.code = code
         self.detail = detail
         self.fatal = fatal
+
+
+# The exit status of a router that cannot run as configured (sysexits.h's EX_CONFIG): the
+# supervisor of --workers does not start such a worker again.
+EX_CONFIG = 78
+
+
+class ClusterRefused(RouterError):
+    """The cluster cannot be joined as configured (a wrong Redis password, a server that is not
+    Redis, another node under the same name); the message says why and what to do."""

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..errors import EX_CONFIG, ClusterRefused
 from ..limits import Limits
 from ..server.app import RouterServer
 from ..server.config import DEFAULT_TRUSTED_PROXIES, ServerConfig
@@ -200,6 +201,9 @@ async def serve(
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         return 1
+    except ClusterRefused as refused:
+        log.error("cannot join the cluster: %s", refused)
+        return EX_CONFIG
     for address in addresses:
         log.info("listening on %s", address, extra={"console": True})
     token_file = None

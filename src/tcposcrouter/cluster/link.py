@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from .store import DEAD_NODE_SCRIPT, Keys
 
-__all__ = ["HEARTBEAT_TTL", "STORE_TIMEOUT", "RedisLink", "without_password"]
+__all__ = ["HEARTBEAT_SECONDS", "HEARTBEAT_TTL", "STORE_TIMEOUT", "RedisLink", "without_password"]
 
 log = logging.getLogger("tcposcrouter.cluster")
 

@@ -30,7 +30,7 @@ from ..core.directory import MembershipEvent
 from ..core.login import PasswordCheck
 from ..core.session import SessionState
 from ..server.running import ClusterStatistics, RunChecks, RunningRouter
-from .link import STORE_TIMEOUT, RedisLink
+from .link import HEARTBEAT_SECONDS, STORE_TIMEOUT, RedisLink
 from .presence import RemotePresence
 from .presence_sync import PresenceSync
 from .publisher import PacketPublisher
@@ -42,6 +42,7 @@ from .register_round import (
     split_when_away,
     store_unavailable,
 )
+from .startup import check_before_joining
 from .store import JOIN_SCRIPT, Keys
 from .traffic import Inbound, Outbound
 from .wire import LoginFailure
@@ -87,12 +88,16 @@ class ClusterNode:
     async def start(self) -> None:
         """Connect, and serve in the background. Returns once connected, or after
         `STORE_TIMEOUT` if Redis is away: the node then starts degraded and joins the cluster
-        when Redis comes."""
+        when Redis comes. Raises `ClusterRefused` if the cluster is misconfigured (startup.py)."""
+        link = self.link
+        # Raises ClusterRefused for a misconfiguration; False: Redis is not there yet.
+        await check_before_joining(
+            self.url, link.shown_url, self.keys, self.node, STORE_TIMEOUT, HEARTBEAT_SECONDS
+        )
         port = self._hub.cluster
         port.connect(self.outbound)
         port.subscribe(self._membership)
         port.subscribe_login_failures(self._login_failed)
-        link = self.link
         running = link.run(
             self._up, self._serving, self.presence_sync.resync_and_forget, self._down
         )

@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from ..errors import EX_CONFIG
+
 __all__ = ["supervise", "worker_arguments"]
 
 log = logging.getLogger("tcposcrouter.workers")
@@ -65,6 +67,7 @@ def supervise(argv: Sequence[str], count: int, node_id: str | None) -> int:
     base = node_id or f"{os.uname().nodename}-{os.getpid()}"
     workers = [_Worker(argv, f"{base}-{index}") for index in range(1, count + 1)]
     stopping = False
+    failed = 0
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
@@ -86,6 +89,12 @@ def supervise(argv: Sequence[str], count: int, node_id: str | None) -> int:
         now = time.monotonic()
         for worker in workers:
             process = worker.process
+            if process is not None and process.returncode is None and process.poll() == EX_CONFIG:
+                # Misconfigured (the worker said why): starting it again cannot help.
+                log.error("worker %s cannot run as configured; stopping", worker.node)
+                stopping = True
+                failed = EX_CONFIG
+                break
             if process is not None and process.poll() is not None:
                 quick = now - worker.started < RESTART_WINDOW
                 worker.delay = min(RESTART_MAX, worker.delay * 2) if quick else RESTART_FIRST
@@ -113,4 +122,4 @@ def supervise(argv: Sequence[str], count: int, node_id: str | None) -> int:
             worker.process.kill()
             worker.process.wait()
     log.info("all workers stopped")
-    return 0
+    return failed
