@@ -90,7 +90,7 @@ class ClusterNode:
         `STORE_TIMEOUT` if Redis is away: the node then starts degraded and joins the cluster
         when Redis comes. Raises `ClusterRefused` if the cluster is misconfigured (startup.py)."""
         link = self.link
-        # Raises ClusterRefused for a misconfiguration; False: Redis is not there yet.
+        # Raises ClusterRefused for a misconfiguration (a Redis not up yet is none).
         await check_before_joining(
             self.url, link.shown_url, self.keys, self.node, STORE_TIMEOUT, HEARTBEAT_SECONDS
         )

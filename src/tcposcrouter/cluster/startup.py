@@ -32,9 +32,9 @@ __all__ = ["check_before_joining"]
 
 async def check_before_joining(
     url: str, shown_url: str, keys: Keys, node: str, timeout: float, heartbeat: float
-) -> bool:
-    """Raise `ClusterRefused` for a misconfiguration; return False if Redis is only not there
-    (yet), True if it is there and the node may join."""
+) -> None:
+    """Raise `ClusterRefused` for a misconfiguration; return if the node may join, or if Redis
+    is only not there (yet): the link then starts degraded and keeps trying."""
     client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         try:
@@ -45,7 +45,7 @@ async def check_before_joining(
             ) from None
         except ResponseError as error:
             text = str(error)
-            if any(word in text for word in ("NOAUTH", "WRONGPASS", "AUTH", "password")):
+            if any(word in text for word in ("AUTH", "WRONGPASS", "password")):  # NOAUTH too
                 raise ClusterRefused(
                     f"Redis at {shown_url} refused the password ({text}): check --cluster"
                 ) from None
@@ -55,9 +55,8 @@ async def check_before_joining(
         except (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError) as error:
             if _speaks_another_protocol(error):
                 raise ClusterRefused(f"{shown_url} is not a Redis server ({error})") from None
-            return False  # not up yet, or not answering: degraded, and try again
+            return  # not up yet, or not answering: degraded, and try again
         await _nobody_else_named(client, keys, node, heartbeat)
-        return True
     except RedisError as error:
         raise ClusterRefused(f"{shown_url} answered as no Redis does: {error}") from None
     finally:

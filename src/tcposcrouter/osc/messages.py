@@ -39,6 +39,7 @@ __all__ = [
     "printable",
     "read_private",
     "read_register",
+    "read_string",
     "read_time_request",
     "register_message",
     "time_reply",
@@ -69,10 +70,17 @@ def _invalid(detail: str) -> RemoteError:
     return RemoteError(ErrorCode.PACKET_INVALID, detail)
 
 
+def read_string(data: bytes, start: int) -> tuple[bytes, int]:
+    """The bytes of the OSC string at `start` of a validated message (without its NUL), and the
+    index after its padding. Decoding them is the caller's: the router reads UTF-8, clients
+    UTF-8 or else Latin-1 (reading.py)."""
+    nul = data.index(b"\x00", start)
+    return data[start:nul], nul + 4 - (nul & 3)
+
+
 def _after_string(data: bytes, start: int) -> int:
     """The index after the padding of the OSC string at `start` of a validated message."""
-    nul = data.index(b"\x00", start)
-    return nul + 4 - (nul & 3)
+    return read_string(data, start)[1]
 
 
 def name_problem(name: str) -> str | None:
@@ -136,9 +144,7 @@ def parse_arguments(message: bytes) -> list[Argument]:
         value: object = None
         try:
             if tag in "sS":
-                nul = message.index(b"\x00", pos)
-                raw = message[pos:nul]
-                pos = nul + 4 - ((nul - pos) & 3)
+                raw, pos = read_string(message, pos)
                 try:
                     value = raw.decode("utf-8")
                 except UnicodeDecodeError:

@@ -23,7 +23,7 @@ from typing import Any
 
 from pythonosc.parsing import osc_types
 
-from .messages import BUNDLE_HEADER
+from .messages import BUNDLE_HEADER, read_string
 
 __all__ = ["Message", "decode_text", "messages_in", "read_message"]
 
@@ -44,8 +44,8 @@ class Message:
 
 
 def _string(data: bytes, pos: int) -> tuple[str, int]:
-    nul = data.index(b"\x00", pos)
-    return decode_text(data[pos:nul]), nul + 4 - ((nul - pos) & 3)
+    raw, pos = read_string(data, pos)
+    return decode_text(raw), pos
 
 
 def read_message(raw: bytes) -> Message:
