@@ -3,10 +3,8 @@ framings: the same protocol, byte for byte (docs/protocol.md §1 and §8)."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import os
 import socket
 import struct
 import threading
@@ -23,6 +21,7 @@ from websockets.sync.client import connect
 from support.client import Client, WsClient
 from support.osc import IMMEDIATELY, bundle, msg, osc_string, raw_message, register
 from support.process import RouterProcess
+from support.wsraw import client_frame, close_frame, raw_websocket
 from tcposcrouter.osc.framing import Framing, frame
 
 # One message with every OSC 1.0 and 1.1 type tag the contract forwards.
@@ -150,57 +149,12 @@ def test_text_before_register_is_refused_and_closed(router: RouterProcess) -> No
     assert [(r.address, r.args[0]) for r in replies] == [("/oscrouter/error", "packet_invalid")]
 
 
-def _masked(payload: bytes, first_byte: int = 0x82) -> bytes:
-    """A client's frame (RFC 6455 §5.2): FIN and binary unless told, masked."""
-    mask = os.urandom(4)
-    n = len(payload)
-    length = bytes((0x80 | n,)) if n < 126 else struct.pack(">BH", 0x80 | 126, n)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return bytes((first_byte,)) + length + mask + masked
-
-
-def _raw_websocket(router: RouterProcess, receive_buffer: int = 0) -> socket.socket:
-    """A WebSocket handshake by hand, so that the test can send frames no library would, and
-    stop reading for real (websockets' client reads in a thread of its own)."""
-    sock = socket.socket()
-    if receive_buffer:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.settimeout(5)
-    sock.connect(("127.0.0.1", router.http_port or 0))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /osc HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
-
-
-def _close_code(sock: socket.socket) -> int:
-    data = b""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-        if len(data) >= 4 and data[0] == 0x88:
-            return int(struct.unpack(">H", data[2:4])[0])
-    raise AssertionError(f"no close frame: {data[:40]!r}")
-
-
 def test_a_broken_frame_closes_with_protocol_error(router: RouterProcess, group: str) -> None:
     lp = Client(router.osc10_port).join("lp", group)
-    sock = _raw_websocket(router)
+    sock = raw_websocket(router)
     # RSV2 set without an extension that defines it: RFC 6455 §5.2 says fail the connection.
-    sock.sendall(_masked(register("raw", group), first_byte=0x82 | 0x20))
-    assert _close_code(sock) == 1002
+    sock.sendall(client_frame(register("raw", group), reserved=2))
+    assert close_frame(sock)[0] == 1002
     lp.expect_nothing()
     sock.close()
 
@@ -230,8 +184,8 @@ def test_a_websocket_reader_that_stops_is_reset_without_slowing_the_others(
     start_router: Callable[..., RouterProcess], group: str
 ) -> None:
     router = start_router("--max-output-buffer", "262144", "--no-rate-limit")
-    stalled = _raw_websocket(router, receive_buffer=4096)
-    stalled.sendall(_masked(register("stalled", group)))
+    stalled = raw_websocket(router, receive_buffer=4096)
+    stalled.sendall(client_frame(register("stalled", group)))
     reader = WsClient(ws_url(router)).join("reader", group)
     sender = Client(router.osc10_port).join("sender", group)
     reader.recv_until("/oscrouter/userlist")

@@ -64,6 +64,46 @@ def test_the_browser_client_joins_hears_and_answers(
         save_screenshot(driver, "browser-client.png")
 
 
+# A packet just under the default --max-packet-size, sent as Chromium frames it (the router's
+# door reads every frame header): it arrives whole, byte for byte.
+SEND_BIG_FROM_PAGE = """
+const [url, size, done] = arguments;
+const ws = new WebSocket(url);
+ws.binaryType = "arraybuffer";
+ws.onmessage = (event) => {
+  if (!(event.data instanceof ArrayBuffer)) return;
+  const address = new TextDecoder().decode(new Uint8Array(event.data, 0, 20));
+  if (!address.startsWith("/oscrouter/userlist")) return;
+  const packet = new Uint8Array(16 + size);
+  packet.set(new TextEncoder().encode("/big"), 0);
+  packet.set(new TextEncoder().encode(",b"), 8);
+  new DataView(packet.buffer).setInt32(12, size);
+  for (let i = 0; i < size; i++) packet[16 + i] = i % 251;
+  ws.send(packet.buffer);
+  ws.onmessage = null;
+  setTimeout(() => done("sent"), 200);
+};
+"""
+
+
+def test_a_packet_near_the_size_limit_from_chromium_arrives_whole(
+    router: RouterProcess, group: str, tmp_path: Path
+) -> None:
+    tcp = Client(router.osc10_port).join("tcp", group)
+    size = (1 << 20) - 16
+    url = (
+        f"ws://127.0.0.1:{router.http_port}/osc"
+        f"?user=big&password=pw&group={group}&group_password=gpw"
+    )
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(f"{router.http}/client/")  # the page's origin, which its CSP lets connect
+        driver.set_script_timeout(30)
+        assert driver.execute_async_script(SEND_BIG_FROM_PAGE, url, size) == "sent"
+        got = tcp.recv_until("/big", timeout=10).raw
+    assert len(got) == 1 << 20
+    assert got[16:] == bytes(i % 251 for i in range(size))
+
+
 def test_the_browser_client_through_nginx_with_tls(
     start_router: Callable[..., RouterProcess], group: str, tmp_path: Path
 ) -> None:

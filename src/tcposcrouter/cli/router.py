@@ -20,6 +20,7 @@ from ..errors import EX_CONFIG, ClusterRefused
 from ..limits import Limits
 from ..server.app import RouterServer
 from ..server.config import DEFAULT_TRUSTED_PROXIES, ServerConfig
+from ..server.http_pool import http_connection_cap
 from ..server.tls import TlsConfig, TlsContext
 from . import passwd
 from .config import ConfigError, read_config
@@ -186,7 +187,8 @@ async def serve(
     config: ServerConfig,
     on_reload: Callable[[RouterServer], None] | None = None,
 ) -> int:
-    raise_open_file_limit(config.limits.max_connections)
+    connections = config.limits.max_connections
+    raise_open_file_limit(connections and connections + http_connection_cap(connections))
     try:
         server = RouterServer(config)
     except (OSError, ssl.SSLError) as exc:

@@ -28,6 +28,7 @@ from ..core.directory import Group, Member
 from ..core.statistics import HubStatistics
 from . import metrics
 from .dashboard import Traffic
+from .http_door import HttpDoors, HttpSite
 from .running import RunningRouter
 from .sockets import format_peer
 from .tcpinfo import round_trip_ms
@@ -80,6 +81,7 @@ class HttpSide:
         self._viewers: set[_Viewer] = set()
         self._runner: web.AppRunner | None = None
         self._registry = metrics.registry_for(server.statistics)
+        self.doors = HttpDoors(server)
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024)
@@ -115,14 +117,14 @@ class HttpSide:
         )
         await runner.setup()
         for host in hosts or [None]:  # type: ignore[list-item]
-            site = web.TCPSite(
+            site = HttpSite(
                 runner,
+                self.doors,
                 host,
                 port,
-                reuse_address=True,
-                reuse_port=reuse_port or None,
                 backlog=backlog,
                 ssl_context=ssl_context,
+                reuse_port=reuse_port,
             )
             await site.start()
         return [format_peer(a) for a in runner.addresses]
@@ -190,7 +192,7 @@ class HttpSide:
         return web.FileResponse(client_page_folder() / "index.html")
 
     async def _osc(self, request: web.Request) -> web.StreamResponse:
-        return await serve_osc(self._server, request)
+        return await serve_osc(self._server, request, self.doors.of(request.transport))
 
     async def _healthz(self, request: web.Request) -> web.StreamResponse:
         if self._server.shutting_down:
@@ -214,6 +216,10 @@ class HttpSide:
         # compressed message's size is only known once it has been inflated.
         ws = web.WebSocketResponse(max_msg_size=VIEWER_MESSAGE_LIMIT, heartbeat=30, compress=False)
         await ws.prepare(request)
+        door = self.doors.of(request.transport)
+        if door is None or not door.upgraded(None):
+            await ws.close()  # a handshake the door did not see: its frames cannot be read
+            return ws
         viewer = _Viewer(ws, address)
         self._viewers.add(viewer)
         try:

@@ -26,6 +26,8 @@ from ..errors import ErrorCode, RemoteError
 from ..osc.framing import Framing
 from ..osc.messages import register_message
 from .connection import HubConnection
+from .frame_guard import CLOSE_TOO_BIG, FrameRefusal
+from .http_door import HttpDoor
 from .running import RunningRouter
 from .sockets import format_peer, reset, tune_socket
 
@@ -114,6 +116,16 @@ class WebSocketConnection(HubConnection):
         code = ErrorCode.PACKET_TOO_LARGE if too_large else ErrorCode.FRAMING_ERROR
         self._hub.errors.count(session, code, str(error))
 
+    # -- FramesWatcher (server/http_door.py) ----------------------------------------------
+
+    def frames_refused(self, refusal: FrameRefusal) -> None:
+        """The door refused a frame and is closing the connection with `refusal.code`."""
+        session = self.session
+        if session is not None:
+            too_large = refusal.code == CLOSE_TOO_BIG
+            code = ErrorCode.PACKET_TOO_LARGE if too_large else ErrorCode.FRAMING_ERROR
+            self._hub.errors.count(session, code, refusal.reason)
+
     def lost(self) -> None:
         """The WebSocket is gone, whoever closed it."""
         self._resume.set()
@@ -185,8 +197,11 @@ def register_from_query(query: Mapping[str, str]) -> bytes | None:
     return register_message(user, password, group, group_password)
 
 
-async def serve_osc(server: RunningRouter, request: web.Request) -> web.StreamResponse:
-    """The `/osc` endpoint: one WebSocket connection, from handshake to close."""
+async def serve_osc(
+    server: RunningRouter, request: web.Request, door: HttpDoor | None
+) -> web.StreamResponse:
+    """The `/osc` endpoint: one WebSocket connection, from handshake to close. `door`: the
+    connection's `HttpDoor`, which reads its frame headers from here on."""
     limits = server.config.limits
     ws = web.WebSocketResponse(
         compress=False,  # per-message deflate costs more than it saves on small packets
@@ -209,6 +224,10 @@ async def serve_osc(server: RunningRouter, request: web.Request) -> web.StreamRe
     if transport is None:
         return ws
     connection = WebSocketConnection(server, ws, transport)
+    if door is None or not door.upgraded(connection):
+        log.warning("a WebSocket handshake its door did not see: closed")
+        await ws.close()
+        return ws
     server.connections.add(connection)
     peer, address = client_address(request, server.config.trusted_proxies)
     try:

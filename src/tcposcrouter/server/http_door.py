@@ -1,0 +1,256 @@
+"""The HTTP port's door: every connection passes an `HttpDoor` on its way to aiohttp's handler.
+
+The door does two things aiohttp does not:
+- it counts the connection in the `HttpPool` until it becomes a WebSocket, and closes the
+  oldest when the pool is full, so idle and slow connections cannot fill the port;
+- from a WebSocket handshake on, it reads the client's frame headers with a `FrameGuard` and
+  ends the connection, with a close frame, at the first frame the guard refuses (a client that
+  does not read is the hub's to end, as on TCP: server/websocket.py).
+
+The request-head deadline is aiohttp's own: `keepalive_timeout` closes a connection that has
+not sent a whole request head in that time, the first one included (tested in
+tests/integration/test_http_door.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+import struct
+from typing import Protocol, cast
+
+from aiohttp import web
+
+from .frame_guard import FrameGuard, FrameRefusal
+from .http_pool import HttpPool, http_connection_cap
+from .running import RunningRouter
+
+__all__ = ["MAX_REQUEST_HEAD", "FramesWatcher", "HttpDoor", "HttpDoors", "HttpSite"]
+
+log = logging.getLogger("tcposcrouter.server")
+
+# aiohttp refuses a header line over 8 KiB; a whole head (cookies and all) this long is no
+# browser's.
+MAX_REQUEST_HEAD = 64 * 1024
+_ASKS_FOR_WEBSOCKET = re.compile(rb"\nupgrade[ \t]*:[^\n]*websocket", re.IGNORECASE)
+_HEAD_TOO_LONG = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+class FramesWatcher(Protocol):
+    """The WebSocket endpoint's side of a door."""
+
+    def frames_refused(self, refusal: FrameRefusal) -> None:
+        """The door refused a frame and is closing the connection with `refusal.code`."""
+
+
+class HttpDoors:
+    """The doors of one HTTP port and the pool that counts them."""
+
+    def __init__(self, router: RunningRouter) -> None:
+        self._router = router
+        self.pool: HttpPool[HttpDoor] = HttpPool()
+        self._by_transport: dict[asyncio.BaseTransport, HttpDoor] = {}
+        self.evicted = 0
+
+    def of(self, transport: asyncio.BaseTransport | None) -> HttpDoor | None:
+        return None if transport is None else self._by_transport.get(transport)
+
+    def opened(self, door: HttpDoor, transport: asyncio.BaseTransport) -> None:
+        self._by_transport[transport] = door
+        config = self._router.config
+        peername = transport.get_extra_info("peername")
+        host = str(peername[0]) if isinstance(peername, tuple) else None
+        address = None if host is None or host in config.trusted_proxies else host
+        limits = config.limits
+        evicted = self.pool.admit(
+            door,
+            address,
+            self._router.now(),
+            per_address=limits.max_unregistered_per_address,
+            total=http_connection_cap(limits.max_connections),
+        )
+        for old in evicted:
+            self.evicted += 1
+            log.debug("HTTP connection closed to make room (%d open)", len(self.pool))
+            old.close()
+
+    def closed(self, door: HttpDoor, transport: asyncio.BaseTransport | None) -> None:
+        self.pool.leave(door)
+        if transport is not None:
+            self._by_transport.pop(transport, None)
+
+    def now(self) -> float:
+        return self._router.now()
+
+    def max_message(self) -> int:
+        return self._router.config.limits.max_packet_size
+
+
+class HttpDoor(asyncio.Protocol):
+    """One connection to the HTTP port, in front of aiohttp's `RequestHandler`."""
+
+    __slots__ = (
+        "_doors",
+        "_guard",
+        "_handler",
+        "_head",
+        "_refused",
+        "_transport",
+        "_watcher",
+        "_websocket",
+    )
+
+    def __init__(self, doors: HttpDoors, handler: asyncio.Protocol) -> None:
+        self._doors = doors
+        self._handler = handler
+        self._transport: asyncio.Transport | None = None
+        self._head = b""  # the part of a request head read so far
+        self._guard: FrameGuard | None = None  # from a WebSocket handshake on
+        self._watcher: FramesWatcher | None = None
+        self._websocket = False  # the handshake is done
+        self._refused = False
+
+    # -- what the endpoints tell the door ------------------------------------------------------
+
+    def upgraded(self, watcher: FramesWatcher | None) -> bool:
+        """The handshake is done: the connection is a WebSocket and leaves the pool. False if
+        the door did not see the handshake's head (then it cannot read the frames, and the
+        endpoint must close the connection)."""
+        self._doors.pool.leave(self)
+        self._watcher = watcher
+        self._websocket = True
+        return self._guard is not None
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's are not asyncio.Transport subclasses).
+        self._transport = cast(asyncio.Transport, transport)
+        self._handler.connection_made(transport)
+        self._doors.opened(self, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._doors.closed(self, self._transport)
+        self._handler.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._handler.resume_writing()
+
+    def eof_received(self) -> bool | None:
+        return self._handler.eof_received()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        guard = self._guard
+        frames_at = 0
+        if guard is None:
+            found = self._scan_heads(data)
+            if found is None:
+                if not self._refused:
+                    self._handler.data_received(data)
+                return
+            frames_at = found
+            guard = self._guard = FrameGuard(self._doors.max_message())
+        refusal = guard.feed(data[frames_at:] if frames_at else data, self._doors.now())
+        if refusal is not None:
+            # What came before the refused frame is read as usual: nothing good is lost.
+            good = frames_at + guard.refused_at
+            if good:
+                self._handler.data_received(data[:good])
+            self._refuse(refusal)
+            return
+        self._handler.data_received(data)
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _scan_heads(self, data: bytes) -> int | None:
+        """Follow the request heads in the stream; return where the frames begin in `data`
+        if a head asks for a WebSocket, else None."""
+        before = len(self._head)
+        stream = self._head + data
+        start = 0
+        searched = max(0, before - 3)
+        while True:
+            end = stream.find(b"\r\n\r\n", searched)
+            if end < 0:
+                break
+            end += 4
+            if _ASKS_FOR_WEBSOCKET.search(stream, start, end):
+                self._head = b""
+                return end - before
+            start = searched = end
+        self._head = stream[start:]
+        if len(self._head) > MAX_REQUEST_HEAD:
+            self._refused = True
+            if self._transport is not None:
+                self._transport.write(_HEAD_TOO_LONG)
+                self._transport.close()
+        return None
+
+    def _refuse(self, refusal: FrameRefusal) -> None:
+        self._refused = True
+        transport = self._transport
+        if transport is None:
+            return
+        if self._websocket:
+            if self._watcher is not None:
+                self._watcher.frames_refused(refusal)
+            reason = refusal.reason.encode()[:120]
+            transport.write(struct.pack("!BBH", 0x88, 2 + len(reason), refusal.code) + reason)
+        transport.close()
+
+
+class HttpSite(web.BaseSite):
+    """aiohttp's TCPSite with an `HttpDoor` in front of every connection."""
+
+    __slots__ = ("_doors", "_host", "_port", "_reuse_port")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        doors: HttpDoors,
+        host: str | None,
+        port: int,
+        *,
+        backlog: int,
+        ssl_context: ssl.SSLContext | None,
+        reuse_port: bool,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._doors = doors
+        self._host = host
+        self._port = port
+        self._reuse_port = reuse_port
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{self._host or '0.0.0.0'}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        doors = self._doors
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: HttpDoor(doors, server()),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=True,
+            reuse_port=self._reuse_port or None,
+        )
