@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Namespace", "namespace", "namespaces_work"]
+__all__ = ["Lab", "Namespace", "lab", "namespace", "namespaces_work"]
 
 _CLONE_NEWNET = 0x40000000
 _counter = itertools.count(1)
@@ -118,4 +118,47 @@ def namespace() -> Iterator[Namespace]:
         yield space
     finally:
         subprocess.run(["ip", "link", "del", host_link], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
+@dataclass
+class Lab:
+    """A namespace with only its loopback: processes started in it (`command`) and sockets
+    made `inside` it see one another, and `cut` drops the traffic to one of its addresses
+    silently, as a broken network would, without touching this machine's own network."""
+
+    name: str
+
+    def command(self, *command: str) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *command]
+
+    @contextmanager
+    def inside(self) -> Iterator[None]:
+        with Namespace(self.name, "", "", "").inside():
+            yield
+
+    def cut(self, address: str, port: int) -> None:
+        """From now on every packet to or from `address`:`port` is dropped, both ways."""
+        table = ("inet", "cut")
+        _run(*self.command("nft", "add", "table", *table))
+        spec = "{ type filter hook output priority 0 ; }"
+        _run(*self.command("nft", "add", "chain", *table, "out", spec))
+        for match in (
+            ("ip", "daddr", address, "tcp", "dport"),
+            ("ip", "saddr", address, "tcp", "sport"),
+        ):
+            _run(*self.command("nft", "add", "rule", *table, "out", *match, str(port), "drop"))
+
+    def mend(self) -> None:
+        _run(*self.command("nft", "delete", "table", "inet", "cut"))
+
+
+@contextmanager
+def lab() -> Iterator[Lab]:
+    name = f"tcpoulab{os.getpid() % 100_000}x{next(_counter)}"
+    try:
+        _run("ip", "netns", "add", name)
+        _run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+        yield Lab(name)
+    finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -10,6 +11,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from support.netns import Lab
 
 __all__ = [
     "RouterProcess",
@@ -45,17 +48,21 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 
 
 def wait_until_listening(
-    process: subprocess.Popen[bytes], ports: list[int], timeout: float = 15.0
+    process: subprocess.Popen[bytes],
+    ports: list[int],
+    timeout: float = 15.0,
+    lab: Lab | None = None,
 ) -> None:
-    """Return once every port accepts a connection; raise if the process exits or time runs
-    out (the process is then killed)."""
+    """Return once every port accepts a connection (in `lab`, if given); raise if the process
+    exits or time runs out (the process is then killed)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the process exited with {process.returncode}")
         try:
-            for port in ports:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            with lab.inside() if lab else contextlib.nullcontext():
+                for port in ports:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.05)
@@ -97,16 +104,21 @@ class RouterProcess:
 
 
 def start_router_process(
-    tmp: Path, *extra: str, ipv6: bool = True, also_on: Sequence[str] = ()
+    tmp: Path,
+    *extra: str,
+    ipv6: bool = True,
+    also_on: Sequence[str] = (),
+    lab: Lab | None = None,
 ) -> RouterProcess:
     """Start `python -m tcposcrouter` on two free loopback ports (and the addresses `also_on`),
-    logging into `tmp`."""
+    logging into `tmp`; in the namespace `lab`, if given (its clients are made inside it)."""
     osc10, osc11 = free_port(), free_port()
     http_port = None if "--no-http" in extra else free_port()
     http = [] if http_port is None else ["--http-port", str(http_port)]
     token = "" if "--admin-token" in extra else f"admin-{osc10}"
     http += ["--admin-token", token] if token else []
-    hosts = ["--host", "127.0.0.1"] + (["--host", "::1"] if ipv6 and ipv6_loopback_works() else [])
+    ipv6 = ipv6 and lab is None and ipv6_loopback_works()
+    hosts = ["--host", "127.0.0.1"] + (["--host", "::1"] if ipv6 else [])
     for address in also_on:
         hosts += ["--host", address]
     log_dir = tmp / f"log-{osc10}"
@@ -118,7 +130,7 @@ def start_router_process(
             *hosts, *http, "--log-dir", str(log_dir), *extra,
         ]  # fmt: skip
         process = subprocess.Popen(
-            command,
+            lab.command(*command) if lab else command,
             stdout=console,
             stderr=subprocess.STDOUT,
         )
@@ -133,7 +145,7 @@ def start_router_process(
         if not set(flags) & set(extra)
     ]
     try:
-        wait_until_listening(process, ports)
+        wait_until_listening(process, ports, lab=lab)
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}: {router.console()}") from None
     return router

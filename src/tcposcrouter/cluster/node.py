@@ -9,8 +9,10 @@ It wires the parts, each with one job:
   events applied to the hub's user lists;
 - `traffic` (Outbound, the hub's `Elsewhere`; Inbound, what pub/sub brings);
 - `writer` (StoreWriter): leaves and failed logins, in order;
-- `register_round` (RegisterRound, pure): the decisions of a batch of registers through the
-  store, which `finish_checks` carries out here with Redis and the worker threads.
+- `registers` (StoreRegisters): batches of registers carried through the store, with the
+  decisions of `register_round` (pure);
+- `recovery` (StoreRecovery, pure): whether the store lost its memory, and who has yet to
+  write back.
 """
 
 from __future__ import annotations
@@ -20,30 +22,22 @@ import contextlib
 import logging
 import os
 import socket
+import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from ..core.auth import PasswordHash
 from ..core.directory import MembershipEvent
 from ..core.login import PasswordCheck
-from ..core.session import SessionState
 from ..server.running import ClusterStatistics, RunChecks, RunningRouter
 from .link import HEARTBEAT_SECONDS, STORE_TIMEOUT, RedisLink
 from .presence import RemotePresence
 from .presence_sync import PresenceSync
 from .publisher import PacketPublisher
-from .register_round import (
-    RegisterRound,
-    StoreKeptChanging,
-    join_arguments,
-    leave_needed,
-    split_when_away,
-    store_unavailable,
-)
+from .recovery import RECOVERY_SECONDS, StoreRecovery
+from .registers import StoreRegisters
 from .startup import check_before_joining
-from .store import JOIN_SCRIPT, Keys
+from .store import Keys
 from .traffic import Inbound, Outbound
 from .wire import LoginFailure
 from .writer import Leave, StoreWriter
@@ -70,14 +64,16 @@ class ClusterNode:
         self.link = RedisLink(url, node_id, keys)
         self.writer = StoreWriter(self.link, keys, node_id)
         self.outbound = Outbound(keys, self.presence, self.link)
-        self._registers_in_flight = 0
+        self.recovery = StoreRecovery()
+        self.registers = StoreRegisters(
+            router, self.link, keys, self.presence, self.recovery, self.writer
+        )
         self.presence_sync = PresenceSync(
-            router, keys, node_id, self.presence, lambda: self._registers_in_flight
+            router, keys, node_id, self.presence, lambda: self.registers.in_flight
         )
         self.inbound = Inbound(router, keys, node_id, self.presence_sync)
         self._pubsub: Any = None  # redis.asyncio.client.PubSub, while the link is up
         self._tasks: list[asyncio.Task[None]] = []
-        self._hash_cache: dict[bytes, PasswordHash] = {}
 
     @property
     def degraded(self) -> bool:
@@ -98,9 +94,7 @@ class ClusterNode:
         port.connect(self.outbound)
         port.subscribe(self._membership)
         port.subscribe_login_failures(self._login_failed)
-        running = link.run(
-            self._up, self._serving, self.presence_sync.resync_and_forget, self._down
-        )
+        running = link.run(self._up, self._serving, self._resync, self._down)
         self._tasks.append(asyncio.create_task(running))
         self._tasks.append(asyncio.create_task(self.writer.run()))
         try:
@@ -139,6 +133,7 @@ class ClusterNode:
         self.outbound.publisher = await PacketPublisher.connect(self.url, STORE_TIMEOUT)
         pubsub = self._pubsub = redis.pubsub()
         await pubsub.subscribe(*self.inbound.channels)
+        await self._check_generation(redis)  # before writing back: was the store emptied?
         await self.presence_sync.announce(redis)
         await self.presence_sync.resync(redis)
 
@@ -171,78 +166,33 @@ class ClusterNode:
     async def finish_checks(self, batch: list[PasswordCheck], run: RunChecks) -> None:
         """Carry a batch of the hub's password checks through the store and the worker
         threads (`run` runs checks there), then hand each back to its connection."""
-        self._registers_in_flight += 1
-        try:
-            await self._finish_checks(batch, run)
-        finally:
-            self._registers_in_flight -= 1
+        await self.registers.finish(batch, run)
 
-    async def _finish_checks(self, batch: list[PasswordCheck], run: RunChecks) -> None:
-        router, hub = self._router, self._hub
-        if self.degraded:
-            local, refused = split_when_away(batch)
-            for check in refused:
-                hub.checks.refused(check, store_unavailable(), router.now())
-            router.output_ready()
-            if local:
-                await run(local)
-                self._hand_back(local)
-            return
-        round_ = RegisterRound(batch, self._parse, hub.directory)
-        try:
-            await asyncio.wait_for(self._learn(round_), STORE_TIMEOUT)
-            await run(batch)
-            while lost := await asyncio.wait_for(self._claim(round_), STORE_TIMEOUT):
-                await run(lost)  # another node created the group or user first
-        except (RedisError, OSError, asyncio.TimeoutError, StoreKeptChanging) as error:
-            log.warning("cluster: registers refused, the store did not answer: %r", error)
-            for check in batch:
-                if check.session.state is SessionState.NEW:
-                    hub.checks.refused(check, store_unavailable(), router.now())
-            router.output_ready()
-            return
-        self._hand_back(batch)
+    # -- the store's generation -----------------------------------------------------------
 
-    def _hand_back(self, batch: list[PasswordCheck]) -> None:
-        directory = self._hub.directory
-        for check in batch:
-            session = check.session
-            if session.state is SessionState.NEW:  # not closed meanwhile
-                connection = self._router.connections.of(session.id)
-                if connection is not None:
-                    connection.password_checked(check)
-            if leave_needed(check, directory):
-                self.writer.put(Leave(check.request.group, check.request.user))
-
-    def _redis(self) -> aioredis.Redis:
-        redis = self.link.redis
-        if redis is None:
-            raise ConnectionError("Redis went away")
-        return redis
-
-    async def _learn(self, round_: RegisterRound) -> None:
+    async def _check_generation(self, redis: aioredis.Redis) -> bool:
+        """Read the store's generation (making one if it has none); True if the store lost
+        what it held since this node last looked (cluster/recovery.py)."""
         keys = self.keys
-        async with self._redis().pipeline(transaction=False) as pipe:
-            for group, user in round_.lookups():
-                pipe.hget(keys.groups, group)
-                pipe.hget(keys.users(group), user)
-            round_.learn(await pipe.execute())
+        await redis.set(keys.generation, uuid.uuid4().hex, nx=True)
+        generation = await redis.get(keys.generation) or b""  # flushed in between: as new
+        if isinstance(generation, str):
+            generation = generation.encode()
+        lost = self.recovery.seen(generation, self._router.now(), self.presence.others())
+        if lost:
+            log.warning(
+                "cluster: Redis at %s lost what it held (restarted without persistence, or "
+                "flushed); this node writes its users back, and registers that would make a "
+                "group or a user wait until the other nodes have too (at most %.0f s)",
+                self.link.shown_url,
+                RECOVERY_SECONDS,
+                extra={"console": True},
+            )
+        return lost
 
-    async def _claim(self, round_: RegisterRound) -> list[PasswordCheck]:
-        claims = round_.claims()
-        if not claims:
-            return round_.claimed([])
-        async with self._redis().pipeline(transaction=False) as pipe:
-            for claim in claims:
-                pipe.eval(JOIN_SCRIPT, 0, *join_arguments(PREFIX, self.node, claim))
-            return round_.claimed(await pipe.execute())
-
-    def _parse(self, stored: bytes | None) -> PasswordHash | None:
-        if stored is None:
-            return None
-        cached = self._hash_cache.get(stored)
-        if cached is None:
-            if len(self._hash_cache) > 10_000:
-                self._hash_cache.clear()
-            cached = self._hash_cache[stored] = PasswordHash.parse(stored.decode())
-        return cached
+    async def _resync(self, redis: aioredis.Redis) -> None:
+        if await self._check_generation(redis):
+            await self.presence_sync.announce(redis)
+        else:
+            await self.presence_sync.rejoin_apart(redis)
+        await self.presence_sync.resync_and_forget(redis)

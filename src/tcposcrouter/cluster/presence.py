@@ -3,6 +3,10 @@
 A user may be connected on several nodes at once; it is present elsewhere while any other
 node has it. `joined` and `left` return whether that changed, which is when the hub's user
 lists change (`ClusterPort.remote_joined`, `ClusterPort.remote_left`).
+
+A group *kept apart* is one this node holds with another password than the store has (the
+store lost it, and the group was made again elsewhere meanwhile): nobody elsewhere is present
+in it here, so none of its packets go out or come in (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -21,10 +25,25 @@ class RemotePresence:
         self._missing: set[Account] = set()  # accounts not in the last snapshot
         # Per group, the other nodes with users of it and how many: where its packets go.
         self._groups: dict[str, dict[str, int]] = {}
+        self.apart: set[str] = set()
+
+    def keep_apart(self, group: str) -> list[Account]:
+        """Keep `group` apart from the cluster; return the accounts no longer present."""
+        self.apart.add(group)
+        went = [account for account in self._nodes if account[0] == group]
+        for account in went:
+            del self._nodes[account]
+        self._missing = {account for account in self._missing if account[0] != group}
+        self._groups.pop(group, None)
+        return went
+
+    def others(self) -> set[str]:
+        """Every other node with users."""
+        return {node for nodes in self._nodes.values() for node in nodes}
 
     def joined(self, node: str, group: str, user: str) -> bool:
         """True if the user was present on no other node before."""
-        if node == self.own_node:
+        if node == self.own_node or group in self.apart:
             return False
         nodes = self._nodes.setdefault((group, user), set())
         first = not nodes
@@ -67,8 +86,9 @@ class RemotePresence:
         user missing from one snapshot may be on a node that has not announced itself again
         since Redis came back (a restarted Redis starts empty): it leaves at the second."""
         fresh: dict[Account, set[str]] = {}
+        apart = self.apart
         for node, group, user in snapshot:
-            if node != self.own_node:
+            if node != self.own_node and group not in apart:
                 fresh.setdefault((group, user), set()).add(node)
         came = [account for account in fresh if account not in self._nodes]
         absent = {account for account in self._nodes if account not in fresh}

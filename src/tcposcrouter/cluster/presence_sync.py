@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
+from ..core.directory import Group
 from ..server.running import RunningRouter
 from .presence import RemotePresence
 from .register_round import claim_for, join_arguments
@@ -39,28 +40,72 @@ class PresenceSync:
         self._registers_in_flight = registers_in_flight
         self.nodes_seen = 0  # other nodes with users, as of the last resync
 
+    @property
+    def apart(self) -> set[str]:
+        """The groups kept apart from the cluster's (cluster/presence.py)."""
+        return self._presence.apart
+
     async def announce(self, redis: aioredis.Redis) -> None:
-        """(Re)connected: every user connected here is present in the store again (the store
-        may have been restarted, or this node swept while it was away), and what the store
-        still has of this node that is gone meanwhile leaves."""
-        directory = self._hub.directory
-        for group in directory.groups.values():
-            for user in group.users.values():
-                if not user.sessions or user.password is None or group.password is None:
-                    continue
-                claim = claim_for(directory, group.name, user.name, group.password, user.password)
-                answer = await redis.eval(
-                    JOIN_SCRIPT, 0, *join_arguments(self._keys.prefix, self._node, claim)
-                )
-                if answer[0] != b"ok":
-                    log.warning(
-                        "cluster: %s@%s is here with another %s password than the store has "
-                        "(created elsewhere while Redis was away); it stays connected",
-                        user.name,
-                        group.name,
-                        answer[0].decode(),
-                    )
+        """(Re)connected: every user connected here is present in the store again, with its
+        group's and its own password hash (the store may have lost them, or this node been
+        swept while it was away), and what the store still has of this node that is gone
+        meanwhile leaves. A group the store now has with another password is kept apart."""
+        for group in list(self._hub.directory.groups.values()):
+            await self._write_back(redis, group)
         await self.forget_gone_users(redis)
+        await redis.sadd(self._keys.written_back, self._node)
+
+    async def rejoin_apart(self, redis: aioredis.Redis) -> None:
+        """Try again to join each group kept apart with the cluster's (it joins once the
+        cluster's group of that name has emptied); forget those gone here."""
+        groups = self._hub.directory.groups
+        for name in list(self.apart):
+            group = groups.get(name)
+            if group is None:
+                self.apart.discard(name)
+            else:
+                await self._write_back(redis, group)
+
+    async def _write_back(self, redis: aioredis.Redis, group: Group) -> None:
+        """Claim each user of `group` connected here in the store; at the first refusal (the
+        store has the group or a user with another password), leave again those claimed and
+        keep the group apart."""
+        directory = self._hub.directory
+        claimed: list[str] = []
+        differs = ""
+        for user in list(group.users.values()):
+            if not user.sessions or user.password is None or group.password is None:
+                continue
+            claim = claim_for(directory, group.name, user.name, group.password, user.password)
+            answer = await redis.eval(
+                JOIN_SCRIPT, 0, *join_arguments(self._keys.prefix, self._node, claim)
+            )
+            if answer[0] != b"ok":
+                differs = f"{answer[0].decode()} password ({user.name})"
+                break
+            claimed.append(user.name)
+        if not differs:
+            if group.name in self.apart:
+                self.apart.discard(group.name)
+                log.warning("cluster: group %s here joins the cluster's again", group.name)
+            return
+        for name in claimed:
+            await redis.eval(LEAVE_SCRIPT, 0, self._keys.prefix, self._node, group.name, name)
+        if group.name in self.apart:
+            return
+        went = self._presence.keep_apart(group.name)
+        for group_name, user_name in went:
+            self._hub.cluster.remote_left(group_name, user_name)
+        self._router.output_ready()
+        log.warning(
+            "cluster: group %s is here with another %s than the store has: the store lost "
+            "it and it was made again elsewhere meanwhile. Its users here play on among "
+            "themselves, apart from the cluster's %s, until one of the two empties",
+            group.name,
+            differs,
+            group.name,
+            extra={"console": True},
+        )
 
     async def forget_gone_users(self, redis: aioredis.Redis) -> None:
         """What the store has of this node but is not connected here (left while Redis was

@@ -5,7 +5,9 @@ The node (cluster/node.py) does the I/O around it:
 1. Redis away: `split_when_away` says which registers this node can decide alone (it holds
    the hashes of their group and user) and which are refused as `store_unavailable`.
 2. `lookups` names the group and user hashes to read (HGET); `learn` takes the replies, so
-   that each check runs against the store's hashes where this node has none.
+   that each check runs against the store's hashes where this node has none. While the store
+   is being restored after losing its memory, `without_creations` takes out the registers
+   that would create a group or user there, to be refused for now (cluster/recovery.py).
 3. The checks run (scrypt, worker threads).
 4. `claims` are the join scripts to run for the checks that passed; `claimed` takes their
    replies: "ok" won (the group and user are created, or were there with these hashes), a
@@ -37,6 +39,7 @@ __all__ = [
     "join_arguments",
     "leave_needed",
     "split_when_away",
+    "store_restoring",
     "store_unavailable",
 ]
 
@@ -68,6 +71,14 @@ def store_unavailable() -> RemoteError:
     return RemoteError(
         ErrorCode.STORE_UNAVAILABLE,
         "the router's shared store is unavailable for a moment; try again in a few seconds",
+        fatal=True,
+    )
+
+
+def store_restoring() -> RemoteError:
+    return RemoteError(
+        ErrorCode.STORE_UNAVAILABLE,
+        "the router's shared store is being restored after a restart; try again in a few seconds",
         fatal=True,
     )
 
@@ -120,6 +131,15 @@ class RegisterRound:
         for index, check in enumerate(self.batch):
             check.learn(self._parse(replies[2 * index]), self._parse(replies[2 * index + 1]))
         self.pending = list(self.batch)
+
+    def without_creations(self) -> list[PasswordCheck]:
+        """Take out (and return) the registers that would create a group or a user in the
+        store: after `learn`."""
+        creating = [check for check in self.batch if check.creates_group or check.creates_user]
+        if creating:
+            self.batch = [check for check in self.batch if check not in creating]
+            self.pending = list(self.batch)
+        return creating
 
     def claims(self) -> list[Claim]:
         """The join scripts for the pending checks that passed (after they ran)."""

@@ -8,6 +8,9 @@ Pure code (strings); cluster/node.py runs them.
     {p}nodeusers␟N           set    "G␟U" connected on node N (to clean up after N dies)
     {p}nodes                 set    nodes that have announced themselves
     {p}alive␟N               string N's heartbeat, expiring: N is dead once it is gone
+    {p}generation            string made by the first node to find it missing: a new one
+                                    means the store lost what it held (cluster/recovery.py)
+    {p}writtenback           set    nodes that have written their users back since then
     channels: {p}n␟N (packets for node N's users), {p}presence (J/L events),
               {p}logins (failures)
 
@@ -26,6 +29,8 @@ class Keys:
         self.prefix = prefix
         self.groups = f"{prefix}groups"
         self.nodes = f"{prefix}nodes"
+        self.generation = f"{prefix}generation"
+        self.written_back = f"{prefix}writtenback"
         self.presence_channel = f"{prefix}presence"
         self.logins_channel = f"{prefix}logins"
         self.node_channel_prefix = f"{prefix}n{SEP}"

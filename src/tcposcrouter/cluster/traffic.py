@@ -115,7 +115,10 @@ class Inbound:
     def _traffic(self, data: bytes) -> None:
         self.received += 1
         cluster = self._hub.cluster
+        apart = self._sync.apart
         for traffic in decode_traffic(data):
+            if traffic.group in apart:
+                continue  # its group here is not the cluster's (cluster/presence.py)
             if traffic.private:
                 cluster.deliver_private(traffic.group, traffic.name, traffic.packets[0])
             else:

@@ -206,3 +206,18 @@ def test_a_register_closed_while_it_was_checked_leaves_the_store() -> None:
     round_.claimed([[b"ok"]])
     net.leave(check.session)
     assert leave_needed(check, net.hub.directory)
+
+
+def test_while_the_store_is_restored_only_creations_wait() -> None:
+    net = Net(hold_checks=True)
+    new_group = checking(net, "ana", group="fresh")
+    new_user = checking(net, "bob", group="band")
+    known = checking(net, "cy", group="band")
+    round_ = RegisterRound([new_group, new_user, known], parse, net.hub.directory)
+    # The store has "band" and cy, written back; nothing of "fresh", nor bob.
+    round_.learn([None, None, stored("gpw"), None, stored("gpw"), stored("pw")])
+    assert round_.without_creations() == [new_group, new_user]
+    assert round_.batch == [known]
+    known.run()
+    (claim,) = round_.claims()
+    assert (claim.group, claim.user) == ("band", "cy")
