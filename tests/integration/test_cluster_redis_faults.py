@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,22 +39,34 @@ def space() -> Iterator[Lab]:
         yield made
 
 
+@dataclass
+class Pair:
+    """Two nodes on one Redis in the namespace; `a` reaches Redis at CUT_ADDRESS."""
+
+    space: Lab
+    redis: RedisServer
+    a: RouterProcess
+    b: RouterProcess
+
+
 @pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[list[RouterProcess]]:
+def pair(space: Lab, tmp_path: Path) -> Iterator[Pair]:
+    redis = RedisServer(tmp_path / "redis", lab=space)
     started: list[RouterProcess] = []
-    yield started
-    for router in started:
-        if router.process.poll() is None:
-            router.process.kill()
-            router.process.wait()
-
-
-def start_node(
-    space: Lab, nodes: list[RouterProcess], tmp: Path, url: str, name: str
-) -> RouterProcess:
-    router = start_router_process(tmp, "--cluster", url, "--node-id", name, "-v", lab=space)
-    nodes.append(router)
-    return router
+    try:
+        for name, url in (("a", redis.url_via(CUT_ADDRESS)), ("b", redis.url)):
+            started.append(
+                start_router_process(tmp_path, "--cluster", url, "--node-id", name, "-v", lab=space)
+            )
+        yield Pair(space, redis, *started)
+    finally:
+        for router in started:
+            if router.process.poll() is None:
+                router.process.kill()
+                router.process.wait()
+        if redis.process is not None:
+            os.kill(redis.process.pid, signal.SIGCONT)  # if a test froze it
+        redis.stop()
 
 
 def client(space: Lab, router: RouterProcess) -> Client:
@@ -92,89 +105,73 @@ def restart_empty(redis: RedisServer) -> None:
     redis.start()
 
 
-def test_a_group_password_survives_redis_losing_its_memory(
-    space: Lab, nodes: list[RouterProcess], tmp_path: Path
-) -> None:
-    redis = RedisServer(tmp_path / "redis", lab=space)
-    try:
-        a = start_node(space, nodes, tmp_path, redis.url_via(CUT_ADDRESS), "a")
-        b = start_node(space, nodes, tmp_path, redis.url, "b")
-        quinn = joined(space, a, "quinn", "trio")
-        bea = joined(space, b, "bea", "other")
-        time.sleep(1.0)  # b has seen a's users
-        # a is cut off from Redis without a word, and Redis loses everything meanwhile.
-        space.cut(CUT_ADDRESS, redis.port)
-        restart_empty(redis)
-        # Local music on a never stops, cut off or not.
-        for n in range(20):
-            quinn.send(msg("/alone", n))
-        # b is back on Redis and finds it empty: a register that would make "trio" anew, with
-        # any password, waits for a to write its groups back.
-        wait_until(lambda: back_on_redis(b, "b"), 15, "b never came back to Redis")
-        assert refusal(space, b, "mallory", "trio", "not-the-password") == "store_unavailable"
-        # A group nobody had is made as usual once a is back... but a is still away: wait.
-        space.mend()
-        wait_until(
-            lambda: refusal(space, b, "mallory", "trio", "not-the-password") == "auth_failed",
-            30,
-            "a never wrote trio's password back",
-        )
-        # The rightful password gets in on b, into a's group: they hear each other.
-        ringo = joined(space, b, "ringo", "trio")
-        ringo.send(msg("/across", 1))
-        assert quinn.recv_until("/across", timeout=5).args == [1]
-        assert "another group password" not in a.console() + b.console()
-        bea.send(msg("/other", 1))  # b's own group never noticed
-    finally:
-        redis.stop()
+def lose_redis_while_a_is_cut_off(pair: Pair) -> Client:
+    """quinn plays in trio on a; a is cut off from Redis without a word, and Redis comes back
+    empty; b is back on it. Return quinn."""
+    space = pair.space
+    quinn = joined(space, pair.a, "quinn", "trio")
+    joined(space, pair.b, "bea", "other")
+    time.sleep(1.0)  # b has seen a's users
+    space.cut(CUT_ADDRESS, pair.redis.port)
+    restart_empty(pair.redis)
+    wait_until(lambda: back_on_redis(pair.b, "b"), 15, "b never came back to Redis")
+    return quinn
 
 
-def test_a_node_away_longer_than_the_restoring_keeps_its_group_apart(
-    space: Lab, nodes: list[RouterProcess], tmp_path: Path
-) -> None:
-    redis = RedisServer(tmp_path / "redis", lab=space)
-    try:
-        a = start_node(space, nodes, tmp_path, redis.url_via(CUT_ADDRESS), "a")
-        b = start_node(space, nodes, tmp_path, redis.url, "b")
-        quinn = joined(space, a, "quinn", "trio")
-        joined(space, b, "bea", "other")
-        time.sleep(1.0)
-        space.cut(CUT_ADDRESS, redis.port)
-        restart_empty(redis)
-        wait_until(lambda: back_on_redis(b, "b"), 15, "b never came back to Redis")
-        time.sleep(16)  # longer than the store waits for a node that had users
-        # a is away, not late: "trio" is a new group for b, with the password it is given.
-        mallory = joined(space, b, "mallory", "trio", group_password="not-the-password")
-        space.mend()
-        wait_until(lambda: back_on_redis(a, "a"), 40, "a never came back to Redis")
-        time.sleep(1.0)
-        # Two groups named trio that never hear each other.
-        mallory.drain(0.5)
-        quinn.drain(0.5)
-        mallory.send(msg("/from/mallory", 1))
-        quinn.send(msg("/from/quinn", 1))
-        assert [p.address for p in quinn.drain(1.0)] == []
-        assert [p.address for p in mallory.drain(1.0)] == []
-        # Nor does anyone on b with trio's rightful password get into a's trio.
-        assert refusal(space, b, "ringo", "trio", "gpw") == "auth_failed"
-        assert "apart from the cluster's trio" in a.console()
-        assert "lost what it held" in a.console() + b.console()
-        # Once b's trio has emptied, a's joins the cluster again (at its next resync).
-        mallory.close()
-        wait_until(lambda: "joins the cluster's again" in a.console(), 30, "trio stayed apart")
-        ringo = joined(space, b, "ringo", "trio")
-        ringo.send(msg("/across", 2))
-        assert quinn.recv_until("/across", timeout=5).args == [2]
-    finally:
-        redis.stop()
+def test_a_group_password_survives_redis_losing_its_memory(pair: Pair) -> None:
+    space, a, b = pair.space, pair.a, pair.b
+    quinn = lose_redis_while_a_is_cut_off(pair)
+    # b finds the store empty: a register that would make "trio" anew, with any password,
+    # waits for a to write its groups back.
+    assert refusal(space, b, "mallory", "trio", "not-the-password") == "store_unavailable"
+    # a comes back and writes trio back: the wrong password is now simply wrong.
+    space.mend()
+    wait_until(
+        lambda: refusal(space, b, "mallory", "trio", "not-the-password") == "auth_failed",
+        30,
+        "a never wrote trio's password back",
+    )
+    # The rightful password gets in on b, into a's group: they hear each other.
+    ringo = joined(space, b, "ringo", "trio")
+    ringo.send(msg("/across", 1))
+    assert quinn.recv_until("/across", timeout=5).args == [1]
+    assert "lost what it held" in b.console()
+    assert "another group password" not in a.console() + b.console()
+
+
+def test_a_node_away_longer_than_the_restoring_keeps_its_group_apart(pair: Pair) -> None:
+    space, a, b = pair.space, pair.a, pair.b
+    quinn = lose_redis_while_a_is_cut_off(pair)
+    time.sleep(16)  # longer than the store waits for a node that had users
+    # a is away, not late: "trio" is a new group for b, with the password it is given.
+    mallory = joined(space, b, "mallory", "trio", group_password="not-the-password")
+    space.mend()
+    wait_until(lambda: back_on_redis(a, "a"), 40, "a never came back to Redis")
+    time.sleep(1.0)
+    # Two groups named trio that never hear each other.
+    mallory.drain(0.5)
+    quinn.drain(0.5)
+    mallory.send(msg("/from/mallory", 1))
+    quinn.send(msg("/from/quinn", 1))
+    assert [p.address for p in quinn.drain(1.0)] == []
+    assert [p.address for p in mallory.drain(1.0)] == []
+    # Nor does anyone on b with trio's rightful password get into a's trio.
+    assert refusal(space, b, "ringo", "trio", "gpw") == "auth_failed"
+    assert "apart from the cluster's trio" in a.console()
+    # Once b's trio has emptied, a's joins the cluster again (at its next resync).
+    mallory.close()
+    wait_until(lambda: "joins the cluster's again" in a.console(), 30, "trio stayed apart")
+    ringo = joined(space, b, "ringo", "trio")
+    ringo.send(msg("/across", 2))
+    assert quinn.recv_until("/across", timeout=5).args == [2]
 
 
 def play_and_listen(
     sender: Client, listener: Client, count: int, during: Callable[[], None]
 ) -> list[float]:
-    """Send `count` numbered messages at 100 a second while `during` runs in between; return
-    the gaps (s) between consecutive arrivals at `listener`, after checking every one arrived,
-    in order."""
+    """Send `count` numbered messages at 100 a second, calling `during` a quarter of the way
+    through; return the gaps (s) between consecutive arrivals at `listener`, after checking
+    that every one arrived, in order."""
     arrivals: list[float] = []
     numbers: list[int] = []
 
@@ -196,57 +193,41 @@ def play_and_listen(
     return [later - earlier for earlier, later in itertools.pairwise(arrivals)]
 
 
-def test_a_frozen_redis_never_stalls_local_routing(
-    space: Lab, nodes: list[RouterProcess], tmp_path: Path
-) -> None:
-    redis = RedisServer(tmp_path / "redis", lab=space)
-    try:
-        a = start_node(space, nodes, tmp_path, redis.url, "a")
-        b = start_node(space, nodes, tmp_path, redis.url, "b")
-        sender, local = joined(space, a, "sender", "band"), joined(space, a, "local", "band")
-        remote = joined(space, b, "remote", "band")
-        time.sleep(1.0)
-        for each in (sender, local, remote):
-            each.drain(0.3)
-        assert redis.process is not None
-        pid = redis.process.pid
-        gaps = play_and_listen(sender, local, 600, lambda: os.kill(pid, signal.SIGSTOP))
-        # Redis frozen for the last three quarters of the music: the local member heard all of
-        # it with no gap a listener would call a stall.
-        assert max(gaps) < 0.5, f"a gap of {max(gaps):.3f} s"
-        os.kill(pid, signal.SIGCONT)
-        remote.drain(1.0)
-        time.sleep(1.0)
-        sender.send(msg("/thawed", 1))
-        assert remote.recv_until("/thawed", timeout=10).args == [1]
-        assert a.process.poll() is None and b.process.poll() is None
-    finally:
-        if redis.process is not None:
-            os.kill(redis.process.pid, signal.SIGCONT)
-        redis.stop()
+def band_on_both(pair: Pair) -> tuple[Client, Client, Client]:
+    """(sender and listener on a, a listener on b), all in one group, their joins read."""
+    space = pair.space
+    sender, local = joined(space, pair.a, "sender", "band"), joined(space, pair.a, "local", "band")
+    remote = joined(space, pair.b, "remote", "band")
+    time.sleep(1.0)
+    for each in (sender, local, remote):
+        each.drain(0.3)
+    return sender, local, remote
 
 
-def test_a_silently_cut_link_never_stalls_local_routing(
-    space: Lab, nodes: list[RouterProcess], tmp_path: Path
-) -> None:
-    redis = RedisServer(tmp_path / "redis", lab=space)
-    try:
-        a = start_node(space, nodes, tmp_path, redis.url_via(CUT_ADDRESS), "a")
-        b = start_node(space, nodes, tmp_path, redis.url, "b")
-        sender, local = joined(space, a, "sender", "band"), joined(space, a, "local", "band")
-        remote = joined(space, b, "remote", "band")
-        time.sleep(1.0)
-        for each in (sender, local, remote):
-            each.drain(0.3)
-        gaps = play_and_listen(sender, local, 600, lambda: space.cut(CUT_ADDRESS, redis.port))
-        assert max(gaps) < 0.5, f"a gap of {max(gaps):.3f} s"
-        space.mend()
-        remote.drain(0.5)
+def test_a_frozen_redis_never_stalls_local_routing(pair: Pair) -> None:
+    sender, local, remote = band_on_both(pair)
+    assert pair.redis.process is not None
+    pid = pair.redis.process.pid
+    gaps = play_and_listen(sender, local, 600, lambda: os.kill(pid, signal.SIGSTOP))
+    print(f"Redis frozen: 600 of 600 local messages in order, largest gap {max(gaps):.3f} s")
+    # Redis frozen for the last three quarters of the music: the local member heard all of it,
+    # with no gap a listener would call a stall (the sender's own spacing is 10 ms).
+    assert max(gaps) < 0.5, f"a gap of {max(gaps):.3f} s"
+    os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: heard_across(sender, remote), 30, "no packet crossed after the thaw")
+    assert pair.a.process.poll() is None and pair.b.process.poll() is None
 
-        def heard_across() -> bool:
-            sender.send(msg("/mended", 1))
-            return any(p.address == "/mended" for p in remote.drain(0.5))
 
-        wait_until(heard_across, 60, "the link never came back")
-    finally:
-        redis.stop()
+def test_a_silently_cut_link_never_stalls_local_routing(pair: Pair) -> None:
+    sender, local, remote = band_on_both(pair)
+    cut = pair.space.cut
+    gaps = play_and_listen(sender, local, 600, lambda: cut(CUT_ADDRESS, pair.redis.port))
+    print(f"link cut: 600 of 600 local messages in order, largest gap {max(gaps):.3f} s")
+    assert max(gaps) < 0.5, f"a gap of {max(gaps):.3f} s"
+    pair.space.mend()
+    wait_until(lambda: heard_across(sender, remote), 60, "the link never came back")
+
+
+def heard_across(sender: Client, remote: Client) -> bool:
+    sender.send(msg("/across", 1))
+    return any(p.address == "/across" for p in remote.drain(0.5))

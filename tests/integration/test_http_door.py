@@ -5,8 +5,10 @@ end, idle crowds that would fill the port, and WebSocket frames no client librar
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import time
+import urllib.request
 from collections.abc import Callable
 
 import pytest
@@ -161,6 +163,10 @@ def test_a_full_http_port_still_lets_a_member_and_healthz_in(
     assert web.recv().raw == msg("/in", 1)
     closed = [sock for sock in crowd if not still_open(sock)]
     assert closed and closed == crowd[: len(closed)], "the oldest idle connections give way"
+    with urllib.request.urlopen(router.http + "/metrics", timeout=5) as page:
+        text = page.read().decode()
+    evicted = re.search(r"^tcposcrouter_http_evicted_total (\S+)$", text, re.MULTILINE)
+    assert evicted is not None and float(evicted.group(1)) >= len(closed)
     for sock in crowd:
         sock.close()
 

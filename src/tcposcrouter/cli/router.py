@@ -238,11 +238,29 @@ async def serve(
     return 0
 
 
+TOKEN_FILE_PREFIX = "tcposcrouter-admin-token-"
+
+
+def _remove_stale_tokens(folder: Path) -> None:
+    """Token files of this user's routers that were killed before they could remove theirs."""
+    for path in folder.glob(f"{TOKEN_FILE_PREFIX}*"):
+        pid = path.name.removeprefix(TOKEN_FILE_PREFIX)
+        try:
+            if not pid.isdigit() or path.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)  # that router is gone
+        except OSError:
+            continue  # alive under another user, or the file went meanwhile
+
+
 def write_admin_token(token: str) -> Path:
     """Put an admin token made at start-up where only this user can read it: a secret on the
     console would end up in journals and screenshots. Removed when the router stops."""
     folder = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
-    path = folder / f"tcposcrouter-admin-token-{os.getpid()}"
+    _remove_stale_tokens(folder)
+    path = folder / f"{TOKEN_FILE_PREFIX}{os.getpid()}"
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(token + "\n")

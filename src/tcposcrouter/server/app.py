@@ -135,6 +135,7 @@ class RouterServer:
             self._all_closed.set()
 
     def statistics(self) -> ServerStatistics:
+        doors = None if self._http is None else self._http.doors
         return ServerStatistics(
             hub=self.hub.statistics(),
             uptime_seconds=self.now() - self.started_at,
@@ -142,6 +143,8 @@ class RouterServer:
             internal_errors=self.internal_errors + self.passwords.failures,
             shutting_down=self.shutting_down,
             cluster=None if self.cluster is None else self.cluster.statistics(),
+            http_waiting=0 if doors is None else len(doors.pool),
+            http_evicted=0 if doors is None else doors.evicted,
         )
 
     async def check_password(self, expected: PasswordHash, password: str) -> bool:

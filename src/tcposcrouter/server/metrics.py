@@ -78,6 +78,16 @@ class RouterCollector(Collector):
             "Bugs caught on a connection (each closed it).",
             server.internal_errors,
         )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_http_waiting",
+            "HTTP connections that are not (yet) a WebSocket: page loads, scrapes, idle ones.",
+            value=server.http_waiting,
+        )
+        yield counter(
+            "http_evicted",
+            "HTTP connections closed to make room at the HTTP port's caps.",
+            server.http_evicted,
+        )
         yield GaugeMetricFamily(f"{PREFIX}_groups", "Groups that exist.", value=hub.groups)
         yield GaugeMetricFamily(f"{PREFIX}_users", "Users in all groups.", value=hub.users)
         yield GaugeMetricFamily(

@@ -95,6 +95,8 @@ class ServerStatistics:
     internal_errors: int  # bugs caught on a connection (each closed that connection)
     shutting_down: bool
     cluster: ClusterStatistics | None = None  # None: not in a cluster
+    http_waiting: int = 0  # HTTP connections not (yet) a WebSocket (server/http_pool.py)
+    http_evicted: int = 0  # of those, closed to make room for newer ones
 
 
 # Runs a batch of password checks in the worker threads.

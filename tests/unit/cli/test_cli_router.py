@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tcposcrouter.cli.flags import HIDDEN_ALIASES, build_parser
-from tcposcrouter.cli.router import LIMIT_FLAGS, limits_from, parse_args, server_config
+from tcposcrouter.cli.router import (
+    LIMIT_FLAGS,
+    limits_from,
+    parse_args,
+    server_config,
+    write_admin_token,
+)
 from tcposcrouter.limits import Limits
 
 
@@ -104,3 +113,20 @@ def test_one_way_to_switch_things_off() -> None:
         "--no-tls-osc11",
         "--no-rate-limit",
     }
+
+
+def test_a_killed_routers_token_file_is_removed_by_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    dead = subprocess.Popen(["true"])  # a process that has certainly ended
+    dead.wait()
+    stale = tmp_path / f"tcposcrouter-admin-token-{dead.pid}"
+    living = tmp_path / f"tcposcrouter-admin-token-{os.getppid()}"
+    other = tmp_path / "tcposcrouter-admin-token-notes"
+    for path in (stale, living, other):
+        path.write_text("secret\n")
+    path = write_admin_token("fresh")
+    assert path.read_text() == "fresh\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not stale.exists()
+    assert living.exists() and other.exists()

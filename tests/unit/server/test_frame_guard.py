@@ -91,3 +91,31 @@ def test_a_64_bit_length_with_the_top_bit_set() -> None:
     frame = client_frame(b"", declared=1 << 63)
     refusal = FrameGuard(LIMIT).feed(frame, 0.0)
     assert refusal is not None and refusal.code == CLOSE_PROTOCOL_ERROR
+
+
+@st.composite
+def legal_streams(draw: st.DrawFn) -> bytes:
+    """What a well-behaved client may send: messages in one frame or a few, with the odd
+    ping or pong between their frames, all within the limits."""
+    stream = b""
+    for _ in range(draw(st.integers(1, 8))):
+        size = draw(st.integers(0, LIMIT))
+        payload = bytes(size)
+        pieces = draw(st.integers(1, 6))
+        cuts = sorted(
+            draw(st.lists(st.integers(0, size), min_size=pieces - 1, max_size=pieces - 1))
+        )
+        parts = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, size], strict=True)]
+        for index, part in enumerate(parts):
+            opcode = draw(st.sampled_from([1, 2])) if index == 0 else 0
+            stream += client_frame(part, opcode, final=index == len(parts) - 1)
+            if index == 0 and draw(st.booleans()):  # a ping a message at most: within the burst
+                stream += client_frame(b"k", draw(st.sampled_from([9, 10])))
+    return stream
+
+
+@given(legal_streams(), st.integers(1, 4096))
+def test_nothing_a_well_behaved_client_sends_is_refused(stream: bytes, cut: int) -> None:
+    guard = FrameGuard(LIMIT)
+    for at in range(0, len(stream), cut):
+        assert guard.feed(stream[at : at + cut], 0.0) is None
