@@ -57,6 +57,19 @@ CAPACITY_STEPS = 15
 
 Run = dict[str, Any]
 
+
+def router_flags(port: int) -> list[str]:
+    """The router as every benchmark runs it: the rate and connection limits off (a benchmark
+    is one host sending as fast as it can; every packet is still validated)."""
+    return [
+        "--host", "127.0.0.1", "--osc-port", str(port), "--disable-osc11", "--no-rate-limit",
+        "--max-connections-per-address", "0", "--max-connections", "0", "-q", "--no-http",
+    ]  # fmt: skip
+
+
+# Servers other scripts add (benchmarks/latency_profile.py's stamped router): name -> command.
+EXTRA_COMMANDS: dict[str, Callable[[int], list[str]]] = {}
+
 # The test-support package is shared with the test suite and the soak tool.
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -113,13 +126,10 @@ class Server:
             command = [str(C_RELAY), str(port)]
         elif name == "py_relay":
             command = [sys.executable, str(HERE / "yardstick_relay.py"), str(port)]
+        elif name in EXTRA_COMMANDS:
+            command = EXTRA_COMMANDS[name](port)
         else:  # tcposcrouter, or the baseline from another source tree
-            command = [
-                sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1",
-                "--osc-port", str(port), "--disable-osc11", "--no-rate-limit",
-                "--max-connections-per-address", "0", "--max-connections", "0", "-q",
-                "--no-http",
-            ]  # fmt: skip
+            command = [sys.executable, "-m", "tcposcrouter", *router_flags(port)]
         env = dict(os.environ)
         if name == "baseline":
             assert BASELINE_SOURCE is not None
