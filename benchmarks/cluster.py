@@ -12,7 +12,8 @@ same-node figure is the yardstick, measured in the same run. Three runs.
 Capacity: benchmarks/loadgen.c (as in the main benchmark) drives one port of `tcposcrouter
 --cluster … --workers N` with 64 groups of 8 users, 2 senders each, raising the load by 1.5x
 until a run loses, reorders or queues for more than 100 ms; the kernel spreads the connections
-over the workers (SO_REUSEPORT), so most groups span both and their packets cross Redis. The
+over the workers (SO_REUSEPORT), and each worker hands the connections of groups it does not
+own to the one that does (server/handoff.py), so a group's packets stay in one process. The
 same sweep on a single process without --cluster is the reference. redis-server, the workers
 and the load generator share the machine's cores.
 """

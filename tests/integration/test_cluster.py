@@ -22,6 +22,7 @@ from support.osc import IMMEDIATELY, bundle, msg, register
 from support.process import RouterProcess, free_port, wait_until_listening
 from support.redis import RedisServer
 from tcposcrouter.osc.framing import Framing
+from tcposcrouter.server.handoff import owner_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -294,7 +295,13 @@ def test_workers_share_one_port_and_form_one_group(
         wait_until_listening(supervisor, [osc, slip, http])
         time.sleep(1.0)  # both workers listening
         names = [f"p{index}" for index in range(24)]
-        clients = [Client(osc).join(name, group) for name in names]
+        # Every third one on the SLIP port, as Pure Data connects: handed over alike.
+        clients = [
+            Client(slip, Framing.SLIP).join(name, group)
+            if index % 3 == 0
+            else Client(osc).join(name, group)
+            for index, name in enumerate(names)
+        ]
         user_list(clients[0], names, timeout=10)
         clients[0].drain(0.3)
         for client in clients[1:]:
@@ -302,27 +309,46 @@ def test_workers_share_one_port_and_form_one_group(
         clients[-1].send(msg("/tutti", 1))
         for client in clients[:-1]:
             assert client.recv_until("/tutti").args == [1]
-        by_worker = {
-            path.name: len(re.findall(rf"register \w+@{group}", path.read_text()))
-            for path in log_dir.glob("tcposcrouter-w-*.log")
+        # A group lives in one worker: every register was read by its owner, and the other
+        # worker handed it the connections the kernel gave it.
+        owner = f"w-{owner_of(group, 2)}"
+        other = "w-1" if owner == "w-2" else "w-2"
+        logs = {node: (log_dir / f"tcposcrouter-{node}.log").read_text() for node in (owner, other)}
+        registers = {
+            node: len(re.findall(rf"register \w+@{group}", text)) for node, text in logs.items()
         }
-        print(f"registers by worker: {by_worker}")
-        assert sorted(by_worker) == ["tcposcrouter-w-1.log", "tcposcrouter-w-2.log"]
-        assert all(count > 0 for count in by_worker.values()), by_worker
-        # A worker that dies is started again by the supervisor, and the group plays on.
-        (first,) = worker_pids("w-1")
+        handed = len(re.findall(rf"handed to worker {owner[2:]}, which owns {group}", logs[other]))
+        print(f"registers by worker: {registers}; handed by {other}: {handed}")
+        assert registers == {owner: len(names), other: 0}
+        assert handed > 0  # 24 connections, spread by the kernel: some landed on the other
+        # The worker that does not own the group dies: nobody in the group notices, and the
+        # supervisor starts it again.
+        (first,) = worker_pids(other)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 15
-        while worker_pids("w-1") in ([], [first]):
-            assert time.monotonic() < deadline, "the supervisor did not start w-1 again"
+        while worker_pids(other) in ([], [first]):
+            assert time.monotonic() < deadline, f"the supervisor did not start {other} again"
             time.sleep(0.1)
-        for client in clients:
-            client.drain(0.1)
-        survivors = [client for client in clients if not client.closed]
-        assert 0 < len(survivors) < len(clients)  # w-1's own connections went with it
-        survivors[0].send(msg("/still", 1))
-        for client in survivors[1:]:
+        clients[0].send(msg("/still", 1))
+        for client in clients[1:]:
             assert client.recv_until("/still", 5).args == [1]
+        assert not any(client.closed for client in clients)
+        # The owner dies: its members lose their connections, reconnect, and find the group in
+        # the owner started again.
+        (owning,) = worker_pids(owner)
+        os.kill(owning, signal.SIGKILL)
+        for client in clients:
+            client.wait_closed(5)
+        deadline = time.monotonic() + 15
+        while worker_pids(owner) in ([], [owning]):
+            assert time.monotonic() < deadline, f"the supervisor did not start {owner} again"
+            time.sleep(0.1)
+        time.sleep(1.0)  # listening again
+        again = [Client(osc).join(name, group) for name in names[:6]]
+        user_list(again[0], names[:6], timeout=10)
+        again[-1].send(msg("/again", 1))
+        for client in again[:-1]:
+            assert client.recv_until("/again", 5).args == [1]
     finally:
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(30) == 0

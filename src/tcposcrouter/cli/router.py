@@ -20,6 +20,7 @@ from ..errors import EX_CONFIG, ClusterRefused
 from ..limits import Limits
 from ..server.app import RouterServer
 from ..server.config import DEFAULT_TRUSTED_PROXIES, ServerConfig
+from ..server.handoff import Handoff
 from ..server.http_pool import http_connection_cap
 from ..server.tls import TlsConfig, TlsContext
 from . import passwd
@@ -198,6 +199,7 @@ async def serve(
         from ..cluster.node import ClusterNode, default_node_id  # redis-py only when used
 
         server.cluster = ClusterNode(server, config.cluster, config.node_id or default_node_id())
+    server.handoff = Handoff.from_environment()  # a worker of --workers: groups live in one
     try:
         addresses = await server.start()
     except OSError as exc:

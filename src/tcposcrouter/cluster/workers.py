@@ -1,21 +1,26 @@
 """`tcposcrouter --workers N`: N router processes on one machine, sharing the listening ports
 (SO_REUSEPORT: the kernel spreads new connections over them) and the cluster's Redis, so that
-a router uses every core. This process only supervises: it starts them, starts again one that
-dies, passes SIGHUP on (a reload in every worker), and on SIGTERM or SIGINT stops them all and
-waits for their goodbyes."""
+a router uses every core. Each group lives in one worker: a plain TCP connection is handed to
+the worker that owns its group over a Unix socket in a folder this process makes
+(server/handoff.py). This process only supervises: it starts them, starts again one that dies
+(in the same place, so its groups come back to it), passes SIGHUP on (a reload in every
+worker), and on SIGTERM or SIGINT stops them all and waits for their goodbyes."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from types import FrameType
 
 from ..errors import EX_CONFIG
+from ..server.handoff import WORKER_DIR_ENV, WORKER_ENV
 
 __all__ = ["supervise", "worker_arguments"]
 
@@ -47,16 +52,19 @@ def worker_arguments(argv: Sequence[str], node: str) -> list[str]:
 
 
 class _Worker:
-    def __init__(self, argv: Sequence[str], node: str) -> None:
+    def __init__(self, argv: Sequence[str], node: str, place: dict[str, str]) -> None:
         self.node = node
         self.arguments = worker_arguments(argv, node)
+        self.environment = {**os.environ, **place}
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.delay = RESTART_FIRST
         self.due = 0.0  # when to start it again
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "tcposcrouter", *self.arguments])
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tcposcrouter", *self.arguments], env=self.environment
+        )
         self.started = time.monotonic()
 
 
@@ -65,7 +73,25 @@ def supervise(argv: Sequence[str], count: int, node_id: str | None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     base = node_id or f"{os.uname().nodename}-{os.getpid()}"
-    workers = [_Worker(argv, f"{base}-{index}") for index in range(1, count + 1)]
+    # The workers' Unix sockets, for handing connections to a group's owner: this user's only.
+    folder = tempfile.mkdtemp(
+        prefix="tcposcrouter-workers-", dir=os.environ.get("XDG_RUNTIME_DIR") or None
+    )
+    workers = [
+        _Worker(
+            argv,
+            f"{base}-{index}",
+            {WORKER_ENV: f"{index}/{count}", WORKER_DIR_ENV: folder},
+        )
+        for index in range(1, count + 1)
+    ]
+    try:
+        return _supervise(workers, count)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _supervise(workers: list[_Worker], count: int) -> int:
     stopping = False
     failed = 0
 

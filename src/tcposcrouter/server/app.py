@@ -19,6 +19,7 @@ import collections
 import dataclasses
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -27,9 +28,11 @@ from ..core.auth import PasswordHash
 from ..core.hub import Hub, HubConfig
 from ..core.session import Session
 from .config import RELOADABLE, ServerConfig
+from .handoff import Handoff
 from .listeners import LISTEN_BACKLOG, open_osc_ports
 from .passwords import PasswordWorkers
 from .running import ClusterEdge, Connection, Connections, ServerStatistics
+from .tcp import TcpConnection
 from .tls import TlsContext
 
 if TYPE_CHECKING:
@@ -62,6 +65,9 @@ class RouterServer:
         self.admin_token = config.admin_token or secrets.token_urlsafe(18)
         # A node of a cluster (cluster/node.py), handed in by the command line before `start`.
         self.cluster: ClusterEdge | None = None
+        # With --workers: this worker's place among them, set by the command line likewise.
+        self.handoff: Handoff | None = None
+        self._adopting: set[asyncio.Future[None]] = set()
         self.passwords = PasswordWorkers(self)
         self._http: HttpSide | None = None
         self._flushes = 0
@@ -130,6 +136,25 @@ class RouterServer:
         self.output_ready()
         self._ticker = self._loop.call_later(TICK_SECONDS, self._tick)
 
+    def _take_handed(self, sock: socket.socket, data: bytes) -> None:
+        """A connection another worker accepted and handed here, with what it read of it."""
+        sock.setblocking(False)
+        adopting = asyncio.ensure_future(self._adopt(sock, data))
+        self._adopting.add(adopting)  # held until done: the loop keeps only weak references
+        adopting.add_done_callback(self._adopting.discard)
+
+    async def _adopt(self, sock: socket.socket, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.connect_accepted_socket(
+                lambda: TcpConnection(self, handed_in=True), sock
+            )
+        except OSError as error:  # the client left meanwhile
+            log.debug("a connection handed in was gone: %s", error)
+            sock.close()
+            return
+        connection.data_received(data)  # first, before anything read from here on
+
     def connection_closed(self) -> None:
         if self._all_closed is not None and not self.connections:
             self._all_closed.set()
@@ -162,6 +187,8 @@ class RouterServer:
             # clients find the cluster; without Redis the node starts degraded.
             await self.cluster.start()  # it logs whether it reached Redis
         tls = None if self.tls is None else self.tls.context
+        if self.handoff is not None:
+            self.handoff.start(self._take_handed)
         self._listeners, addresses = await open_osc_ports(self, tls)
         if config.http_port is not None:
             from .http import HttpSide  # aiohttp is imported only when the HTTP side is on
@@ -213,6 +240,8 @@ class RouterServer:
             self._ticker.cancel()
         for listener in self._listeners:
             listener.close()
+        if self.handoff is not None:
+            self.handoff.stop()
         self.hub.shutdown(self.now())
         for connection in self.connections:
             if connection.session is None:  # accepted, not set up yet: nothing to say to it

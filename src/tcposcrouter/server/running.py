@@ -17,6 +17,7 @@ from ..core.login import PasswordCheck
 from ..core.session import Session
 from ..core.statistics import HubStatistics
 from .config import ServerConfig
+from .handoff import Handoff
 
 __all__ = [
     "ClusterEdge",
@@ -129,6 +130,7 @@ class RunningRouter(Protocol):
     admin_token: str
     shutting_down: bool
     started_at: float
+    handoff: Handoff | None  # with --workers: this worker's place (server/handoff.py)
 
     @property
     def cluster(self) -> ClusterEdge | None: ...

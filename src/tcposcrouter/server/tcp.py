@@ -20,6 +20,7 @@ from ..core.login import PasswordCheck
 from ..core.registration import WAIT_FOR_CHECK
 from ..core.session import SessionState
 from .connection import HubConnection
+from .handoff import MAX_HANDED_BYTES, register_group
 from .running import RunningRouter
 from .sockets import format_peer, reset, tune_socket
 
@@ -35,9 +36,10 @@ class TcpConnection(HubConnection, asyncio.Protocol):
     # which the outbox takes as the connection being gone).
     write: Callable[[bytes], None]
     # No instance dict: a public router holds thousands of these.
-    __slots__ = ("_checking", "_deferred", "_rate_timer", "_transport", "write")
+    __slots__ = ("_checking", "_deferred", "_held", "_rate_timer", "_transport", "write")
 
-    def __init__(self, router: RunningRouter) -> None:
+    def __init__(self, router: RunningRouter, *, handed_in: bool = False) -> None:
+        """`handed_in`: another worker accepted it and handed it here (server/handoff.py)."""
         super().__init__(router)
         self._transport: asyncio.Transport | None = None
         # Reading is paused while a register is checked, or until `_rate_timer` fires for a
@@ -46,6 +48,9 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         self._checking = False
         self._deferred = 0  # reads waiting in RouterServer.defer: reading stays paused till 0
         self._rate_timer: asyncio.TimerHandle | None = None
+        # With --workers: what has been read before the first packet was whole, to hand the
+        # connection to the worker that owns its group (None: it stays here, whatever it is).
+        self._held: bytes | None = None if handed_in or router.handoff is None else b""
 
     # -- asyncio.Protocol: the kernel's side ----------------------------------------------------
 
@@ -74,6 +79,8 @@ class TcpConnection(HubConnection, asyncio.Protocol):
             # slow-consumer check costs nothing on the hot path.
             transport.set_write_buffer_limits(high=limits.max_output_buffer)
         secure = ", TLS" if transport.get_extra_info("sslcontext") is not None else ""
+        if secure:
+            self._held = None  # its TLS session lives in this process
         log.info("connect %s (connection %d%s)", session.describe(), session.id, secure)
         if not self._deferred:
             transport.resume_reading()
@@ -97,11 +104,41 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         session = self.session
         if session is None:
             return  # it was gone before it could be set up
+        if self._held is not None:
+            held = self._held + data
+            whole, group = register_group(held)
+            if not whole and len(held) < MAX_HANDED_BYTES:
+                self._held = held  # the first packet is not all here yet
+                if not self._deferred:
+                    self._resume()
+                return
+            self._held = None
+            if group is not None and self._hand_over(group, held):
+                return
+            data = held
         pause = self.hub_receive(session, data)
         if pause:
             self._pause(pause)
         elif not self._deferred:
             self._resume()
+
+    def _hand_over(self, group: str, held: bytes) -> bool:
+        """Hand the connection to the worker that owns `group`, if that is another one."""
+        handoff = self._router.handoff
+        transport = self._transport
+        assert handoff is not None and transport is not None and self.session is not None
+        owner = handoff.owner(group)
+        if owner == handoff.index:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None or not handoff.hand(owner, sock.fileno(), held):
+            return False
+        log.info("%s handed to worker %d, which owns %s", self.session.describe(), owner, group)
+        self.hub_gone()  # forgotten here, quietly: the connection lives on in the owner
+        self.session = None
+        # Only this process's descriptor closes (no FIN, no RST): the owner holds its own.
+        transport.abort()
+        return True
 
     # -- reading paused and resumed ---------------------------------------------------------
 

@@ -1,0 +1,193 @@
+"""`--workers N`: a group lives in one worker. A plain TCP connection that registers in a worker
+that does not own its group is handed, socket and all, to the worker that does, before the
+register is read (docs/cluster.md, "One machine, every core").
+
+The owner of a group is `owner_of(group, N)`, the same in every worker. The worker that accepted
+the connection reads until it has the first packet; if that is a register for a group another
+worker owns, it passes the socket's file descriptor and every byte it has read (the register
+and whatever came with it) over that worker's Unix socket (`SCM_RIGHTS`), and forgets the
+connection; the owner takes it as if it had accepted it and reads the bytes first. The client
+sees nothing: same connection, same replies. Connections over TLS (their session lives in the
+accepting process) and WebSocket connections stay where they landed, and reach the rest of
+their group through the cluster as before.
+
+If the owner cannot take it (restarting, its queue full), the connection stays where it is,
+and the cluster carries its packets: nothing is refused for it.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import RemoteError
+from ..osc.framing import AutoDecoder
+from ..osc.messages import read_register
+from ..osc.validate import validate_packet
+
+__all__ = [
+    "MAX_HANDED_BYTES",
+    "WORKER_DIR_ENV",
+    "WORKER_ENV",
+    "Handoff",
+    "owner_of",
+    "register_group",
+]
+
+log = logging.getLogger("tcposcrouter.server")
+
+# How the supervisor tells a worker who it is: "INDEX/COUNT" (1-based), and the folder of the
+# workers' Unix sockets.
+WORKER_ENV = "TCPOSCROUTER_WORKER"
+WORKER_DIR_ENV = "TCPOSCROUTER_WORKER_DIR"
+# The most a worker reads before it knows where a connection belongs: a register is a few
+# hundred bytes, and the bytes that came with it are passed along with it.
+MAX_HANDED_BYTES = 256 * 1024
+
+
+def owner_of(group: str, count: int) -> int:
+    """The worker (1 … `count`) that owns `group`: the same answer in every worker."""
+    return zlib.crc32(group.encode("utf-8", "surrogateescape")) % count + 1
+
+
+def register_group(data: bytes) -> tuple[bool, str | None]:
+    """(whether the first packet of `data` is complete, the group it registers for): None when
+    it is not a well-formed register (the hub then answers it, in the worker that has it)."""
+    try:
+        packets = AutoDecoder(MAX_HANDED_BYTES).feed(data)
+    except RemoteError:
+        return True, None
+    if not packets:
+        return False, None
+    first = packets[0]
+    if not isinstance(first, bytes) or not first.startswith(_REGISTER):
+        return True, None
+    try:
+        validate_packet(first)
+        return True, read_register(first).group
+    except RemoteError:
+        return True, None
+
+
+_REGISTER = b"/oscrouter/register\x00"  # a register's address, padded: 20 bytes
+
+Adopt = Callable[[socket.socket, bytes], None]
+
+
+class Handoff:
+    """This worker's end: its Unix socket, which takes connections from the others, and its
+    channels to theirs."""
+
+    def __init__(self, index: int, count: int, folder: Path) -> None:
+        self.index = index
+        self.count = count
+        self._folder = folder
+        self._listener: socket.socket | None = None
+        self._peers: list[socket.socket] = []  # the other workers' channels to this one
+        self._channels: dict[int, socket.socket] = {}  # this one's to the others
+        self.handed = 0  # connections handed to another worker
+        self.taken = 0  # connections taken from another worker
+
+    @classmethod
+    def from_environment(cls) -> Handoff | None:
+        """The worker's place, as the supervisor gave it; None outside `--workers`."""
+        place, folder = os.environ.get(WORKER_ENV), os.environ.get(WORKER_DIR_ENV)
+        if not place or not folder:
+            return None
+        index, _, count = place.partition("/")
+        return cls(int(index), int(count), Path(folder))
+
+    def path(self, index: int) -> Path:
+        return self._folder / f"worker-{index}.sock"
+
+    def owner(self, group: str) -> int:
+        return owner_of(group, self.count)
+
+    def start(self, adopt: Adopt) -> None:
+        """Listen for connections handed over; `adopt` takes each (its socket, the bytes
+        read from it so far)."""
+        path = self.path(self.index)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # left by this worker's previous life
+        listener = self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener.bind(str(path))
+        os.chmod(path, 0o600)
+        listener.listen(64)
+        listener.setblocking(False)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(listener.fileno(), self._accept, adopt)
+
+    def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        for peer in self._peers:
+            loop.remove_reader(peer.fileno())
+            peer.close()
+        self._peers.clear()
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+        if self._listener is not None:
+            loop.remove_reader(self._listener.fileno())
+            self._listener.close()
+            self._listener = None
+            with contextlib.suppress(FileNotFoundError):
+                self.path(self.index).unlink()
+
+    def hand(self, owner: int, descriptor: int, data: bytes) -> bool:
+        """Pass the connection `descriptor`, with `data` read from it, to worker `owner`.
+        False if it cannot take it now (the caller keeps the connection)."""
+        channel = self._channels.get(owner)
+        try:
+            if channel is None:
+                channel = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                channel.setblocking(False)
+                channel.connect(str(self.path(owner)))
+                self._channels[owner] = channel
+            rights = array.array("i", [descriptor])
+            channel.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
+        except OSError as error:  # not listening (restarting), gone, or its queue full
+            log.debug("worker %d cannot take a connection now: %s", owner, error)
+            if channel is not None:
+                channel.close()
+            self._channels.pop(owner, None)
+            return False
+        self.handed += 1
+        return True
+
+    def _accept(self, adopt: Adopt) -> None:
+        assert self._listener is not None
+        try:
+            peer, _ = self._listener.accept()
+        except BlockingIOError:
+            return
+        peer.setblocking(False)
+        self._peers.append(peer)
+        asyncio.get_running_loop().add_reader(peer.fileno(), self._receive, peer, adopt)
+
+    def _receive(self, peer: socket.socket, adopt: Adopt) -> None:
+        space = socket.CMSG_SPACE(array.array("i", [0]).itemsize)
+        try:
+            data, ancillary, _, _ = peer.recvmsg(MAX_HANDED_BYTES, space)
+        except BlockingIOError:
+            return
+        except OSError:
+            data, ancillary = b"", []
+        descriptors = array.array("i")
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                descriptors.frombytes(payload[: len(payload) - len(payload) % descriptors.itemsize])
+        if not data and not descriptors:  # that worker closed its channel
+            asyncio.get_running_loop().remove_reader(peer.fileno())
+            self._peers.remove(peer)
+            peer.close()
+            return
+        for descriptor in descriptors:
+            self.taken += 1
+            adopt(socket.socket(fileno=descriptor), data)

@@ -1,0 +1,31 @@
+"""Where a connection belongs with --workers (server/handoff.py): the group its first packet
+registers for, and the worker that owns that group."""
+
+from __future__ import annotations
+
+from support.osc import msg, register
+from tcposcrouter.osc.framing import Framing, frame
+from tcposcrouter.server.handoff import owner_of, register_group
+
+
+def test_the_group_of_a_register_in_either_framing() -> None:
+    packet = register("ana", "trio")
+    for framing in (Framing.LENGTH_PREFIX, Framing.SLIP):
+        stream = frame(packet, framing) + frame(msg("/note", 60), framing)
+        assert register_group(stream) == (True, "trio")
+        assert register_group(stream[: len(packet) // 2]) == (False, None)  # wait for more
+
+
+def test_what_is_not_a_register_stays_where_it_landed() -> None:
+    assert register_group(frame(msg("/note", 60), Framing.LENGTH_PREFIX)) == (True, None)
+    broken = b"/oscrouter/register\x00,ss\x00"  # a register cut short: the hub answers it
+    assert register_group(frame(broken, Framing.LENGTH_PREFIX)) == (True, None)
+    assert register_group(b"") == (False, None)
+
+
+def test_every_worker_names_the_same_owner_and_groups_spread() -> None:
+    owners = [owner_of(f"group-{n}", 4) for n in range(400)]
+    assert owners == [owner_of(f"group-{n}", 4) for n in range(400)]
+    assert set(owners) == {1, 2, 3, 4}
+    assert min(owners.count(w) for w in (1, 2, 3, 4)) > 60  # roughly even: 100 each
+    assert owner_of("trio", 1) == 1
