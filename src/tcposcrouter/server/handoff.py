@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from ..core.lifecycle import PRE_REGISTER_MAX_PACKET_SIZE
 from ..errors import RemoteError
 from ..osc.framing import AutoDecoder
 from ..osc.messages import read_register
@@ -47,9 +48,10 @@ log = logging.getLogger("tcposcrouter.server")
 # workers' Unix sockets.
 WORKER_ENV = "TCPOSCROUTER_WORKER"
 WORKER_DIR_ENV = "TCPOSCROUTER_WORKER_DIR"
-# The most a worker reads before it knows where a connection belongs: a register is a few
-# hundred bytes, and the bytes that came with it are passed along with it.
-MAX_HANDED_BYTES = 256 * 1024
+# The most a worker holds of a connection before it knows where it belongs: the first packet
+# of an unregistered connection is at most PRE_REGISTER_MAX_PACKET_SIZE (16 KiB; a register is
+# a few hundred bytes), and what came with it in the same reads is passed along with it.
+MAX_HANDED_BYTES = 64 * 1024
 
 
 def owner_of(group: str, count: int) -> int:
@@ -61,7 +63,7 @@ def register_group(data: bytes) -> tuple[bool, str | None]:
     """(whether the first packet of `data` is complete, the group it registers for): None when
     it is not a well-formed register (the hub then answers it, in the worker that has it)."""
     try:
-        packets = AutoDecoder(MAX_HANDED_BYTES).feed(data)
+        packets = AutoDecoder(PRE_REGISTER_MAX_PACKET_SIZE).feed(data)
     except RemoteError:
         return True, None
     if not packets:

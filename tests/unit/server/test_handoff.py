@@ -21,6 +21,12 @@ def test_what_is_not_a_register_stays_where_it_landed() -> None:
     broken = b"/oscrouter/register\x00,ss\x00"  # a register cut short: the hub answers it
     assert register_group(frame(broken, Framing.LENGTH_PREFIX)) == (True, None)
     assert register_group(b"") == (False, None)
+    # A first packet declared bigger than an unregistered connection may send is not waited
+    # for: the hub refuses it at once.
+    assert register_group((100_000).to_bytes(4, "big") + b"/oscrouter/register\x00") == (
+        True,
+        None,
+    )
 
 
 def test_every_worker_names_the_same_owner_and_groups_spread() -> None:
