@@ -309,6 +309,25 @@ def test_workers_share_one_port_and_form_one_group(
         clients[-1].send(msg("/tutti", 1))
         for client in clients[:-1]:
             assert client.recv_until("/tutti").args == [1]
+        # WebSocket players registering from the URL, as Strudel does: handed over at the
+        # handshake, like the TCP ones at their register.
+        web = [
+            WsClient(
+                f"ws://127.0.0.1:{http}/osc?user=web{index}&password=pw&group={group}"
+                "&group_password=gpw"
+            )
+            for index in range(6)
+        ]
+        names += [f"web{index}" for index in range(6)]
+        user_list(clients[0], names, timeout=10)
+        web[0].drain(0.5)
+        clients[0].drain(0.3)
+        web[0].send(msg("/from/web", 1))
+        assert clients[0].recv_until("/from/web", 5).args == [1]
+        for each in web:
+            each.close()
+        names = names[:-6]
+        user_list(clients[0], names, timeout=10)
         # A group lives in one worker: every register was read by its owner, and the other
         # worker handed it the connections the kernel gave it.
         owner = f"w-{owner_of(group, 2)}"
@@ -318,8 +337,9 @@ def test_workers_share_one_port_and_form_one_group(
             node: len(re.findall(rf"register \w+@{group}", text)) for node, text in logs.items()
         }
         handed = len(re.findall(rf"handed to worker {owner[2:]}, which owns {group}", logs[other]))
-        print(f"registers by worker: {registers}; handed by {other}: {handed}")
-        assert registers == {owner: len(names), other: 0}
+        web_handed = len(re.findall(rf"WebSocket for {group} handed", logs[other]))
+        print(f"registers by worker: {registers}; handed by {other}: {handed} + {web_handed}")
+        assert registers == {owner: len(names) + 6, other: 0}
         assert handed > 0  # 24 connections, spread by the kernel: some landed on the other
         # The worker that does not own the group dies: nobody in the group notices, and the
         # supervisor starts it again.

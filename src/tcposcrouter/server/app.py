@@ -28,7 +28,7 @@ from ..core.auth import PasswordHash
 from ..core.hub import Hub, HubConfig
 from ..core.session import Session
 from .config import RELOADABLE, ServerConfig
-from .handoff import Handoff
+from .handoff import HTTP, Handoff
 from .listeners import LISTEN_BACKLOG, open_osc_ports
 from .passwords import PasswordWorkers
 from .running import ClusterEdge, Connection, Connections, ServerStatistics
@@ -136,10 +136,17 @@ class RouterServer:
         self.output_ready()
         self._ticker = self._loop.call_later(TICK_SECONDS, self._tick)
 
-    def _take_handed(self, sock: socket.socket, data: bytes) -> None:
+    def _take_handed(self, sock: socket.socket, kind: bytes, data: bytes) -> None:
         """A connection another worker accepted and handed here, with what it read of it."""
         sock.setblocking(False)
-        adopting = asyncio.ensure_future(self._adopt(sock, data))
+        if kind == HTTP:
+            if self._http is None:
+                sock.close()
+                return
+            work = self._http.adopt(sock, data)
+        else:
+            work = self._adopt(sock, data)
+        adopting = asyncio.ensure_future(work)
         self._adopting.add(adopting)  # held until done: the loop keeps only weak references
         adopting.add_done_callback(self._adopting.discard)
 

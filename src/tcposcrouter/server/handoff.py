@@ -26,6 +26,7 @@ import socket
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from ..core.lifecycle import PRE_REGISTER_MAX_PACKET_SIZE
 from ..errors import RemoteError
@@ -34,12 +35,15 @@ from ..osc.messages import read_register
 from ..osc.validate import validate_packet
 
 __all__ = [
+    "HTTP",
     "MAX_HANDED_BYTES",
+    "OSC",
     "WORKER_DIR_ENV",
     "WORKER_ENV",
     "Handoff",
     "owner_of",
     "register_group",
+    "url_group",
 ]
 
 log = logging.getLogger("tcposcrouter.server")
@@ -57,6 +61,18 @@ MAX_HANDED_BYTES = 64 * 1024
 def owner_of(group: str, count: int) -> int:
     """The worker (1 … `count`) that owns `group`: the same answer in every worker."""
     return zlib.crc32(group.encode("utf-8", "surrogateescape")) % count + 1
+
+
+def url_group(head: bytes) -> str | None:
+    """The group a WebSocket handshake to `/osc` registers for from its URL, or None."""
+    line = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(line) != 3:
+        return None
+    target = urlsplit(line[1].decode("latin-1"))
+    if target.path != "/osc":
+        return None
+    groups = parse_qs(target.query).get("group")
+    return groups[0] if groups else None
 
 
 def register_group(data: bytes) -> tuple[bool, str | None]:
@@ -80,7 +96,11 @@ def register_group(data: bytes) -> tuple[bool, str | None]:
 
 _REGISTER = b"/oscrouter/register\x00"  # a register's address, padded: 20 bytes
 
-Adopt = Callable[[socket.socket, bytes], None]
+# What a handed connection is, the first byte of what comes with it.
+OSC, HTTP = b"O", b"H"
+
+# Takes a handed connection: its socket, its kind (OSC or HTTP), the bytes read from it.
+Adopt = Callable[[socket.socket, bytes, bytes], None]
 
 
 class Handoff:
@@ -113,8 +133,8 @@ class Handoff:
         return owner_of(group, self.count)
 
     def start(self, adopt: Adopt) -> None:
-        """Listen for connections handed over; `adopt` takes each (its socket, the bytes
-        read from it so far)."""
+        """Listen for connections handed over; `adopt` takes each (its socket, its kind, the
+        bytes read from it so far)."""
         path = self.path(self.index)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by this worker's previous life
@@ -142,9 +162,9 @@ class Handoff:
             with contextlib.suppress(FileNotFoundError):
                 self.path(self.index).unlink()
 
-    def hand(self, owner: int, descriptor: int, data: bytes) -> bool:
-        """Pass the connection `descriptor`, with `data` read from it, to worker `owner`.
-        False if it cannot take it now (the caller keeps the connection)."""
+    def hand(self, owner: int, descriptor: int, kind: bytes, data: bytes) -> bool:
+        """Pass the connection `descriptor` of `kind` (OSC or HTTP), with `data` read from it,
+        to worker `owner`. False if it cannot take it now (the caller keeps the connection)."""
         channel = self._channels.get(owner)
         try:
             if channel is None:
@@ -153,7 +173,7 @@ class Handoff:
                 channel.connect(str(self.path(owner)))
                 self._channels[owner] = channel
             rights = array.array("i", [descriptor])
-            channel.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
+            channel.sendmsg([kind, data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
         except OSError as error:  # not listening (restarting), gone, or its queue full
             log.debug("worker %d cannot take a connection now: %s", owner, error)
             if channel is not None:
@@ -176,7 +196,7 @@ class Handoff:
     def _receive(self, peer: socket.socket, adopt: Adopt) -> None:
         space = socket.CMSG_SPACE(array.array("i", [0]).itemsize)
         try:
-            data, ancillary, _, _ = peer.recvmsg(MAX_HANDED_BYTES, space)
+            data, ancillary, _, _ = peer.recvmsg(MAX_HANDED_BYTES + 1, space)
         except BlockingIOError:
             return
         except OSError:
@@ -192,4 +212,4 @@ class Handoff:
             return
         for descriptor in descriptors:
             self.taken += 1
-            adopt(socket.socket(fileno=descriptor), data)
+            adopt(socket.socket(fileno=descriptor), data[:1], data[1:])

@@ -18,6 +18,7 @@ import asyncio
 import hmac
 import json
 import logging
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from ..core.directory import Group, Member
 from ..core.statistics import HubStatistics
 from . import metrics
 from .dashboard import Traffic
-from .http_door import HttpDoors, HttpSite
+from .http_door import HttpDoor, HttpDoors, HttpSite
 from .running import RunningRouter
 from .sockets import format_peer
 from .tcpinfo import round_trip_ms
@@ -128,6 +129,24 @@ class HttpSide:
             )
             await site.start()
         return [format_peer(a) for a in runner.addresses]
+
+    async def adopt(self, sock: socket.socket, data: bytes) -> None:
+        """A connection another worker handed here (with --workers: a WebSocket handshake
+        for a group this worker owns), with what was read of it, not answered yet."""
+        runner = self._runner
+        server = None if runner is None else runner.server
+        if server is None:
+            sock.close()
+            return
+        doors = self.doors
+        try:
+            _, door = await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: HttpDoor(doors, server(), handed_in=True), sock
+            )
+        except OSError:  # the client left meanwhile
+            sock.close()
+            return
+        door.data_received(data)
 
     async def stop(self) -> None:
         for viewer in list(self._viewers):

@@ -7,6 +7,9 @@ The door does two things aiohttp does not:
   ends the connection, with a close frame, at the first frame the guard refuses (a client that
   does not read is the hub's to end, as on TCP: server/websocket.py).
 
+With `--workers`, a WebSocket handshake that registers from its URL for a group another worker
+owns is handed to that worker before aiohttp answers it (server/handoff.py).
+
 The request-head deadline is aiohttp's own: `keepalive_timeout` closes a connection that has
 not sent a whole request head in that time, the first one included (tested in
 tests/integration/test_http_door.py).
@@ -24,6 +27,7 @@ from typing import Protocol, cast
 from aiohttp import web
 
 from .frame_guard import FrameGuard, FrameRefusal
+from .handoff import HTTP, url_group
 from .http_pool import HttpPool, http_connection_cap
 from .running import RunningRouter
 
@@ -90,6 +94,21 @@ class HttpDoors:
     def max_message(self) -> int:
         return self._router.config.limits.max_packet_size
 
+    def hand_over(self, transport: asyncio.Transport, head: bytes) -> bool:
+        """With --workers: hand a WebSocket handshake that registers from its URL for a group
+        another worker owns to that worker, `head` and all (it has not been answered)."""
+        handoff = self._router.handoff
+        if handoff is None or transport.get_extra_info("sslcontext") is not None:
+            return False
+        group = url_group(head)
+        if group is None or handoff.owner(group) == handoff.index:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None or not handoff.hand(handoff.owner(group), sock.fileno(), HTTP, head):
+            return False
+        log.info("a WebSocket for %s handed to worker %d", group, handoff.owner(group))
+        return True
+
 
 class HttpDoor(asyncio.Protocol):
     """One connection to the HTTP port, in front of aiohttp's `RequestHandler`."""
@@ -103,9 +122,14 @@ class HttpDoor(asyncio.Protocol):
         "_transport",
         "_watcher",
         "_websocket",
+        "handed_in",
     )
 
-    def __init__(self, doors: HttpDoors, handler: asyncio.Protocol) -> None:
+    def __init__(
+        self, doors: HttpDoors, handler: asyncio.Protocol, *, handed_in: bool = False
+    ) -> None:
+        """`handed_in`: another worker accepted it and handed it here (server/handoff.py)."""
+        self.handed_in = handed_in
         self._doors = doors
         self._handler = handler
         self._transport: asyncio.Transport | None = None
@@ -190,6 +214,17 @@ class HttpDoor(asyncio.Protocol):
             end += 4
             if _ASKS_FOR_WEBSOCKET.search(stream, start, end):
                 self._head = b""
+                transport = self._transport
+                if (
+                    not self.handed_in
+                    and start == 0  # nothing of another request in front of it
+                    and transport is not None
+                    and self._doors.hand_over(transport, stream[start:])
+                ):
+                    # Forgotten here without a word: the connection lives on in the owner.
+                    self._refused = True
+                    transport.abort()
+                    return None
                 return end - before
             start = searched = end
         self._head = stream[start:]

@@ -20,7 +20,7 @@ from ..core.login import PasswordCheck
 from ..core.registration import WAIT_FOR_CHECK
 from ..core.session import SessionState
 from .connection import HubConnection
-from .handoff import MAX_HANDED_BYTES, register_group
+from .handoff import MAX_HANDED_BYTES, OSC, register_group
 from .running import RunningRouter
 from .sockets import format_peer, reset, tune_socket
 
@@ -131,7 +131,7 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         if owner == handoff.index:
             return False
         sock = transport.get_extra_info("socket")
-        if sock is None or not handoff.hand(owner, sock.fileno(), held):
+        if sock is None or not handoff.hand(owner, sock.fileno(), OSC, held):
             return False
         log.info("%s handed to worker %d, which owns %s", self.session.describe(), owner, group)
         self.hub_gone()  # forgotten here, quietly: the connection lives on in the owner

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from support.osc import msg, register
 from tcposcrouter.osc.framing import Framing, frame
-from tcposcrouter.server.handoff import owner_of, register_group
+from tcposcrouter.server.handoff import owner_of, register_group, url_group
 
 
 def test_the_group_of_a_register_in_either_framing() -> None:
@@ -35,3 +35,13 @@ def test_every_worker_names_the_same_owner_and_groups_spread() -> None:
     assert set(owners) == {1, 2, 3, 4}
     assert min(owners.count(w) for w in (1, 2, 3, 4)) > 60  # roughly even: 100 each
     assert owner_of("trio", 1) == 1
+
+
+def test_the_group_of_a_websocket_handshake_that_registers_from_its_url() -> None:
+    def head(target: str) -> bytes:
+        return f"GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n".encode()
+
+    assert url_group(head("/osc?user=ana&password=pw&group=tr%C3%ADo&group_password=g")) == "trío"
+    assert url_group(head("/osc")) is None  # registers by message: it stays where it landed
+    assert url_group(head("/live?group=trio")) is None  # a dashboard, not a member
+    assert url_group(b"garbage") is None
