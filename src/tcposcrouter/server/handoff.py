@@ -114,8 +114,6 @@ class Handoff:
         self._listener: socket.socket | None = None
         self._peers: list[socket.socket] = []  # the other workers' channels to this one
         self._channels: dict[int, socket.socket] = {}  # this one's to the others
-        self.handed = 0  # connections handed to another worker
-        self.taken = 0  # connections taken from another worker
 
     @classmethod
     def from_environment(cls) -> Handoff | None:
@@ -162,9 +160,26 @@ class Handoff:
             with contextlib.suppress(FileNotFoundError):
                 self.path(self.index).unlink()
 
-    def hand(self, owner: int, descriptor: int, kind: bytes, data: bytes) -> bool:
-        """Pass the connection `descriptor` of `kind` (OSC or HTTP), with `data` read from it,
-        to worker `owner`. False if it cannot take it now (the caller keeps the connection)."""
+    def pass_on(
+        self, transport: asyncio.Transport, group: str, kind: bytes, data: bytes
+    ) -> int | None:
+        """Hand the connection of `transport` (of `kind`, OSC or HTTP, with `data` read from
+        it) to the worker that owns `group`, and close this process's descriptor of it: no
+        FIN, no RST, since the owner holds its own. Return that worker; None if the connection
+        stays here (this worker owns the group, its TLS session lives here, or the owner
+        cannot take it now)."""
+        owner = self.owner(group)
+        if owner == self.index or transport.get_extra_info("sslcontext") is not None:
+            return None
+        sock = transport.get_extra_info("socket")
+        if sock is None or not self._send(owner, sock.fileno(), kind, data):
+            return None
+        transport.abort()
+        return owner
+
+    def _send(self, owner: int, descriptor: int, kind: bytes, data: bytes) -> bool:
+        """Pass `descriptor` and what comes with it to worker `owner`; False if it cannot take
+        it now (not listening while it restarts, gone, or its queue full)."""
         channel = self._channels.get(owner)
         try:
             if channel is None:
@@ -174,13 +189,12 @@ class Handoff:
                 self._channels[owner] = channel
             rights = array.array("i", [descriptor])
             channel.sendmsg([kind, data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
-        except OSError as error:  # not listening (restarting), gone, or its queue full
+        except OSError as error:
             log.debug("worker %d cannot take a connection now: %s", owner, error)
             if channel is not None:
                 channel.close()
             self._channels.pop(owner, None)
             return False
-        self.handed += 1
         return True
 
     def _accept(self, adopt: Adopt) -> None:
@@ -211,5 +225,4 @@ class Handoff:
             peer.close()
             return
         for descriptor in descriptors:
-            self.taken += 1
             adopt(socket.socket(fileno=descriptor), data[:1], data[1:])

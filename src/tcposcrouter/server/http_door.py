@@ -98,15 +98,13 @@ class HttpDoors:
         """With --workers: hand a WebSocket handshake that registers from its URL for a group
         another worker owns to that worker, `head` and all (it has not been answered)."""
         handoff = self._router.handoff
-        if handoff is None or transport.get_extra_info("sslcontext") is not None:
+        group = None if handoff is None else url_group(head)
+        if handoff is None or group is None:
             return False
-        group = url_group(head)
-        if group is None or handoff.owner(group) == handoff.index:
+        owner = handoff.pass_on(transport, group, HTTP, head)
+        if owner is None:
             return False
-        sock = transport.get_extra_info("socket")
-        if sock is None or not handoff.hand(handoff.owner(group), sock.fileno(), HTTP, head):
-            return False
-        log.info("a WebSocket for %s handed to worker %d", group, handoff.owner(group))
+        log.info("a WebSocket for %s handed to worker %d", group, owner)
         return True
 
 
@@ -116,20 +114,20 @@ class HttpDoor(asyncio.Protocol):
     __slots__ = (
         "_doors",
         "_guard",
+        "_handed_in",
         "_handler",
         "_head",
         "_refused",
         "_transport",
         "_watcher",
         "_websocket",
-        "handed_in",
     )
 
     def __init__(
         self, doors: HttpDoors, handler: asyncio.Protocol, *, handed_in: bool = False
     ) -> None:
         """`handed_in`: another worker accepted it and handed it here (server/handoff.py)."""
-        self.handed_in = handed_in
+        self._handed_in = handed_in
         self._doors = doors
         self._handler = handler
         self._transport: asyncio.Transport | None = None
@@ -216,14 +214,13 @@ class HttpDoor(asyncio.Protocol):
                 self._head = b""
                 transport = self._transport
                 if (
-                    not self.handed_in
+                    not self._handed_in
                     and start == 0  # nothing of another request in front of it
                     and transport is not None
                     and self._doors.hand_over(transport, stream[start:])
                 ):
                     # Forgotten here without a word: the connection lives on in the owner.
                     self._refused = True
-                    transport.abort()
                     return None
                 return end - before
             start = searched = end

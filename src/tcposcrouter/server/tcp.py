@@ -79,8 +79,6 @@ class TcpConnection(HubConnection, asyncio.Protocol):
             # slow-consumer check costs nothing on the hot path.
             transport.set_write_buffer_limits(high=limits.max_output_buffer)
         secure = ", TLS" if transport.get_extra_info("sslcontext") is not None else ""
-        if secure:
-            self._held = None  # its TLS session lives in this process
         log.info("connect %s (connection %d%s)", session.describe(), session.id, secure)
         if not self._deferred:
             transport.resume_reading()
@@ -127,17 +125,12 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         handoff = self._router.handoff
         transport = self._transport
         assert handoff is not None and transport is not None and self.session is not None
-        owner = handoff.owner(group)
-        if owner == handoff.index:
-            return False
-        sock = transport.get_extra_info("socket")
-        if sock is None or not handoff.hand(owner, sock.fileno(), OSC, held):
+        owner = handoff.pass_on(transport, group, OSC, held)
+        if owner is None:
             return False
         log.info("%s handed to worker %d, which owns %s", self.session.describe(), owner, group)
         self.hub_gone()  # forgotten here, quietly: the connection lives on in the owner
         self.session = None
-        # Only this process's descriptor closes (no FIN, no RST): the owner holds its own.
-        transport.abort()
         return True
 
     # -- reading paused and resumed ---------------------------------------------------------

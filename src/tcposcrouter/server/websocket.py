@@ -26,7 +26,7 @@ from ..errors import ErrorCode, RemoteError
 from ..osc.framing import Framing
 from ..osc.messages import register_message
 from .connection import HubConnection
-from .frame_guard import CLOSE_TOO_BIG, FrameRefusal
+from .frame_guard import FrameRefusal
 from .http_door import HttpDoor
 from .running import RunningRouter
 from .sockets import format_peer, reset, tune_socket
@@ -109,22 +109,22 @@ class WebSocketConnection(HubConnection):
         """aiohttp refused a frame (too large, or not RFC 6455) and has closed the connection
         with the matching close code; the router counts it as the error a TCP client would
         get."""
-        session = self.session
-        if session is None:
-            return
-        too_large = getattr(error, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
-        code = ErrorCode.PACKET_TOO_LARGE if too_large else ErrorCode.FRAMING_ERROR
-        self._hub.errors.count(session, code, str(error))
+        self._count_closed(getattr(error, "code", None), str(error))
 
     # -- FramesWatcher (server/http_door.py) ----------------------------------------------
 
     def frames_refused(self, refusal: FrameRefusal) -> None:
         """The door refused a frame and is closing the connection with `refusal.code`."""
+        self._count_closed(refusal.code, refusal.reason)
+
+    def _count_closed(self, close_code: int | None, reason: str) -> None:
+        """Count a connection closed for its frames as the error a TCP client would get:
+        `packet_too_large` for close code 1009, else `framing_error`."""
         session = self.session
         if session is not None:
-            too_large = refusal.code == CLOSE_TOO_BIG
+            too_large = close_code == WSCloseCode.MESSAGE_TOO_BIG
             code = ErrorCode.PACKET_TOO_LARGE if too_large else ErrorCode.FRAMING_ERROR
-            self._hub.errors.count(session, code, refusal.reason)
+            self._hub.errors.count(session, code, reason)
 
     def lost(self) -> None:
         """The WebSocket is gone, whoever closed it."""
