@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import struct
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pythonosc.parsing import osc_types
 
@@ -22,6 +24,7 @@ __all__ = [
     "CONTROL_PREFIX",
     "MAX_NAME_LENGTH",
     "NTP_UNIX_OFFSET",
+    "NUMBER_READERS",
     "PING",
     "PRIVATE",
     "REGISTER",
@@ -64,6 +67,15 @@ _ID_TAGS = ("i", "h", "f", "d")
 _REGISTER_FIELDS = ("user name", "user password", "group name", "group password")
 # Argument sizes of the tags parse_arguments does not decode (strings, numbers and blobs are).
 _OTHER_SIZES = {"c": 4, "r": 4, "m": 4, "t": 8}
+
+# The readers of the numeric arguments, by type tag: (the bytes, where) -> (value, after).
+# Shared by the router's reading of control messages and the clients' (osc/reading.py).
+NUMBER_READERS: dict[str, Callable[[bytes, int], tuple[Any, int]]] = {
+    "i": osc_types.get_int,
+    "h": osc_types.get_int64,
+    "f": osc_types.get_float,
+    "d": osc_types.get_double,
+}
 
 
 def _invalid(detail: str) -> RemoteError:
@@ -149,14 +161,8 @@ def parse_arguments(message: bytes) -> list[Argument]:
                     value = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     value = raw
-            elif tag == "i":
-                value, pos = osc_types.get_int(message, pos)
-            elif tag == "h":
-                value, pos = osc_types.get_int64(message, pos)
-            elif tag == "f":
-                value, pos = osc_types.get_float(message, pos)
-            elif tag == "d":
-                value, pos = osc_types.get_double(message, pos)
+            elif (number := NUMBER_READERS.get(tag)) is not None:
+                value, pos = number(message, pos)
             elif tag == "b":
                 size = int.from_bytes(message[pos : pos + 4], "big")
                 pos += 4 + size + (-size & 3)

@@ -18,14 +18,25 @@ Pure code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pythonosc.parsing import osc_types
 
-from .messages import BUNDLE_HEADER, read_string
+from .messages import BUNDLE_HEADER, NUMBER_READERS, read_string
 
 __all__ = ["Message", "decode_text", "messages_in", "read_message"]
+
+
+# The arguments python-osc reads as they are, by type tag (strings, `r`, `c`, the ones without
+# bytes and arrays are read below).
+_READERS: dict[str, Callable[[bytes, int], tuple[Any, int]]] = {
+    **NUMBER_READERS,
+    "b": osc_types.get_blob,
+    "m": osc_types.get_midi,
+    "t": osc_types.get_timetag,
+}
 
 
 def decode_text(raw: bytes) -> str:
@@ -64,25 +75,14 @@ def read_message(raw: bytes) -> Message:
             value: Any
             if tag in "sS":
                 value, pos = _string(raw, pos)
-            elif tag in "ir":
+            elif (reader := _READERS.get(tag)) is not None:
+                value, pos = reader(raw, pos)
+            elif tag == "r":
                 value, pos = osc_types.get_int(raw, pos)
-                if tag == "r":
-                    value &= 0xFFFFFFFF
-            elif tag == "h":
-                value, pos = osc_types.get_int64(raw, pos)
-            elif tag == "f":
-                value, pos = osc_types.get_float(raw, pos)
-            elif tag == "d":
-                value, pos = osc_types.get_double(raw, pos)
+                value &= 0xFFFFFFFF
             elif tag == "c":
                 code, pos = osc_types.get_int(raw, pos)
                 value = chr(code & 0x10FFFF)
-            elif tag == "b":
-                value, pos = osc_types.get_blob(raw, pos)
-            elif tag == "m":
-                value, pos = osc_types.get_midi(raw, pos)
-            elif tag == "t":
-                value, pos = osc_types.get_timetag(raw, pos)
             elif tag in "TFNI":
                 value = {"T": True, "F": False, "N": None, "I": float("inf")}[tag]
             elif tag == "[":
