@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..core.lifecycle import PRE_REGISTER_MAX_PACKET_SIZE
 from ..errors import RemoteError
 from ..osc.framing import AutoDecoder
-from ..osc.messages import read_register
+from ..osc.messages import REGISTER, read_register
 from ..osc.validate import validate_packet
 
 __all__ = [
@@ -85,7 +85,7 @@ def register_group(data: bytes) -> tuple[bool, str | None]:
     if not packets:
         return False, None
     first = packets[0]
-    if not isinstance(first, bytes) or not first.startswith(_REGISTER):
+    if not isinstance(first, bytes) or not first.startswith(REGISTER):
         return True, None
     try:
         validate_packet(first)
@@ -93,8 +93,6 @@ def register_group(data: bytes) -> tuple[bool, str | None]:
     except RemoteError:
         return True, None
 
-
-_REGISTER = b"/oscrouter/register\x00"  # a register's address, padded: 20 bytes
 
 # What a handed connection is, the first byte of what comes with it.
 OSC, HTTP = b"O", b"H"
