@@ -37,10 +37,7 @@ class GroupPageLogin:
         return 0.0, password
 
     def checked(self, address: str, group_name: str, right: bool, now: float) -> None:
-        if right:
-            self._throttle.succeeded(address, _account(group_name), now)
-        else:
-            self._throttle.failed(address, _account(group_name), now)
+        self._settle(address, _account(group_name), right, now)
 
     def claim_admin(self, address: str, now: float) -> float:
         """Someone at `address` offers the admin token: the seconds they must wait first (0:
@@ -48,10 +45,13 @@ class GroupPageLogin:
         return self._throttle.claim(address, _ADMIN, now)
 
     def admin_checked(self, address: str, right: bool, now: float) -> None:
+        self._settle(address, _ADMIN, right, now)
+
+    def _settle(self, address: str, account: Account, right: bool, now: float) -> None:
         if right:
-            self._throttle.succeeded(address, _ADMIN, now)
+            self._throttle.succeeded(address, account, now)
         else:
-            self._throttle.failed(address, _ADMIN, now)
+            self._throttle.failed(address, account, now)
 
 
 # The admin token's account: no group is called "" (docs/protocol.md §3).
