@@ -30,6 +30,7 @@ from .frame_guard import FrameGuard, FrameRefusal
 from .handoff import HTTP, url_group
 from .http_pool import HttpPool, http_connection_cap
 from .running import RunningRouter
+from .sockets import peer_host
 
 __all__ = ["MAX_REQUEST_HEAD", "FramesWatcher", "HttpDoor", "HttpDoors", "HttpSite"]
 
@@ -67,8 +68,7 @@ class HttpDoors:
     def opened(self, door: HttpDoor, transport: asyncio.BaseTransport) -> None:
         self._by_transport[transport] = door
         config = self._router.config
-        peername = transport.get_extra_info("peername")
-        host = str(peername[0]) if isinstance(peername, tuple) else None
+        host = peer_host(transport.get_extra_info("peername"))
         address = None if host is None or host in config.trusted_proxies else host
         limits = config.limits
         evicted = self.pool.admit(

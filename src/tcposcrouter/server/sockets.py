@@ -14,7 +14,7 @@ import struct
 
 from ..limits import Limits
 
-__all__ = ["KEEPALIVE_COUNT", "format_peer", "reset", "tune_socket"]
+__all__ = ["KEEPALIVE_COUNT", "format_peer", "peer_host", "reset", "tune_socket"]
 
 # Unanswered keepalive probes after which the kernel gives a silent peer up.
 KEEPALIVE_COUNT = 3
@@ -55,6 +55,11 @@ def reset(transport: asyncio.Transport) -> None:
         with contextlib.suppress(OSError, ValueError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
+
+
+def peer_host(peername: object) -> str | None:
+    """The host of an IP socket address (what per-address limits count); None for others."""
+    return str(peername[0]) if isinstance(peername, tuple) else None
 
 
 def format_peer(peername: object) -> str:

@@ -22,7 +22,7 @@ from ..core.session import SessionState
 from .connection import HubConnection
 from .handoff import MAX_HANDED_BYTES, OSC, register_group
 from .running import RunningRouter
-from .sockets import format_peer, reset, tune_socket
+from .sockets import format_peer, peer_host, reset, tune_socket
 
 __all__ = ["TcpConnection"]
 
@@ -71,7 +71,7 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         tune_socket(transport.get_extra_info("socket"), limits)
         peername = transport.get_extra_info("peername")
         # Interned: every connection from one address (a classroom's NAT) shares one string.
-        address = sys.intern(str(peername[0]) if isinstance(peername, tuple) else str(peername))
+        address = sys.intern(peer_host(peername) or str(peername))
         self.write = transport.write
         session = self.open_session(format_peer(peername), address)
         if limits.max_output_buffer:

@@ -29,7 +29,7 @@ from .connection import HubConnection
 from .frame_guard import FrameRefusal
 from .http_door import HttpDoor
 from .running import RunningRouter
-from .sockets import format_peer, reset, tune_socket
+from .sockets import format_peer, peer_host, reset, tune_socket
 
 __all__ = ["REGISTER_PARAMETERS", "WebSocketConnection", "binary_frame", "serve_osc"]
 
@@ -180,7 +180,7 @@ def client_address(request: web.Request, trusted_proxies: frozenset[str]) -> tup
     transport = request.transport
     peername = None if transport is None else transport.get_extra_info("peername")
     peer = format_peer(peername)
-    host = str(peername[0]) if isinstance(peername, tuple) else peer
+    host = peer_host(peername) or peer
     if host in trusted_proxies:
         forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
         if forwarded:
