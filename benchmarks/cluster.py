@@ -1,7 +1,8 @@
 """The cluster on Redis, in one run: what a delivery across nodes adds to one on the same node,
 and the capacity of `--workers 1` against `--workers 2` with the load spread over many groups.
 
-    .venv/bin/python benchmarks/cluster.py            results/cluster.md (about 10 minutes)
+    .venv/bin/python benchmarks/cluster.py            results/cluster.md (about 25 minutes)
+    .venv/bin/python benchmarks/cluster.py --pinned   results/workers-pinned.md (about 10)
     .venv/bin/python benchmarks/cluster.py --smoke    a short run that checks it works (CI)
 
 Latency: two nodes on one redis-server; one group with a sender and a listener on node 1 and a
@@ -16,6 +17,10 @@ over the workers (SO_REUSEPORT), and each worker hands the connections of groups
 own to the one that does (server/handoff.py), so a group's packets stay in one process. The
 same sweep on a single process without --cluster is the reference. redis-server, the workers
 and the load generator share the machine's cores.
+
+With --pinned: one process against `--workers 2` without Redis, the router's processes held to
+CPU 0 and the load generator to CPU 1 (`taskset`), so that the load generator has a core of its
+own; and `--workers 2` without Redis sharing both cores with it, as in the main sweep.
 """
 
 from __future__ import annotations
@@ -65,9 +70,10 @@ def start_redis(port: int, folder: str) -> subprocess.Popen[bytes]:
     return process
 
 
-def start_router(port: int, *extra: str) -> subprocess.Popen[bytes]:
+def start_router(port: int, *extra: str, cpu: str | None = None) -> subprocess.Popen[bytes]:
+    pin = [] if cpu is None else ["taskset", "-c", cpu]  # its workers inherit the affinity
     process = subprocess.Popen(
-        [sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1", "--osc-port", str(port),
+        [*pin, sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1", "--osc-port", str(port),
          "--disable-osc11", "--no-http", "--no-rate-limit", "--max-connections", "0",
          "--max-connections-per-address", "0", "--max-unregistered-per-address", "0", "-q",
          *extra],
@@ -145,23 +151,28 @@ def latency_run(seconds: float) -> dict[str, Any]:
             stop(redis)
 
 
-def flow_run(workers: int, rate: float, seconds: float) -> dict[str, Any]:
-    """One loadgen flow against a router of `workers` processes (0: one, without --cluster)."""
+def flow_run(
+    workers: int, rate: float, seconds: float, *, cluster: bool = True, pinned: bool = False
+) -> dict[str, Any]:
+    """One loadgen flow against a router of `workers` processes (0: one, without --cluster),
+    on Redis if `cluster`; `pinned`: the router on CPU 0, the load generator on CPU 1."""
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         redis = None
         extra: list[str] = []
         if workers:
+            extra = ["--workers", str(workers), "--node-id", "bench"]
+        if workers and cluster:
             redis_port = free_port()
             redis = start_redis(redis_port, folder)
-            extra = ["--cluster", f"redis://127.0.0.1:{redis_port}/0", "--workers", str(workers),
-                     "--node-id", "bench"]  # fmt: skip
-        router = start_router(port, *extra)
+            extra += ["--cluster", f"redis://127.0.0.1:{redis_port}/0"]
+        router = start_router(port, *extra, cpu="0" if pinned else None)
         time.sleep(1.0 if workers else 0.2)  # every worker listening
         try:
             load = subprocess.Popen(
-                [str(LOADGEN), "flow", "127.0.0.1", str(port), str(GROUPS), str(USERS),
-                 str(SENDERS), str(rate), str(SIZE), str(seconds), "batched"],
+                [*(["taskset", "-c", "1"] if pinned else []), str(LOADGEN), "flow", "127.0.0.1",
+                 str(port), str(GROUPS), str(USERS), str(SENDERS), str(rate), str(SIZE),
+                 str(seconds), "batched"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 preexec_fn=more_open_files,
             )  # fmt: skip
@@ -202,14 +213,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def sweep(workers: int, seconds: float, steps: int) -> list[dict[str, Any]]:
+def sweep(
+    workers: int, seconds: float, steps: int, *, cluster: bool = True, pinned: bool = False
+) -> list[dict[str, Any]]:
     runs = []
     rate = START_RATE
     for _ in range(steps):
-        run = flow_run(workers, rate, seconds)
+        run = flow_run(workers, rate, seconds, cluster=cluster, pinned=pinned)
         runs.append(run)
         label = f"workers {workers}" if workers else "one process"
-        print(f"    {label:12} {rate * GROUPS * SENDERS * (USERS - 1):>10,.0f} offered/s: "
+        label += "" if cluster or not workers else " (no Redis)"
+        label += ", pinned" if pinned else ""
+        print(f"    {label:30} {rate * GROUPS * SENDERS * (USERS - 1):>10,.0f} offered/s: "
               f"{summary(run)}", flush=True)  # fmt: skip
         if not passed(run):
             break
@@ -243,9 +258,14 @@ def cost_us(runs: list[dict[str, Any]], field: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="a short run that checks it works")
+    parser.add_argument(
+        "--pinned", action="store_true", help="the load generator on a core of its own"
+    )
     args = parser.parse_args()
     repeat, seconds, steps = (1, 1.0, 2) if args.smoke else (3, 10.0, STEPS)
     prepare()  # compiles the load generator
+    if args.pinned:
+        return pinned_sweeps(repeat, steps)
     print("cross-node latency:", flush=True)
     latency = []
     for index in range(repeat):
@@ -287,6 +307,52 @@ def main() -> int:
     (RESULTS / "cluster.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "cluster.md").write_text(render(report))
     print((RESULTS / "cluster.md").read_text())
+    return 0
+
+
+PINNED = {
+    "one, pinned": {"workers": 0, "pinned": True},
+    "workers 2, pinned": {"workers": 2, "cluster": False, "pinned": True},
+    "workers 2": {"workers": 2, "cluster": False},
+}
+
+
+def pinned_sweeps(repeat: int, steps: int) -> int:
+    sweeps: dict[str, list[list[dict[str, Any]]]] = {key: [] for key in PINNED}
+    for _ in range(repeat):
+        for key, setup in PINNED.items():
+            sweeps[key].append(sweep(seconds=5.0, steps=steps, **setup))  # type: ignore[arg-type]
+    report: dict[str, Any] = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "capacity": {key: [capacity(s) for s in runs] for key, runs in sweeps.items()},
+        "router_cpu_us": {
+            key: [cost_us(s, "router_cpu_seconds") for s in runs] for key, runs in sweeps.items()
+        },
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "workers-pinned.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"# Workers with the load generator on a core of its own ({report['when']}, "
+        f"{report['machine']['cpus']} cores, Python {report['machine']['python']})",
+        "",
+        f"{GROUPS} groups of {USERS}, {SENDERS} senders each; deliveries/s kept without loss, "
+        "reordering or 100 ms of queueing, median [range] of "
+        f"{repeat} sweeps; pinned: the router's processes on CPU 0 (`taskset -c 0`), the load "
+        "generator on CPU 1.",
+        "",
+        "| router | deliveries/s | router CPU µs/delivery |",
+        "|---|---:|---:|",
+        *(
+            f"| {key} | {statistics.median(report['capacity'][key]):,.0f} "
+            f"[{min(report['capacity'][key]):,.0f} to {max(report['capacity'][key]):,.0f}] "
+            f"| {statistics.median(report['router_cpu_us'][key]):.2f} |"
+            for key in PINNED
+        ),
+        "",
+    ]
+    (RESULTS / "workers-pinned.md").write_text("\n".join(lines))
+    print("\n".join(lines))
     return 0
 
 

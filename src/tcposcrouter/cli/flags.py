@@ -247,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_count,
         default=0,
         metavar="N",
-        help="run N router processes sharing the ports, each group in one of them (needs "
-        "--cluster); this process supervises them (default: one process, no supervisor)",
+        help="run N router processes sharing the ports, each group in one of them, with or "
+        "without --cluster; this process supervises them (default: one process, no supervisor)",
     )
     cluster.add_argument(
         "--reuse-port",

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import secrets
 import signal
 import ssl
 import sys
@@ -20,7 +21,7 @@ from ..errors import EX_CONFIG, ClusterRefused
 from ..limits import Limits
 from ..server.app import RouterServer
 from ..server.config import DEFAULT_TRUSTED_PROXIES, ServerConfig
-from ..server.handoff import Handoff
+from ..server.handoff import WORKER_TOKEN_ENV, Handoff
 from ..server.http_pool import http_connection_cap
 from ..server.tls import TlsConfig, TlsContext
 from . import passwd
@@ -75,8 +76,6 @@ def load_settings(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--no-osc10, --no-osc11 and --no-http together leave nothing to listen on")
     if args.tls_key is not None and args.tls_cert is None:
         parser.error("--tls-key needs --tls-cert")
-    if args.workers and args.cluster is None:
-        parser.error("--workers needs --cluster: the processes share their groups through it")
     if args.cluster is not None and not args.cluster.startswith(
         ("redis://", "rediss://", "unix://")
     ):
@@ -200,6 +199,9 @@ async def serve(
 
         server.cluster = ClusterNode(server, config.cluster, config.node_id or default_node_id())
     server.handoff = Handoff.from_environment()  # a worker of --workers: groups live in one
+    shared_token = os.environ.get(WORKER_TOKEN_ENV) if server.handoff is not None else None
+    if shared_token:  # the supervisor's, one for every worker: it keeps the file
+        server.admin_token = shared_token
     try:
         addresses = await server.start()
     except OSError as exc:
@@ -211,19 +213,9 @@ async def serve(
     for address in addresses:
         log.info("listening on %s", address, extra={"console": True})
     token_file = None
-    if config.http_port is not None and config.admin_token is None:
-        host = (config.hosts or ["127.0.0.1"])[0]
-        host = f"[{host}]" if ":" in host else host
+    if config.http_port is not None and config.admin_token is None and not shared_token:
         token_file = write_admin_token(server.admin_token)
-        log.info(
-            "dashboard with every name: %s://%s:%d/#token=… with the admin token in %s (made at "
-            "start-up, readable by this user only; set one with --admin-token)",
-            "http" if config.tls is None else "https",
-            host,
-            config.http_port,
-            token_file,
-            extra={"console": True},
-        )
+        say_where_the_token_is(config, token_file)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -238,6 +230,38 @@ async def serve(
         token_file.unlink(missing_ok=True)
     log.info("stopped", extra={"console": True})
     return 0
+
+
+def say_where_the_token_is(config: ServerConfig, token_file: Path) -> None:
+    host = (config.hosts or ["127.0.0.1"])[0]
+    host = f"[{host}]" if ":" in host else host
+    log.info(
+        "dashboard with every name: %s://%s:%d/#token=… with the admin token in %s (made at "
+        "start-up, readable by this user only; set one with --admin-token)",
+        "http" if config.tls is None else "https",
+        host,
+        config.http_port,
+        token_file,
+        extra={"console": True},
+    )
+
+
+def supervise_workers(args: argparse.Namespace, arguments: list[str]) -> int:
+    """--workers: one admin token made here for all of them, in a file as for one process."""
+    from ..cluster.workers import supervise
+
+    if args.no_http or args.admin_token is not None:
+        return supervise(arguments, args.workers, args.node_id)
+    token = secrets.token_urlsafe(18)
+    token_file = write_admin_token(token)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    say_where_the_token_is(server_config(args), token_file)
+    try:
+        return supervise(arguments, args.workers, args.node_id, {WORKER_TOKEN_ENV: token})
+    finally:
+        token_file.unlink(missing_ok=True)
 
 
 TOKEN_FILE_PREFIX = "tcposcrouter-admin-token-"
@@ -290,9 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(given.check_config)
     args = parse_args(arguments)
     if args.workers:
-        from ..cluster.workers import supervise
-
-        return supervise(arguments, args.workers, args.node_id)
+        return supervise_workers(args, arguments)
     logs = LogSetup(args)
     loop_class = _loop_factory(args.event_loop)
     loop = loop_class() if loop_class is not None else asyncio.new_event_loop()

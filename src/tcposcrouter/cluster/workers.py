@@ -68,7 +68,10 @@ class _Worker:
         self.started = time.monotonic()
 
 
-def supervise(argv: Sequence[str], count: int, node_id: str | None) -> int:
+def supervise(
+    argv: Sequence[str], count: int, node_id: str | None, place: dict[str, str] | None = None
+) -> int:
+    """Run `count` workers of the command line `argv`; `place`: more of their environment."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -81,7 +84,7 @@ def supervise(argv: Sequence[str], count: int, node_id: str | None) -> int:
         _Worker(
             argv,
             f"{base}-{index}",
-            {WORKER_ENV: f"{index}/{count}", WORKER_DIR_ENV: folder},
+            {**(place or {}), WORKER_ENV: f"{index}/{count}", WORKER_DIR_ENV: folder},
         )
         for index in range(1, count + 1)
     ]

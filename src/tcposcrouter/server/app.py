@@ -28,9 +28,10 @@ from ..core.auth import PasswordHash
 from ..core.hub import Hub, HubConfig
 from ..core.session import Session
 from .config import RELOADABLE, ServerConfig
-from .handoff import HTTP, Handoff
+from .handoff import HTTP, RELAY, Handoff
 from .listeners import LISTEN_BACKLOG, open_osc_ports
 from .passwords import PasswordWorkers
+from .relay import Relayed, read_relayed
 from .running import ClusterEdge, Connection, Connections, ServerStatistics
 from .tcp import TcpConnection
 from .tls import TlsContext
@@ -144,17 +145,25 @@ class RouterServer:
                 sock.close()
                 return
             work = self._http.adopt(sock, data)
+        elif kind == RELAY:
+            relayed = read_relayed(data)
+            if relayed is None:
+                sock.close()
+                return
+            work = self._adopt(sock, relayed[1], relayed[0])
         else:
             work = self._adopt(sock, data)
         adopting = asyncio.ensure_future(work)
         self._adopting.add(adopting)  # held until done: the loop keeps only weak references
         adopting.add_done_callback(self._adopting.discard)
 
-    async def _adopt(self, sock: socket.socket, data: bytes) -> None:
+    async def _adopt(
+        self, sock: socket.socket, data: bytes, relayed: Relayed | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
         try:
             _, connection = await loop.connect_accepted_socket(
-                lambda: TcpConnection(self, handed_in=True), sock
+                lambda: TcpConnection(self, handed_in=True, relayed=relayed), sock
             )
         except OSError as error:  # the client left meanwhile
             log.debug("a connection handed in was gone: %s", error)

@@ -1,18 +1,18 @@
-"""`--workers N`: a group lives in one worker. A plain TCP connection that registers in a worker
-that does not own its group is handed, socket and all, to the worker that does, before the
-register is read (docs/cluster.md, "One machine, every core").
+"""`--workers N`: a group lives in one worker. A connection that registers in a worker that
+does not own its group is handed to the worker that does, before the register is read
+(docs/cluster.md, "One machine, every core").
 
 The owner of a group is `owner_of(group, N)`, the same in every worker. The worker that accepted
 the connection reads until it has the first packet; if that is a register for a group another
 worker owns, it passes the socket's file descriptor and every byte it has read (the register
 and whatever came with it) over that worker's Unix socket (`SCM_RIGHTS`), and forgets the
 connection; the owner takes it as if it had accepted it and reads the bytes first. The client
-sees nothing: same connection, same replies. Connections over TLS (their session lives in the
-accepting process) and WebSocket connections stay where they landed, and reach the rest of
-their group through the cluster as before.
+sees nothing: same connection, same replies. A TLS session, and a WebSocket whose handshake was
+answered here, cannot move: those are relayed instead (server/relay.py), through a socket pair
+whose other end is handed over the same way.
 
-If the owner cannot take it (restarting, its queue full), the connection stays where it is,
-and the cluster carries its packets: nothing is refused for it.
+If the owner cannot take it (restarting, its queue full), the caller waits for it a while, or,
+in a cluster, keeps the connection and lets the cluster carry its packets.
 """
 
 from __future__ import annotations
@@ -35,27 +35,38 @@ from ..osc.messages import REGISTER, read_register
 from ..osc.validate import validate_packet
 
 __all__ = [
+    "HANDOFF_RETRY_SECONDS",
+    "HANDOFF_TRIES",
     "HTTP",
     "MAX_HANDED_BYTES",
     "OSC",
+    "RELAY",
     "WORKER_DIR_ENV",
     "WORKER_ENV",
+    "WORKER_TOKEN_ENV",
     "Handoff",
     "owner_of",
+    "packet_group",
     "register_group",
     "url_group",
 ]
 
 log = logging.getLogger("tcposcrouter.server")
 
-# How the supervisor tells a worker who it is: "INDEX/COUNT" (1-based), and the folder of the
-# workers' Unix sockets.
+# How the supervisor tells a worker who it is: "INDEX/COUNT" (1-based), the folder of the
+# workers' Unix sockets, and the dashboard's admin token it made (one for all workers).
 WORKER_ENV = "TCPOSCROUTER_WORKER"
 WORKER_DIR_ENV = "TCPOSCROUTER_WORKER_DIR"
+WORKER_TOKEN_ENV = "TCPOSCROUTER_WORKER_ADMIN_TOKEN"
 # The most a worker holds of a connection before it knows where it belongs: the first packet
 # of an unregistered connection is at most PRE_REGISTER_MAX_PACKET_SIZE (16 KiB; a register is
 # a few hundred bytes), and what came with it in the same reads is passed along with it.
 MAX_HANDED_BYTES = 64 * 1024
+# An owner that cannot take a connection is restarting (a second, doubling while it keeps
+# dying) or swamped: without a cluster to carry the packets meanwhile, the connection waits,
+# not reading, and is tried again this often, this many times (10 s), then closed, so that
+# its client reconnects rather than play alone in half a group.
+HANDOFF_RETRY_SECONDS, HANDOFF_TRIES = 0.25, 40
 
 
 def owner_of(group: str, count: int) -> int:
@@ -76,8 +87,9 @@ def url_group(head: bytes) -> str | None:
 
 
 def register_group(data: bytes) -> tuple[bool, str | None]:
-    """(whether the first packet of `data` is complete, the group it registers for): None when
-    it is not a well-formed register (the hub then answers it, in the worker that has it)."""
+    """(whether the first packet of the stream `data` is complete, the group it registers for):
+    None when it is not a well-formed register (the hub then answers it, in the worker that has
+    it)."""
     try:
         packets = AutoDecoder(PRE_REGISTER_MAX_PACKET_SIZE).feed(data)
     except RemoteError:
@@ -85,19 +97,25 @@ def register_group(data: bytes) -> tuple[bool, str | None]:
     if not packets:
         return False, None
     first = packets[0]
-    if not isinstance(first, bytes) or not first.startswith(REGISTER):
-        return True, None
+    return True, packet_group(first) if isinstance(first, bytes) else None
+
+
+def packet_group(packet: bytes) -> str | None:
+    """The group `packet` registers for; None when it is not a well-formed register."""
+    if not packet.startswith(REGISTER):
+        return None
     try:
-        validate_packet(first)
-        return True, read_register(first).group
+        validate_packet(packet)
+        return read_register(packet).group
     except RemoteError:
-        return True, None
+        return None
 
 
-# What a handed connection is, the first byte of what comes with it.
-OSC, HTTP = b"O", b"H"
+# What a handed connection is, the first byte of what comes with it: OSC bytes, an HTTP
+# request, or a relay's end of a socket pair (server/relay.py).
+OSC, HTTP, RELAY = b"O", b"H", b"R"
 
-# Takes a handed connection: its socket, its kind (OSC or HTTP), the bytes read from it.
+# Takes a handed connection: its socket, its kind, the bytes read from it.
 Adopt = Callable[[socket.socket, bytes, bytes], None]
 
 
@@ -121,6 +139,11 @@ class Handoff:
             return None
         index, _, count = place.partition("/")
         return cls(int(index), int(count), Path(folder))
+
+    @property
+    def folder(self) -> Path:
+        """The workers' folder, this user's only: their Unix sockets."""
+        return self._folder
 
     def path(self, index: int) -> Path:
         return self._folder / f"worker-{index}.sock"
@@ -158,24 +181,25 @@ class Handoff:
             with contextlib.suppress(FileNotFoundError):
                 self.path(self.index).unlink()
 
-    def pass_on(
-        self, transport: asyncio.Transport, group: str, kind: bytes, data: bytes
-    ) -> int | None:
-        """Hand the connection of `transport` (of `kind`, OSC or HTTP, with `data` read from
-        it) to the worker that owns `group`, and close this process's descriptor of it: no
-        FIN, no RST, since the owner holds its own. Return that worker; None if the connection
-        stays here (this worker owns the group, its TLS session lives here, or the owner
-        cannot take it now)."""
+    def elsewhere(self, group: str) -> int | None:
+        """The worker that owns `group`, if that is another one; None if it is this one."""
         owner = self.owner(group)
-        if owner == self.index or transport.get_extra_info("sslcontext") is not None:
-            return None
-        sock = transport.get_extra_info("socket")
-        if sock is None or not self._send(owner, sock.fileno(), kind, data):
-            return None
-        transport.abort()
-        return owner
+        return None if owner == self.index else owner
 
-    def _send(self, owner: int, descriptor: int, kind: bytes, data: bytes) -> bool:
+    def pass_on(self, transport: asyncio.Transport, owner: int, kind: bytes, data: bytes) -> bool:
+        """Hand the connection of `transport` (of `kind`, OSC or HTTP, with `data` read from
+        it) to worker `owner`, and close this process's descriptor of it: no FIN, no RST, since
+        the owner holds its own. False if it stays here: its TLS session lives here (relay it:
+        server/relay.py), or the owner cannot take it now."""
+        if transport.get_extra_info("sslcontext") is not None:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None or not self.send(owner, sock.fileno(), kind, data):
+            return False
+        transport.abort()
+        return True
+
+    def send(self, owner: int, descriptor: int, kind: bytes, data: bytes) -> bool:
         """Pass `descriptor` and what comes with it to worker `owner`; False if it cannot take
         it now (not listening while it restarts, gone, or its queue full)."""
         channel = self._channels.get(owner)

@@ -99,11 +99,9 @@ class HttpDoors:
         another worker owns to that worker, `head` and all (it has not been answered)."""
         handoff = self._router.handoff
         group = None if handoff is None else url_group(head)
-        if handoff is None or group is None:
-            return False
-        owner = handoff.pass_on(transport, group, HTTP, head)
-        if owner is None:
-            return False
+        owner = None if handoff is None or group is None else handoff.elsewhere(group)
+        if handoff is None or owner is None or not handoff.pass_on(transport, owner, HTTP, head):
+            return False  # a register by message, or over TLS: relayed once it is read
         log.info("a WebSocket for %s handed to worker %d", group, owner)
         return True
 

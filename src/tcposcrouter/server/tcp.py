@@ -20,7 +20,8 @@ from ..core.login import PasswordCheck
 from ..core.registration import WAIT_FOR_CHECK
 from ..core.session import SessionState
 from .connection import HubConnection
-from .handoff import MAX_HANDED_BYTES, OSC, register_group
+from .handoff import HANDOFF_RETRY_SECONDS, HANDOFF_TRIES, MAX_HANDED_BYTES, OSC, register_group
+from .relay import Relayed, StreamRelay, open_link
 from .running import RunningRouter
 from .sockets import format_peer, peer_host, reset, tune_socket
 
@@ -36,11 +37,23 @@ class TcpConnection(HubConnection, asyncio.Protocol):
     # which the outbox takes as the connection being gone).
     write: Callable[[bytes], None]
     # No instance dict: a public router holds thousands of these.
-    __slots__ = ("_checking", "_deferred", "_held", "_rate_timer", "_transport", "write")
+    __slots__ = (
+        "_checking",
+        "_deferred",
+        "_held",
+        "_rate_timer",
+        "_relayed",
+        "_transport",
+        "write",
+    )
 
-    def __init__(self, router: RunningRouter, *, handed_in: bool = False) -> None:
-        """`handed_in`: another worker accepted it and handed it here (server/handoff.py)."""
+    def __init__(
+        self, router: RunningRouter, *, handed_in: bool = False, relayed: Relayed | None = None
+    ) -> None:
+        """`handed_in`: another worker accepted it and handed it here (server/handoff.py);
+        `relayed`: that worker relays it, and this is who it is (server/relay.py)."""
         super().__init__(router)
+        self._relayed = relayed
         self._transport: asyncio.Transport | None = None
         # Reading is paused while a register is checked, or until `_rate_timer` fires for a
         # spent rate budget, or while a read waits in RouterServer.defer; it resumes when none
@@ -50,7 +63,9 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         self._rate_timer: asyncio.TimerHandle | None = None
         # With --workers: what has been read before the first packet was whole, to hand the
         # connection to the worker that owns its group (None: it stays here, whatever it is).
-        self._held: bytes | None = None if handed_in or router.handoff is None else b""
+        self._held: bytes | None = None
+        if router.handoff is not None and not handed_in and relayed is None:
+            self._held = b""
 
     # -- asyncio.Protocol: the kernel's side ----------------------------------------------------
 
@@ -69,16 +84,21 @@ class TcpConnection(HubConnection, asyncio.Protocol):
             return
         limits = self._router.config.limits
         tune_socket(transport.get_extra_info("socket"), limits)
-        peername = transport.get_extra_info("peername")
-        # Interned: every connection from one address (a classroom's NAT) shares one string.
-        address = sys.intern(peer_host(peername) or str(peername))
+        relayed = self._relayed
+        if relayed is None:
+            peername = transport.get_extra_info("peername")
+            peer, address = format_peer(peername), peer_host(peername) or str(peername)
+            secure = ", TLS" if transport.get_extra_info("sslcontext") is not None else ""
+        else:
+            peer, address = relayed.peer, relayed.address
+            secure = f", {relayed.transport} relayed by another worker"
         self.write = transport.write
-        session = self.open_session(format_peer(peername), address)
+        # Interned: every connection from one address (a classroom's NAT) shares one string.
+        session = self.open_session(peer, sys.intern(address))
         if limits.max_output_buffer:
             # pause_writing() is called once more than `limit` bytes wait in the transport: the
             # slow-consumer check costs nothing on the hot path.
             transport.set_write_buffer_limits(high=limits.max_output_buffer)
-        secure = ", TLS" if transport.get_extra_info("sslcontext") is not None else ""
         log.info("connect %s (connection %d%s)", session.describe(), session.id, secure)
         if not self._deferred:
             transport.resume_reading()
@@ -120,17 +140,49 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         elif not self._deferred:
             self._resume()
 
-    def _hand_over(self, group: str, held: bytes) -> bool:
-        """Hand the connection to the worker that owns `group`, if that is another one."""
+    def _hand_over(self, group: str, held: bytes, tries: int = 0) -> bool:
+        """Move the connection to the worker that owns `group`: handed over, or relayed if its
+        TLS session must stay here. False if it stays (this worker owns the group, or, in a
+        cluster, that one cannot take it now: the cluster then carries its packets)."""
         handoff = self._router.handoff
         transport = self._transport
-        assert handoff is not None and transport is not None and self.session is not None
-        owner = handoff.pass_on(transport, group, OSC, held)
+        session = self.session
+        assert handoff is not None
+        owner = handoff.elsewhere(group)
         if owner is None:
             return False
-        log.info("%s handed to worker %d, which owns %s", self.session.describe(), owner, group)
-        self.hub_gone()  # forgotten here, quietly: the connection lives on in the owner
-        self.session = None
+        if transport is None or transport.is_closing() or session is None:
+            return True  # gone while it waited
+        if transport.get_extra_info("sslcontext") is None:
+            moved, how = handoff.pass_on(transport, owner, OSC, held), "handed"
+        else:
+            moved, how = self._relay(owner, held), "relayed"
+        if moved:
+            log.info("%s %s to worker %d, which owns %s", session.describe(), how, owner, group)
+            self.hub_gone()  # forgotten here, quietly: the connection lives on in the owner
+            self.session = None
+            return True
+        if self._router.cluster is not None:
+            return False
+        if tries < HANDOFF_TRIES:  # still paused: nothing more is read meanwhile
+            loop = asyncio.get_running_loop()
+            loop.call_later(HANDOFF_RETRY_SECONDS, self._hand_over, group, held, tries + 1)
+            return True
+        log.warning("%s closed: worker %d could not take it", session.describe(), owner)
+        self.abort()
+        return True
+
+    def _relay(self, owner: int, held: bytes) -> bool:
+        """Relay this TLS connection to worker `owner` (server/relay.py)."""
+        handoff, transport, session = self._router.handoff, self._transport, self.session
+        assert handoff is not None and transport is not None and session is not None
+        relay = StreamRelay(transport, self._router.config.limits.max_output_buffer)
+        who = Relayed(session.peer, session.address, "TLS")
+        relay.link = open_link(handoff, owner, who, held, relay)
+        if relay.link is None:
+            return False
+        transport.set_protocol(relay)
+        transport.resume_reading()
         return True
 
     # -- reading paused and resumed ---------------------------------------------------------

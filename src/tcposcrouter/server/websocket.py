@@ -16,22 +16,31 @@ import asyncio
 import logging
 import socket
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..core.login import PasswordCheck
 from ..core.registration import WAIT_FOR_CHECK
+from ..core.session import SessionState
 from ..errors import ErrorCode, RemoteError
-from ..osc.framing import Framing
-from ..osc.messages import register_message
+from ..osc.framing import Framing, LengthPrefixDecoder, frame_length_prefix
+from ..osc.messages import error_message, register_message
 from .connection import HubConnection
 from .frame_guard import FrameRefusal
+from .handoff import HANDOFF_RETRY_SECONDS, HANDOFF_TRIES, packet_group
 from .http_door import HttpDoor
+from .relay import OwnerLink, Relayed, open_link
 from .running import RunningRouter
 from .sockets import format_peer, peer_host, reset, tune_socket
 
-__all__ = ["REGISTER_PARAMETERS", "WebSocketConnection", "binary_frame", "serve_osc"]
+__all__ = [
+    "REGISTER_PARAMETERS",
+    "WebSocketConnection",
+    "WebSocketRelay",
+    "binary_frame",
+    "serve_osc",
+]
 
 log = logging.getLogger("tcposcrouter.server")
 
@@ -56,6 +65,7 @@ class WebSocketConnection(HubConnection):
         "_after_check",
         "_closing",
         "_limit",
+        "_relay",
         "_resume",
         "_slow_reported",
         "_transport",
@@ -74,6 +84,8 @@ class WebSocketConnection(HubConnection):
         # Set when a register's check is done and reading may go on.
         self._resume = asyncio.Event()
         self._after_check = 0.0  # what `password_checked` said about reading on
+        # With --workers: set once the connection is relayed to its group's worker.
+        self._relay: WebSocketRelay | None = None
 
     def open(self, peer: str, address: str) -> None:
         tune_socket(self._transport.get_extra_info("socket"), self._router.config.limits)
@@ -81,9 +93,17 @@ class WebSocketConnection(HubConnection):
         log.info("connect %s (connection %d, WebSocket)", session.describe(), session.id)
 
     async def receive(self, data: bytes) -> None:
-        """Hand one message to the hub; return once reading may go on."""
+        """Hand one message to the hub (or to the owner of its group, once relayed there);
+        return once reading may go on."""
+        if self._relay is not None:
+            await self._relay.send(data)
+            return
         session = self.session
         assert session is not None
+        if session.state is SessionState.NEW and self._router.handoff is not None:
+            group = packet_group(data)
+            if group is not None and await self._relay_to_owner(group, data):
+                return
         pause = self.hub_receive(session, data)
         while pause:
             if pause == WAIT_FOR_CHECK:
@@ -94,12 +114,41 @@ class WebSocketConnection(HubConnection):
                 await asyncio.sleep(pause)
                 pause = 0.0
 
+    async def _relay_to_owner(self, group: str, register: bytes) -> bool:
+        """With --workers: relay this WebSocket, whose first packet `register` registers for
+        `group`, to the worker that owns the group (server/relay.py). False if it stays here
+        (this worker owns the group, or, in a cluster, that one cannot take it now)."""
+        handoff, session = self._router.handoff, self.session
+        assert handoff is not None and session is not None
+        owner = handoff.elsewhere(group)
+        if owner is None:
+            return False
+        relay = WebSocketRelay(self._transport, self._limit, self.close)
+        who = Relayed(session.peer, session.address, "WebSocket")
+        for _ in range(HANDOFF_TRIES):
+            relay.link = open_link(handoff, owner, who, frame_length_prefix(register), relay)
+            if relay.link is not None:
+                log.info("%s relayed to worker %d, which owns %s", session.describe(), owner, group)
+                self._relay = relay
+                self.hub_gone()  # forgotten here, quietly: the member lives in the owner
+                self.session = None
+                return True
+            if self._router.cluster is not None:
+                return False  # the cluster carries its packets
+            await asyncio.sleep(HANDOFF_RETRY_SECONDS)
+        log.warning("%s closed: worker %d could not take it", session.describe(), owner)
+        self.abort()
+        return True
+
     def password_checked(self, check: PasswordCheck) -> None:
         self._after_check = self.hub_checked(check)
         self._resume.set()
 
     def reject(self, error: RemoteError) -> None:
         """Something that is not an OSC packet arrived (a text message): answer it."""
+        if self._relay is not None:
+            self._relay.from_owner(frame_length_prefix(error_message(error.code, error.detail)))
+            return
         session = self.session
         assert session is not None
         self._hub.errors.refuse(session, error, self._router.now())
@@ -129,6 +178,8 @@ class WebSocketConnection(HubConnection):
     def lost(self) -> None:
         """The WebSocket is gone, whoever closed it."""
         self._resume.set()
+        if self._relay is not None:
+            self._relay.gone()
         self.hub_gone()
 
     # -- Sink ------------------------------------------------------------------------------
@@ -169,6 +220,58 @@ class WebSocketConnection(HubConnection):
     def socket(self) -> socket.socket | None:
         sock: socket.socket | None = self._transport.get_extra_info("socket")
         return sock
+
+
+class WebSocketRelay:
+    """A WebSocket relayed to its group's worker (server/relay.py): each message goes to the
+    owner length-prefixed, and each packet the owner writes comes back as a binary message."""
+
+    __slots__ = ("_close", "_decoder", "_limit", "_transport", "_writable", "link")
+
+    def __init__(self, transport: asyncio.Transport, limit: int, close: Callable[[], None]) -> None:
+        self._transport = transport
+        self._limit = limit  # max_output_buffer: more waiting for the client resets it
+        self._close = close  # the WebSocket's closing handshake
+        # The owner's packets: no larger than the router lets anyone send, and its own replies.
+        self._decoder = LengthPrefixDecoder(1 << 30)
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self.link: OwnerLink | None = None
+
+    async def send(self, packet: bytes) -> None:
+        """One message from the client, for the owner; return once it reads again."""
+        if self.link is not None:
+            self.link.send(frame_length_prefix(packet))
+        await self._writable.wait()
+
+    def gone(self) -> None:
+        """The WebSocket is gone: so is the member in the owner."""
+        self._writable.set()
+        if self.link is not None:
+            self.link.close()
+
+    # -- RelayedClient -------------------------------------------------------------------
+
+    def from_owner(self, data: bytes) -> None:
+        transport = self._transport
+        if transport.is_closing():
+            return
+        for packet in self._decoder.feed(data):
+            if isinstance(packet, bytes):
+                transport.write(binary_frame(packet))
+        if self._limit and transport.get_write_buffer_size() > self._limit:
+            log.info("relayed WebSocket reset: it does not read what its group sends")
+            reset(transport)
+
+    def hold(self) -> None:
+        self._writable.clear()
+
+    def release(self) -> None:
+        self._writable.set()
+
+    def owner_gone(self) -> None:
+        self._writable.set()
+        self._close()
 
 
 def client_address(request: web.Request, trusted_proxies: frozenset[str]) -> tuple[str, str]:
