@@ -49,6 +49,9 @@ typedef struct {
 
 static conn_t *conns;
 static int n_conns, groups, users, senders;
+/* Group names: g0, g1, ... for a flow; s0, s1, ... for a storm, so that a storm run beside a
+ * flow (benchmarks/storm.py) never joins the flow's groups. */
+static const char *group_prefix = "g";
 static uint32_t *hist;
 static uint64_t received, reordered, lost_gaps, hist_count;
 static uint64_t max_backlog;
@@ -99,7 +102,7 @@ static void send_register(conn_t *c, int id) {
     char pkt[512], name[64], group[64];
     size_t p = 4;
     snprintf(name, sizeof name, "u%d", c->user);
-    snprintf(group, sizeof group, "g%d", c->group);
+    snprintf(group, sizeof group, "%s%d", group_prefix, c->group);
     p += osc_string(pkt + p, "/oscrouter/register");
     p += osc_string(pkt + p, ",ssssi");
     p += osc_string(pkt + p, name);
@@ -239,6 +242,7 @@ int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: see the comment at the top of loadgen.c\n"); return 2; }
     if (strcmp(argv[1], "idle") == 0 && argc == 7) {
         groups = atoi(argv[4]); users = atoi(argv[5]); senders = 0;
+        group_prefix = "s";
         double hold = atof(argv[6]);
         open_all(argv[2], atoi(argv[3]));
         double storm = register_all();

@@ -88,13 +88,14 @@ def _unb64(text: str) -> bytes:
 class PasswordHash:
     """A salted scrypt hash of one password; the password itself is never kept.
 
-    Once a password has been checked right with scrypt, the hash also remembers a keyed digest
-    of it (HMAC-SHA256 with a key random to this process), and checks the same password against
-    that: a class of forty joining one group costs one scrypt for the group password, not
-    forty. A wrong password always costs a full scrypt, so online guessing is no cheaper. What
-    a memory image of the router then gives away is the key and the digest, against which a
-    guesser can try passwords faster than against scrypt; it still cannot read any password
-    off. That is the trade for a festival's worth of clients getting back in at once.
+    The hash also remembers a keyed digest of its password (HMAC-SHA256 with a key random to
+    this process), from its making or once the password has been checked right with scrypt,
+    and checks the same password against that: a class of forty joining one group costs one
+    scrypt for the group password, not forty. A wrong password always costs a full scrypt, so
+    online guessing is no cheaper. What a memory image of the router then gives away is the key
+    and the digest, against which a guesser can try passwords faster than against scrypt; it
+    still cannot read any password off. That is the trade for a festival's worth of clients
+    getting back in at once.
 
     `matches` runs in worker threads while the event loop reads the object: it only ever
     replaces `_memo` as a whole, which is atomic.
@@ -107,8 +108,9 @@ class PasswordHash:
         salt = os.urandom(_SALT_BYTES)
         self._cost = cost
         self._salt_bytes = _SALT_BYTES
-        self._salted_key = salt + _derive(_encode(password), salt, cost, _KEY_BYTES)
-        self._memo: bytes | None = None
+        secret = _encode(password)
+        self._salted_key = salt + _derive(secret, salt, cost, _KEY_BYTES)
+        self._memo: bytes | None = _memo_of(secret)
 
     @classmethod
     def parse(cls, text: str) -> PasswordHash:
@@ -143,6 +145,12 @@ class PasswordHash:
         cost = self._cost
         salt, key = self._salted_key[: self._salt_bytes], self._salted_key[self._salt_bytes :]
         return f"$scrypt$ln={cost.log_n},r={cost.r},p={cost.p}${_b64(salt)}${_b64(key)}"
+
+    def matches_remembered(self, password: str) -> bool:
+        """Whether `password` is the one this hash remembers (see the class), without scrypt:
+        False also when it remembers none yet. Cheap enough for the event loop."""
+        memo = self._memo
+        return memo is not None and hmac.compare_digest(_memo_of(_encode(password)), memo)
 
     def matches(self, password: str) -> bool:
         secret = _encode(password)

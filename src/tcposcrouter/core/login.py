@@ -38,6 +38,7 @@ class PasswordCheck:
         "claimed",
         "elsewhere_group_hash",
         "elsewhere_user_hash",
+        "follows",
         "group",
         "group_hash",
         "group_ok",
@@ -78,6 +79,9 @@ class PasswordCheck:
         self.user_ok = True
         self.new_group_hash: PasswordHash | None = None
         self.new_user_hash: PasswordHash | None = None
+        # Another register is making this group already: this one makes no group hash of its
+        # own, and joins the group that one makes (Login.prepare).
+        self.follows = False
 
     def learn(self, group_hash: PasswordHash | None, user_hash: PasswordHash | None) -> None:
         """The hashes the cluster's store holds for this register's group and user (None: it
@@ -106,7 +110,8 @@ class PasswordCheck:
         request = self.request
         group_hash = self.group_hash or self.elsewhere_group_hash
         if group_hash is None:  # a new group
-            self.new_group_hash = PasswordHash(request.group_password)
+            if not self.follows:
+                self.new_group_hash = PasswordHash(request.group_password)
         else:
             self.group_ok = group_hash.matches(request.group_password)
             if self.group_hash is None:  # joined with the hash from elsewhere
@@ -154,9 +159,16 @@ class Login:
         # Called with (address, group, user) of every failed password check (cluster mode
         # shares them, see ClusterPort.subscribe_login_failures).
         self.failure_listeners: list[Callable[[str, str, str], None]] = []
+        # Groups a register is making while its check runs: name -> that check. The registers
+        # for the same group meanwhile (a class joining at once) follow it: they make no group
+        # hash and join the group it makes, the first round of hashing wasted on none of them.
+        # Not in a cluster (False), where every register's hashes go through the store.
+        self._making: dict[str, PasswordCheck] = {}
+        self.registers_follow = True
 
     def release(self, check: PasswordCheck, now: float) -> None:
         """`check` will not be finished (the shell could not): uncount its claim."""
+        self._made(check)
         if check.claimed:
             request = check.request
             self.throttle.released(check.session.address, (request.group, request.user), now)
@@ -170,8 +182,11 @@ class Login:
             limits.login_accounts_per_address,
         )
 
-    def prepare(self, session: Session, request: RegisterRequest, now: float) -> PasswordCheck:
-        """The password check a register needs; raise its refusal if it cannot pass anyway."""
+    def prepare(
+        self, session: Session, request: RegisterRequest, now: float, *, again: bool = False
+    ) -> PasswordCheck:
+        """The password check a register needs; raise its refusal if it cannot pass anyway.
+        `again`: its first check did not do (never follows another then)."""
         group = self._directory.groups.get(request.group)
         self._check_rules(request, group)
         self._check_sizes(request, group)
@@ -191,11 +206,23 @@ class Login:
                     fatal=True,
                 )
             claimed = True
-        return PasswordCheck(session, request, group, user, claimed)
+        check = PasswordCheck(session, request, group, user, claimed)
+        if group is None and self.registers_follow:
+            if again or request.group not in self._making:
+                self._making[request.group] = check
+            else:
+                check.follows = True
+        return check
+
+    def _made(self, check: PasswordCheck) -> None:
+        """`check` is over: if it was making its group, the next one for the group makes it."""
+        if self._making.get(check.request.group) is check:
+            del self._making[check.request.group]
 
     def complete(self, check: PasswordCheck, now: float) -> Joining | None:
         """The outcome of a finished check: what it joins, or None when the directory changed
         under it and it must be prepared again. Raise the refusal."""
+        self._made(check)
         request = check.request
         address = check.session.address
         account = (request.group, request.user)
@@ -213,16 +240,21 @@ class Login:
             raise _auth_failed(f"wrong password for user {request.user} in group {request.group}")
         group = self._directory.groups.get(request.group)
         user = None if group is None else group.users.get(request.user)
+        joining = Joining(group, user, check.new_group_hash, check.new_user_hash)
         if (
-            group is not check.group
+            check.follows
+            or group is not check.group
             or user is not check.user
             or (group is not None and group.password is not check.group_hash)
             or (user is None and _pinned_hash(group, request.user) is not check.pinned_user_hash)
         ):
-            return None
+            changed = _made_meanwhile(check, group, user)
+            if changed is None:
+                return None
+            joining = changed
         self._check_rules(request, group)
         self._check_sizes(request, group)
-        return Joining(group, user, check.new_group_hash, check.new_user_hash)
+        return joining
 
     def _check_rules(self, request: RegisterRequest, group: Group | None) -> None:
         """The operator's rules: no new groups on a closed server, only listed users in a
@@ -263,6 +295,28 @@ class Login:
                     f"group {request.group} has {len(group.users)} users already",
                     fatal=True,
                 )
+
+
+def _made_meanwhile(check: PasswordCheck, group: Group | None, user: User | None) -> Joining | None:
+    """A register that would have made its group, which another register made while this one's
+    hashes were made (a class joining at once; a follower, see Login.prepare): it joins as a
+    new user with the hash it made, without a second round of scrypt, when its group password
+    is the one the maker's hash remembers. Anything else (a wrong password, a group not made
+    after all, a user made meanwhile, a pinned user) is None: checked again in full."""
+    request = check.request
+    if (
+        check.group is not None
+        or group is None
+        or group.password is None
+        or user is not None
+        or check.new_user_hash is None
+        or check.elsewhere_group_hash is not None
+        or check.elsewhere_user_hash is not None
+        or _pinned_hash(group, request.user) is not None
+        or not group.password.matches_remembered(request.group_password)
+    ):
+        return None
+    return Joining(group, None, None, check.new_user_hash)
 
 
 def _pinned_hash(group: Group | None, user: str) -> PasswordHash | None:

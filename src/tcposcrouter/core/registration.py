@@ -83,7 +83,7 @@ class Registrations:
         if joining is None:  # others changed the group meanwhile: check against what is there
             self._counters.checks_repeated += 1
             try:
-                self.start(session, login.prepare(session, check.request, now))
+                self.start(session, login.prepare(session, check.request, now, again=True))
             except RemoteError as error:
                 self._errors.refuse(session, error, now)
                 return 0.0

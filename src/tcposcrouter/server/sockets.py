@@ -20,10 +20,24 @@ __all__ = ["KEEPALIVE_COUNT", "format_peer", "peer_host", "reset", "tune_socket"
 KEEPALIVE_COUNT = 3
 
 
-def tune_socket(sock: socket.socket | None, limits: Limits) -> None:
+def tune_socket(transport_socket: socket.socket | None, limits: Limits) -> None:
     """Set up an accepted TCP socket (IPv4 or IPv6; others, such as Unix sockets, are left)."""
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+    if transport_socket is None or transport_socket.family not in (
+        socket.AF_INET,
+        socket.AF_INET6,
+    ):
         return
+    # The transport's socket may be a stand-in (uvloop's) that wraps the descriptor anew for
+    # every option set: one wrapping for all of them costs a third as much, which a thousand
+    # clients connecting at once notice.
+    sock = socket.socket(fileno=transport_socket.fileno())
+    try:
+        _tune(sock, limits)
+    finally:
+        sock.detach()  # the descriptor stays the transport's
+
+
+def _tune(sock: socket.socket, limits: Limits) -> None:
     # Musicians' messages are small and late is wrong: never wait to fill a segment.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # A peer that vanished (no FIN, no RST) is found by the kernel, within `peer_timeout`:

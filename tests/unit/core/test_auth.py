@@ -61,3 +61,13 @@ def test_a_hash_made_elsewhere_with_other_costs_is_read() -> None:
 def test_a_broken_hash_is_explained(text: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         PasswordHash.parse(text)
+
+
+def test_a_hash_remembers_the_password_it_was_made_from_but_a_read_one_waits_for_a_check() -> None:
+    made = PasswordHash("gpw")
+    assert made.matches_remembered("gpw")
+    assert not made.matches_remembered("gpW")
+    read = PasswordHash.parse(made.encode())
+    assert not read.matches_remembered("gpw")  # from a file: only scrypt says so, once
+    assert read.matches("gpw")
+    assert read.matches_remembered("gpw")

@@ -95,6 +95,79 @@ def test_a_check_against_a_group_that_changed_meanwhile_is_done_again() -> None:
     assert refusal(login, request()) == ErrorCode.AUTH_FAILED  # checked against theirs
 
 
+def test_a_class_joining_at_once_makes_one_group_hash_and_checks_once() -> None:
+    """Twenty registers for a group nobody has made yet, all prepared before any finishes (a
+    class joining at once): the first makes the group; the others make only their own user
+    hash, and join the group it made without a second round of scrypt."""
+    directory = Directory()
+    login = Login(Limits(), directory)
+    checks = [login.prepare(stranger(number=n), request(f"u{n}"), 0.0) for n in range(20)]
+    for check in checks:
+        check.run()
+    assert checks[0].new_group_hash is not None
+    assert all(check.new_group_hash is None for check in checks[1:])  # followers
+    assert all(check.new_user_hash is not None for check in checks)
+    maker = login.complete(checks[0], 0.0)
+    assert maker is not None and maker.group is None and maker.group_hash is not None
+    directory.join(checks[0].session, "band", "u0", maker.group_hash, maker.user_hash)
+    group = directory.groups["band"]
+    for n, check in enumerate(checks[1:], 1):
+        joining = login.complete(check, 0.0)
+        assert joining is not None, f"u{n} must join without a second check"
+        assert joining.group is group and joining.user is None
+        assert joining.user_hash is check.new_user_hash
+        directory.join(check.session, "band", f"u{n}", None, joining.user_hash)
+    assert list(group.users) == [f"u{n}" for n in range(20)]
+    assert group.users["u7"].password is not None
+    assert group.users["u7"].password.matches("pw")
+
+
+def test_a_follower_with_the_wrong_group_password_is_checked_again_and_refused() -> None:
+    directory = Directory()
+    login = Login(Limits(), directory)
+    maker = login.prepare(stranger(number=1), request("ana"), 0.0)
+    wrong = login.prepare(stranger(number=2), request("eve", gpw="guess"), 0.0)
+    for check in (maker, wrong):
+        check.run()
+    assert wrong.follows
+    joining = login.complete(maker, 0.0)
+    assert joining is not None and joining.group_hash is not None
+    directory.join(maker.session, "band", "ana", joining.group_hash, joining.user_hash)
+    assert login.complete(wrong, 0.0) is None  # not let in on the maker's word
+    again = login.prepare(wrong.session, wrong.request, 0.0, again=True)
+    assert not again.follows
+    again.run()  # the full scrypt check against the group's hash
+    with pytest.raises(RemoteError) as info:
+        login.complete(again, 0.0)
+    assert info.value.code == ErrorCode.AUTH_FAILED
+
+
+def test_followers_of_a_maker_that_was_refused_make_the_group_themselves() -> None:
+    directory = Directory()
+    login = Login(Limits(), directory)
+    maker = login.prepare(stranger(number=1), request("ana"), 0.0)
+    follower = login.prepare(stranger(number=2), request("bob"), 0.0)
+    assert follower.follows
+    login.release(maker, 0.0)  # its connection went before its check could finish
+    follower.run()
+    assert login.complete(follower, 0.0) is None  # no group was made: not joined
+    again = login.prepare(follower.session, follower.request, 0.0, again=True)
+    again.run()
+    joining = login.complete(again, 0.0)
+    assert joining is not None and joining.group is None and joining.group_hash is not None
+
+
+def test_in_a_cluster_every_register_makes_its_own_hashes() -> None:
+    directory = Directory()
+    login = Login(Limits(), directory)
+    login.registers_follow = False
+    checks = [login.prepare(stranger(number=n), request(f"u{n}"), 0.0) for n in range(3)]
+    for check in checks:
+        check.run()
+    assert not any(check.follows for check in checks)
+    assert all(check.new_group_hash is not None for check in checks)
+
+
 ACCOUNT = ("band", "ana")
 HOME, ATTACKER, NAT = "198.51.100.4", "203.0.113.9", "192.0.2.50"
 
