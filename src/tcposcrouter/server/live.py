@@ -110,7 +110,7 @@ class Dashboards:
                 continue  # a dashboard that has not taken the last view skips this one
             group = viewer.group
             if group is not None and hub.directory.groups.get(group.name) is not group:
-                viewer.access, viewer.group = "public", None  # that group is gone
+                viewer.access, viewer.group, viewer.group_name = "public", None, None  # gone
                 group = None
             key: object = group if group is not None else viewer.access
             text = texts.get(key)
