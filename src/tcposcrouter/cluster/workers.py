@@ -1,10 +1,11 @@
 """`tcposcrouter --workers N`: N router processes on one machine, sharing the listening ports
-(SO_REUSEPORT: the kernel spreads new connections over them) and the cluster's Redis, so that
-a router uses every core. Each group lives in one worker: a plain TCP connection is handed to
-the worker that owns its group over a Unix socket in a folder this process makes
-(server/handoff.py). This process only supervises: it starts them, starts again one that dies
-(in the same place, so its groups come back to it), passes SIGHUP on (a reload in every
-worker), and on SIGTERM or SIGINT stops them all and waits for their goodbyes."""
+(SO_REUSEPORT: the kernel spreads new connections over them), so that a router uses every core;
+with or without a cluster's Redis. Each group lives in one worker: a connection is handed (or
+relayed) to the worker that owns its group through Unix sockets in a folder this process makes
+(server/handoff.py, server/relay.py). This process only supervises: it starts them, starts
+again one that dies (in the same place, so its groups come back to it), passes SIGHUP on (a
+reload in every worker), and on SIGTERM or SIGINT stops them all and waits for their
+goodbyes."""
 
 from __future__ import annotations
 
