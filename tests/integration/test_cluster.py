@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from support.client import Client, WsClient
+from support.client import Client, WsClient, user_list
 from support.osc import IMMEDIATELY, bundle, msg, register
-from support.process import RouterProcess, free_port, wait_until_listening
+from support.process import RouterProcess, free_port, wait_until_listening, worker_pids
 from support.redis import RedisServer
 from tcposcrouter.osc.framing import Framing
 from tcposcrouter.server.handoff import owner_of
@@ -38,19 +38,6 @@ def node(
     start_router: Callable[..., RouterProcess], redis: RedisServer, name: str
 ) -> RouterProcess:
     return start_router("--cluster", redis.url, "--node-id", name, "-v")
-
-
-def user_list(client: Client, expected: list[str], timeout: float = 5.0) -> None:
-    """Read user lists until one equal to `expected` (as a set: nodes may learn of joins in a
-    different order) arrives."""
-    deadline = time.monotonic() + timeout
-    seen: list[object] = []
-    while time.monotonic() < deadline:
-        packet = client.recv_until("/oscrouter/userlist", max(0.05, deadline - time.monotonic()))
-        seen = packet.args
-        if sorted(map(str, seen)) == sorted(expected):
-            return
-    raise AssertionError(f"user list {seen}, not {expected}")
 
 
 def test_three_nodes_are_one_router(
@@ -271,13 +258,6 @@ def test_redis_restarted_during_traffic(
     # User lists survived the restart (no flapping: nobody left).
     remote.send(msg("/after", 1))
     assert sender.recv_until("/after").args == [1]
-
-
-def worker_pids(node: str) -> list[int]:
-    found = subprocess.run(
-        ["pgrep", "-f", "--", f"--node-id {node} --reuse-port"], capture_output=True, text=True
-    )
-    return [int(pid) for pid in found.stdout.split()]
 
 
 def test_workers_share_one_port_and_form_one_group(

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from support.client import Client, WsClient
+from support.client import Client, WsClient, user_list
 from support.osc import msg
-from support.process import free_port, wait_until_listening
+from support.process import free_port, wait_until_listening, worker_pids
 from support.tls import make_certificate, tls_socket
 from tcposcrouter.osc.framing import Framing
 from tcposcrouter.server.handoff import owner_of
@@ -55,12 +55,7 @@ class Workers:
         return (self.logs / f"tcposcrouter-solo-{index}.log").read_text()
 
     def pid(self, index: int) -> list[int]:
-        found = subprocess.run(
-            ["pgrep", "-f", "--", f"--node-id solo-{index} --reuse-port"],
-            capture_output=True,
-            text=True,
-        )
-        return [int(pid) for pid in found.stdout.split()]
+        return worker_pids(f"solo-{index}")
 
     def wss(self, query: str = "") -> WsClient:
         context = ssl.create_default_context(cafile=str(self.cert))
@@ -79,17 +74,6 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
     finally:
         if router.process.poll() is None:
             router.stop()
-
-
-def user_list(client: Client, expected: list[str], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    seen: list[object] = []
-    while time.monotonic() < deadline:
-        packet = client.recv_until("/oscrouter/userlist", max(0.05, deadline - time.monotonic()))
-        seen = packet.args
-        if sorted(map(str, seen)) == sorted(expected):
-            return
-    raise AssertionError(f"user list {seen}, not {expected}")
 
 
 def test_every_kind_of_connection_meets_in_the_owner_without_redis(
@@ -112,7 +96,7 @@ def test_every_kind_of_connection_meets_in_the_owner_without_redis(
             client.join(name, group)
     names = list(members)
     first = members["tcp0"]
-    user_list(first, names)
+    user_list(first, names, timeout=10)
     for client in members.values():
         client.drain(0.2)
 
@@ -148,7 +132,7 @@ def test_every_kind_of_connection_meets_in_the_owner_without_redis(
         leaving.drain(0.05)  # websockets' client waits on its queue of unread messages
         leaving.close()
     names = list(members)
-    user_list(first, names)
+    user_list(first, names, timeout=10)
 
     # The owner dies: every member is closed (the relayed ones by the worker that relays
     # them), and the group meets again in the owner started again.
@@ -166,7 +150,8 @@ def test_every_kind_of_connection_meets_in_the_owner_without_redis(
         Client(workers.tls, sock=tls_socket(workers.tls, workers.cert)).join(f"t{index}", group)
         for index in range(4)
     ]
-    user_list(again[0], [*(f"again{i}" for i in range(4)), *(f"t{i}" for i in range(4))])
+    rejoined = [*(f"again{i}" for i in range(4)), *(f"t{i}" for i in range(4))]
+    user_list(again[0], rejoined, timeout=10)
     again[-1].send(msg("/again", 1))
     for client in again[:-1]:
         assert client.recv_until("/again", 5).args == [1]

@@ -24,7 +24,7 @@ from tcposcrouter.osc.framing import (
 )
 from tcposcrouter.osc.messages import register_message
 
-__all__ = ["AsyncClient", "Client", "Inbox", "Received", "WsClient"]
+__all__ = ["AsyncClient", "Client", "Inbox", "Received", "WsClient", "user_list"]
 
 
 @dataclass
@@ -258,3 +258,16 @@ class AsyncClient:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def user_list(client: Client, expected: list[str], timeout: float = 5.0) -> None:
+    """Read user lists until one equal to `expected` (as a set: nodes and workers may learn of
+    joins in a different order) arrives."""
+    deadline = time.monotonic() + timeout
+    seen: list[object] = []
+    while time.monotonic() < deadline:
+        packet = client.recv_until("/oscrouter/userlist", max(0.05, deadline - time.monotonic()))
+        seen = packet.args
+        if sorted(map(str, seen)) == sorted(expected):
+            return
+    raise AssertionError(f"user list {seen}, not {expected}")

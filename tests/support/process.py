@@ -21,6 +21,7 @@ __all__ = [
     "rss_kib",
     "start_router_process",
     "wait_until_listening",
+    "worker_pids",
 ]
 
 
@@ -149,3 +150,12 @@ def start_router_process(
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}: {router.console()}") from None
     return router
+
+
+def worker_pids(node: str) -> list[int]:
+    """The processes of the --workers worker named `node` (the supervisor gives each worker
+    `--node-id NODE --reuse-port`)."""
+    found = subprocess.run(
+        ["pgrep", "-f", "--", f"--node-id {node} --reuse-port"], capture_output=True, text=True
+    )
+    return [int(pid) for pid in found.stdout.split()]

@@ -223,7 +223,7 @@ _USER_LIST = osc_types.write_string("/oscrouter/userlist")
 
 def user_list_message(names: list[str]) -> bytes:
     """`/oscrouter/userlist ,s...`: written directly rather than through `build_message`, since
-    every join and leave makes one (a class of forty joining at once, 820 of them)."""
+    every join and leave makes one (a storm of 1,000 registers, a thousand of them)."""
     parts = [_USER_LIST, osc_types.write_string("," + "s" * len(names))]
     parts.extend(map(osc_types.write_string, names))
     return b"".join(parts)

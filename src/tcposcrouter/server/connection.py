@@ -6,6 +6,7 @@ call may have queued.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 
@@ -13,6 +14,8 @@ from ..core.login import PasswordCheck
 from ..core.session import Session
 from ..osc.framing import Framing
 from .running import RunningRouter
+
+log = logging.getLogger("tcposcrouter.server")
 
 __all__ = ["HubConnection"]
 
@@ -79,6 +82,15 @@ class HubConnection:
         if session is not None:
             self._hub.errors.slow_consumer(session, buffered, self._router.now())
             self._router.output_ready()
+
+    def moved_to(self, owner: int, group: str, how: str) -> None:
+        """With --workers: the connection now lives in worker `owner`, which owns `group`
+        (`how`: "handed" or "relayed"). Forgotten here, quietly: no leave, no goodbye."""
+        session = self.session
+        assert session is not None
+        log.info("%s %s to worker %d, which owns %s", session.describe(), how, owner, group)
+        self.hub_gone()
+        self.session = None
 
     def hub_gone(self) -> None:
         """The connection is gone, whoever closed it."""

@@ -68,22 +68,26 @@ class Dashboards:
         if self.whole is None:
             self._push(self._viewers, statistics)
         elif self._viewers:
-            pushing = asyncio.ensure_future(self._push_whole(self._viewers))
+            pushing = asyncio.ensure_future(self._push_whole(self._viewers, statistics))
             pushing.add_done_callback(_forget_failure)
 
-    def admin_view(self) -> dict[str, Any]:
+    def admin_view(self, statistics: HubStatistics | None = None) -> dict[str, Any]:
+        """The admin's view of this router (with --workers: of this worker); `statistics`:
+        the hub's snapshot of this moment, if the caller has taken it."""
         server = self._server
         return self.traffic.admin_view(
-            server.hub.statistics(),
+            server.hub.statistics() if statistics is None else statistics,
             server.hub.directory,
             server.now() - server.started_at,
             self._round_trip,
         )
 
-    async def _push_whole(self, viewers: set[_Viewer]) -> None:
+    async def _push_whole(
+        self, viewers: set[_Viewer], statistics: HubStatistics | None = None
+    ) -> None:
         """With --workers: each viewer's view of the whole router, from every worker's."""
         assert self.whole is not None
-        merged = merge_views([self.admin_view(), *await self.whole.views()])
+        merged = merge_views([self.admin_view(statistics), *await self.whole.views()])
         for viewer in list(viewers):
             if viewer.sending is not None and not viewer.sending.done():
                 continue

@@ -25,7 +25,15 @@ from typing import NamedTuple, Protocol, cast
 from .handoff import RELAY, Handoff
 from .sockets import reset
 
-__all__ = ["OwnerLink", "Relayed", "RelayedClient", "StreamRelay", "open_link", "read_relayed"]
+__all__ = [
+    "OwnerLink",
+    "Relayed",
+    "RelayedClient",
+    "StreamRelay",
+    "open_link",
+    "read_relayed",
+    "reset_if_behind",
+]
 
 log = logging.getLogger("tcposcrouter.server")
 
@@ -59,6 +67,14 @@ def read_relayed(data: bytes) -> tuple[Relayed, bytes] | None:
     if len(parts) != 3:
         return None
     return Relayed(*parts), data[_HEADER.size + size :]
+
+
+def reset_if_behind(transport: asyncio.Transport, limit: int, what: str) -> None:
+    """Reset a relayed client once more than `limit` (max_output_buffer; 0: none) waits for it,
+    as the hub resets a slow consumer of its own."""
+    if limit and transport.get_write_buffer_size() > limit:
+        log.info("%s reset: it does not read what its group sends", what)
+        reset(transport)
 
 
 class RelayedClient(Protocol):
@@ -183,9 +199,7 @@ class StreamRelay(asyncio.Protocol):
         if transport.is_closing():
             return
         transport.write(data)
-        if self._limit and transport.get_write_buffer_size() > self._limit:
-            log.info("relayed connection reset: it does not read what its group sends")
-            reset(transport)
+        reset_if_behind(transport, self._limit, "relayed connection")
 
     def hold(self) -> None:
         if not self._transport.is_closing():

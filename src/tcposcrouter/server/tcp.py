@@ -158,9 +158,7 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         else:
             moved, how = self._relay(owner, held), "relayed"
         if moved:
-            log.info("%s %s to worker %d, which owns %s", session.describe(), how, owner, group)
-            self.hub_gone()  # forgotten here, quietly: the connection lives on in the owner
-            self.session = None
+            self.moved_to(owner, group, how)
             return True
         if self._router.cluster is not None:
             return False

@@ -30,7 +30,7 @@ from .connection import HubConnection
 from .frame_guard import FrameRefusal
 from .handoff import HANDOFF_RETRY_SECONDS, HANDOFF_TRIES, packet_group
 from .http_door import HttpDoor
-from .relay import OwnerLink, Relayed, open_link
+from .relay import OwnerLink, Relayed, open_link, reset_if_behind
 from .running import RunningRouter
 from .sockets import format_peer, peer_host, reset, tune_socket
 
@@ -128,10 +128,8 @@ class WebSocketConnection(HubConnection):
         for _ in range(HANDOFF_TRIES):
             relay.link = open_link(handoff, owner, who, frame_length_prefix(register), relay)
             if relay.link is not None:
-                log.info("%s relayed to worker %d, which owns %s", session.describe(), owner, group)
                 self._relay = relay
-                self.hub_gone()  # forgotten here, quietly: the member lives in the owner
-                self.session = None
+                self.moved_to(owner, group, "relayed")
                 return True
             if self._router.cluster is not None:
                 return False  # the cluster carries its packets
@@ -146,8 +144,8 @@ class WebSocketConnection(HubConnection):
 
     def reject(self, error: RemoteError) -> None:
         """Something that is not an OSC packet arrived (a text message): answer it."""
-        if self._relay is not None:
-            self._relay.from_owner(frame_length_prefix(error_message(error.code, error.detail)))
+        if self._relay is not None:  # answered here: the owner never sees a text message
+            self._relay.to_client([error_message(error.code, error.detail)])
             return
         session = self.session
         assert session is not None
@@ -253,15 +251,16 @@ class WebSocketRelay:
     # -- RelayedClient -------------------------------------------------------------------
 
     def from_owner(self, data: bytes) -> None:
+        self.to_client([packet for packet in self._decoder.feed(data) if isinstance(packet, bytes)])
+
+    def to_client(self, packets: list[bytes]) -> None:
+        """Packets for the client, a binary message each."""
         transport = self._transport
         if transport.is_closing():
             return
-        for packet in self._decoder.feed(data):
-            if isinstance(packet, bytes):
-                transport.write(binary_frame(packet))
-        if self._limit and transport.get_write_buffer_size() > self._limit:
-            log.info("relayed WebSocket reset: it does not read what its group sends")
-            reset(transport)
+        for packet in packets:
+            transport.write(binary_frame(packet))
+        reset_if_behind(transport, self._limit, "relayed WebSocket")
 
     def hold(self) -> None:
         self._writable.clear()
