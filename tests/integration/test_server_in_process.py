@@ -4,6 +4,8 @@ server's statistics."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import socket
 
 from support.osc import msg, register
 from support.process import free_port
@@ -68,6 +70,49 @@ def test_statistics_of_a_running_server() -> None:
             assert after.hub.writes - before.hub.writes < 100
             assert after.flushes > before.flushes and after.internal_errors == 0
             assert after.uptime_seconds > 0
+            ana.close()
+            bob.close()
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_every_connection_has_the_keepalive_and_timeout_of_the_limits_even_after_a_reload() -> None:
+    """Set once on the listener and inherited (server/sockets.py): what finds a vanished peer
+    within peer_timeout."""
+
+    def options(server: RouterServer, user: str) -> tuple[int, int, int, int]:
+        (connection,) = [
+            c for c in server.connections if c.session and c.session.describe().startswith(user)
+        ]
+        sock = connection.socket()
+        assert sock is not None
+        return (
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        )
+
+    async def scenario() -> None:
+        port = free_port()
+        config = ServerConfig(
+            hosts=["127.0.0.1"],
+            osc10_port=port,
+            osc11_port=None,
+            http_port=None,
+            limits=Limits(peer_timeout=40.0),
+        )
+        server = RouterServer(config)
+        await server.start()
+        try:
+            _, ana = await joined(port, "ana", "band")
+            assert options(server, "ana") == (1, 1, 10, 40_000)
+            server.reload(dataclasses.replace(config, limits=Limits(peer_timeout=8.0)))
+            _, bob = await joined(port, "bob", "band")
+            assert options(server, "ana") == (1, 1, 10, 40_000)  # as it was when ana came
+            assert options(server, "bob") == (1, 1, 2, 8_000)
             ana.close()
             bob.close()
         finally:

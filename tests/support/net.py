@@ -45,12 +45,15 @@ class RecordingSink:
 class Net:
     """Connects sessions to a hub and collects what the hub writes to each of them.
 
-    Password checks run at once, as the shell's worker threads would, unless `hold_checks`:
-    then they wait in `checks` until `run_checks()`. What `receive` and `password_checked`
-    return (how long to stop reading) is kept in `pauses`, by session id."""
+    Password checks run at once, as the hub runs keyed ones and the shell's worker threads the
+    others, unless `hold_checks`: then every check goes to the shell, as on a node of a cluster
+    (its hashes go through the store), and waits in `checks` until `run_checks()`. What
+    `receive` and `password_checked` return (how long to stop reading) is kept in `pauses`, by
+    session id."""
 
     def __init__(self, limits: Limits | None = None, *, hold_checks: bool = False) -> None:
         self.hub = Hub(HubConfig(limits=limits or Limits()))
+        self.hub.login.hashes_shared = hold_checks
         self.hold_checks = hold_checks
         self.checks: list[PasswordCheck] = []
         self.pauses: dict[int, float] = {}

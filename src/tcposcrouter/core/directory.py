@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..osc.framing import Framing
-from ..osc.messages import user_list_message
+from ..osc.messages import osc_string, user_list_of
 from .auth import PasswordHash
 from .outbox import Mailbox, Outbox
 from .pinned import GroupRules, PinnedGroup
@@ -73,6 +73,7 @@ class User:
         "bytes_sent",
         "group",
         "name",
+        "osc_name",
         "packets_sent",
         "password",
         "remote",
@@ -81,6 +82,7 @@ class User:
 
     def __init__(self, name: str, password: PasswordHash | None, group: Group) -> None:
         self.name = name
+        self.osc_name = osc_string(name)  # as every user list of its group carries it
         self.password = password
         self.group = group
         self.sessions: list[Member] = []
@@ -264,4 +266,5 @@ class Directory:
 
 def announce_members(outbox: Outbox, group: Group) -> None:
     """Send the group's user list to every connection of the group."""
-    outbox.deliver(group.mailboxes(), user_list_message(group.user_names()))
+    names = [user.osc_name for user in group.users.values()]
+    outbox.deliver(group.mailboxes(), user_list_of(names))

@@ -50,8 +50,9 @@ class ClusterPort:
     def connect(self, elsewhere: Elsewhere | None) -> None:
         """Send what users on other nodes must get through `elsewhere` (None: nowhere)."""
         self.elsewhere = elsewhere
-        # Through the store, every register makes its own hashes (Login.registers_follow).
-        self._login.registers_follow = elsewhere is None
+        # Through the store, every register makes its own hashes, with scrypt
+        # (Login.hashes_shared).
+        self._login.hashes_shared = elsewhere is not None
 
     def subscribe(self, listener: Callable[[MembershipEvent], None]) -> None:
         """Call `listener` with every join and leave of a user here."""

@@ -5,7 +5,6 @@ connection is gone and `flush` once per loop turn while `has_output`, passing th
 The packet loop (receive, route, broadcast) is here and only here; the cold paths are parts with
 one job each, reached as attributes: `checks` (the register pipeline), `errors` (the error
 policy), `login`, `cluster` (the port to other nodes) and `directory` (docs/architecture.md).
-
 Pure code: no sockets, no event loop, no clock.
 """
 
@@ -70,8 +69,8 @@ class Hub:
         return self._lifecycle.open(peer, address, now, sink, framing)
 
     def receive(self, session: Session, data: bytes, now: float) -> float:
-        """Handle bytes read from `session`'s connection. Return how long the shell must stop
-        reading from it: 0.0 read on; seconds (its rate budget is spent); `WAIT_FOR_CHECK`."""
+        """Handle bytes read from `session`'s connection; return how long to stop reading from
+        it: 0.0 read on; seconds (a spent rate budget); `WAIT_FOR_CHECK` (a register's check)."""
         if not session.accepts_input:
             return 0.0
         counters = self._counters
@@ -110,6 +109,7 @@ class Hub:
             self._route(session, packets, now)
         else:
             self._before_register(session, packets, now)
+            pause = max(pause, self.checks.finish_ran(now))  # checks that ran at once
         return WAIT_FOR_CHECK if session.checking else pause
 
     def tick(self, now: float) -> None:

@@ -2,9 +2,10 @@
 (`throttle`), the login report (`login_report`) and the dashboard's group-page login
 (`group_page`) it owns.
 
-A register is checked in two steps, because its password checks (scrypt) run in a worker
-thread, away from the routing: `Login.prepare` looks at the directory and the throttle and
-returns a `PasswordCheck`, whose `run` does the hashing and nothing else; `Login.complete`
+A register is checked in two steps, because a password check may need scrypt, which runs in a
+worker thread, away from the routing: `Login.prepare` looks at the directory and the throttle
+and returns a `PasswordCheck`, whose `run` does the hashing and nothing else (`run_quickly`
+does it on the event loop when no scrypt is needed: keyed hashes, core/auth.py); `Login.complete`
 takes the finished check back on the event loop, looks again (other registers may have changed
 the directory meanwhile) and says which group and user the register joins.
 
@@ -32,16 +33,16 @@ __all__ = ["Joining", "Login", "PasswordCheck"]
 class PasswordCheck:
     """The password work of one register: verify the passwords of what exists, hash those of
     what is to be created. `run` may run in any thread: it touches only this object and the
-    (immutable) hashes it was given."""
+    hashes it was given (whose only change is atomic, see PasswordHash)."""
 
     __slots__ = (
         "claimed",
         "elsewhere_group_hash",
         "elsewhere_user_hash",
-        "follows",
         "group",
         "group_hash",
         "group_ok",
+        "keyed",
         "new_group_hash",
         "new_user_hash",
         "pinned_user_hash",
@@ -59,6 +60,7 @@ class PasswordCheck:
         group: Group | None,
         user: User | None,
         claimed: bool,
+        keyed: bool,
     ) -> None:
         self.session = session
         self.request = request
@@ -79,9 +81,8 @@ class PasswordCheck:
         self.user_ok = True
         self.new_group_hash: PasswordHash | None = None
         self.new_user_hash: PasswordHash | None = None
-        # Another register is making this group already: this one makes no group hash of its
-        # own, and joins the group that one makes (Login.prepare).
-        self.follows = False
+        # New hashes are keyed digests (they never leave this process), else scrypt.
+        self.keyed = keyed
 
     def learn(self, group_hash: PasswordHash | None, user_hash: PasswordHash | None) -> None:
         """The hashes the cluster's store holds for this register's group and user (None: it
@@ -107,29 +108,67 @@ class PasswordCheck:
         )
 
     def run(self) -> None:
+        """Check and make the hashes, with scrypt where needed."""
+        self._run(quickly=False)
+
+    def run_quickly(self) -> bool:
+        """Check and make the hashes if none needs scrypt (cheap enough for the event loop);
+        False, with nothing done, if one does: then `run` it in a worker thread."""
+        return self._run(quickly=True)
+
+    def _run(self, quickly: bool) -> bool:
         request = self.request
+        group_ok: bool | None = True
+        new_group_hash: PasswordHash | None = None
         group_hash = self.group_hash or self.elsewhere_group_hash
         if group_hash is None:  # a new group
-            if not self.follows:
-                self.new_group_hash = PasswordHash(request.group_password)
+            new_group_hash = self._new_hash(request.group_password, quickly)
+            if new_group_hash is None:
+                return False
         else:
-            self.group_ok = group_hash.matches(request.group_password)
+            group_ok = _matches(group_hash, request.group_password, quickly)
+            if group_ok is None:
+                return False
             if self.group_hash is None:  # joined with the hash from elsewhere
-                self.new_group_hash = group_hash
-        if not self.group_ok:
-            return  # no need to look at the user: the register is refused anyway
+                new_group_hash = group_hash
+        user_ok: bool | None = True
+        new_user_hash: PasswordHash | None = None
+        # No need to look at the user when the group password is wrong: refused anyway.
         user_hash = self.user_hash or self.pinned_user_hash or self.elsewhere_user_hash
-        if user_hash is None:
+        if not group_ok:
+            pass
+        elif user_hash is None:
             # A new user; or one present only on another node whose hash the store did not
             # give (single-node mode never has those).
             if self.user is None:
-                self.new_user_hash = PasswordHash(request.user_password)
+                new_user_hash = self._new_hash(request.user_password, quickly)
+                if new_user_hash is None:
+                    return False
             else:
-                self.user_ok = False
+                user_ok = False
         else:
-            self.user_ok = user_hash.matches(request.user_password)
+            user_ok = _matches(user_hash, request.user_password, quickly)
+            if user_ok is None:
+                return False
             if self.user_hash is None:
-                self.new_user_hash = user_hash
+                new_user_hash = user_hash
+        self.group_ok, self.user_ok = bool(group_ok), bool(user_ok)
+        self.new_group_hash, self.new_user_hash = new_group_hash, new_user_hash
+        return True
+
+    def _new_hash(self, password: str, quickly: bool) -> PasswordHash | None:
+        """The hash of a new group or user; None if only scrypt would do and `quickly`."""
+        if self.keyed:
+            return PasswordHash.keyed(password)
+        return None if quickly else PasswordHash(password)
+
+
+def _matches(expected: PasswordHash, password: str, quickly: bool) -> bool | None:
+    """Whether `password` matches `expected`; None if only scrypt can say and `quickly`."""
+    answer = expected.matches_quickly(password)
+    if answer is None and not quickly:
+        return expected.matches(password)
+    return answer
 
 
 @dataclass(frozen=True)
@@ -159,16 +198,12 @@ class Login:
         # Called with (address, group, user) of every failed password check (cluster mode
         # shares them, see ClusterPort.subscribe_login_failures).
         self.failure_listeners: list[Callable[[str, str, str], None]] = []
-        # Groups a register is making while its check runs: name -> that check. The registers
-        # for the same group meanwhile (a class joining at once) follow it: they make no group
-        # hash and join the group it makes, the first round of hashing wasted on none of them.
-        # Not in a cluster (False), where every register's hashes go through the store.
-        self._making: dict[str, PasswordCheck] = {}
-        self.registers_follow = True
+        # In a cluster (ClusterPort.connect), hashes go through the shared store: every
+        # register makes its own, with scrypt. Else new hashes are keyed digests.
+        self.hashes_shared = False
 
     def release(self, check: PasswordCheck, now: float) -> None:
         """`check` will not be finished (the shell could not): uncount its claim."""
-        self._made(check)
         if check.claimed:
             request = check.request
             self.throttle.released(check.session.address, (request.group, request.user), now)
@@ -182,11 +217,8 @@ class Login:
             limits.login_accounts_per_address,
         )
 
-    def prepare(
-        self, session: Session, request: RegisterRequest, now: float, *, again: bool = False
-    ) -> PasswordCheck:
-        """The password check a register needs; raise its refusal if it cannot pass anyway.
-        `again`: its first check did not do (never follows another then)."""
+    def prepare(self, session: Session, request: RegisterRequest, now: float) -> PasswordCheck:
+        """The password check a register needs; raise its refusal if it cannot pass anyway."""
         group = self._directory.groups.get(request.group)
         self._check_rules(request, group)
         self._check_sizes(request, group)
@@ -206,23 +238,11 @@ class Login:
                     fatal=True,
                 )
             claimed = True
-        check = PasswordCheck(session, request, group, user, claimed)
-        if group is None and self.registers_follow:
-            if again or request.group not in self._making:
-                self._making[request.group] = check
-            else:
-                check.follows = True
-        return check
-
-    def _made(self, check: PasswordCheck) -> None:
-        """`check` is over: if it was making its group, the next one for the group makes it."""
-        if self._making.get(check.request.group) is check:
-            del self._making[check.request.group]
+        return PasswordCheck(session, request, group, user, claimed, keyed=not self.hashes_shared)
 
     def complete(self, check: PasswordCheck, now: float) -> Joining | None:
         """The outcome of a finished check: what it joins, or None when the directory changed
         under it and it must be prepared again. Raise the refusal."""
-        self._made(check)
         request = check.request
         address = check.session.address
         account = (request.group, request.user)
@@ -242,8 +262,7 @@ class Login:
         user = None if group is None else group.users.get(request.user)
         joining = Joining(group, user, check.new_group_hash, check.new_user_hash)
         if (
-            check.follows
-            or group is not check.group
+            group is not check.group
             or user is not check.user
             or (group is not None and group.password is not check.group_hash)
             or (user is None and _pinned_hash(group, request.user) is not check.pinned_user_hash)
@@ -299,8 +318,8 @@ class Login:
 
 def _made_meanwhile(check: PasswordCheck, group: Group | None, user: User | None) -> Joining | None:
     """A register that would have made its group, which another register made while this one's
-    hashes were made (a class joining at once; a follower, see Login.prepare): it joins as a
-    new user with the hash it made, without a second round of scrypt, when its group password
+    hashes were made in a worker thread (a class joining a cluster's node at once): it joins as
+    a new user with the hash it made, without a second round of scrypt, when its group password
     is the one the maker's hash remembers. Anything else (a wrong password, a group not made
     after all, a user made meanwhile, a pinned user) is None: checked again in full."""
     request = check.request
@@ -313,7 +332,7 @@ def _made_meanwhile(check: PasswordCheck, group: Group | None, user: User | None
         or check.elsewhere_group_hash is not None
         or check.elsewhere_user_hash is not None
         or _pinned_hash(group, request.user) is not None
-        or not group.password.matches_remembered(request.group_password)
+        or group.password.matches_quickly(request.group_password) is not True
     ):
         return None
     return Joining(group, None, None, check.new_user_hash)

@@ -1,6 +1,7 @@
 """The register pipeline: a register's password check is started, what the connection sends
-meanwhile is held in order, the shell runs the checks (scrypt, in worker threads) and hands each
-back, and the outcome joins the connection, or refuses it (docs/protocol.md §3, §6).
+meanwhile is held in order, the check runs (at once when it needs no scrypt: keyed hashes,
+core/auth.py; else the shell runs it in a worker thread, or through the cluster's store, and
+hands it back), and the outcome joins the connection, or refuses it (docs/protocol.md §3, §6).
 
 Pure code: the caller passes the time.
 """
@@ -52,7 +53,8 @@ class Registrations:
         self._errors = errors
         self._counters = counters
         self._route = route
-        self._checks: list[PasswordCheck] = []
+        self._checks: list[PasswordCheck] = []  # for the shell to run
+        self._ran: list[PasswordCheck] = []  # run at once, to be finished (`finish_ran`)
 
     # -- the shell's side ------------------------------------------------------------------
 
@@ -83,7 +85,7 @@ class Registrations:
         if joining is None:  # others changed the group meanwhile: check against what is there
             self._counters.checks_repeated += 1
             try:
-                self.start(session, login.prepare(session, check.request, now, again=True))
+                self.start(session, login.prepare(session, check.request, now))
             except RemoteError as error:
                 self._errors.refuse(session, error, now)
                 return 0.0
@@ -127,7 +129,18 @@ class Registrations:
             session.held = []
         self._admission.checking(session)
         self._counters.password_checks += 1
-        self._checks.append(check)
+        if not self._login.hashes_shared and check.run_quickly():
+            self._ran.append(check)
+        else:
+            self._checks.append(check)
+
+    def finish_ran(self, now: float) -> float:
+        """Finish the checks `start` ran at once (those of the read being handled), as the
+        shell's `finished` would: return how long to stop reading from that connection."""
+        pause = 0.0
+        while self._ran:
+            pause = self.finished(self._ran.pop(0), now)
+        return pause
 
     @staticmethod
     def hold(session: Session, later: Sequence[bytes | InvalidFrame]) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "error_message",
     "message_address",
     "name_problem",
+    "osc_string",
     "packet_summary",
     "parse_arguments",
     "printable",
@@ -49,6 +50,7 @@ __all__ = [
     "time_tag",
     "unix_time",
     "user_list_message",
+    "user_list_of",
 ]
 
 BUNDLE_HEADER = b"#bundle\x00"
@@ -101,7 +103,9 @@ def name_problem(name: str) -> str | None:
         return "is empty"
     if len(name) > MAX_NAME_LENGTH:
         return f"is longer than {MAX_NAME_LENGTH} characters"
-    if any(unicodedata.category(char) == "Cc" for char in name):
+    # A printable name has no control character: the walk below only for the others (a storm
+    # of registers reads two names each).
+    if not name.isprintable() and any(unicodedata.category(char) == "Cc" for char in name):
         return "contains a control character"
     return None
 
@@ -218,15 +222,24 @@ def register_message(
     )
 
 
-_USER_LIST = osc_types.write_string("/oscrouter/userlist")
+def osc_string(text: str) -> bytes:
+    """`text` as an OSC string: UTF-8, NUL-terminated, padded to four bytes."""
+    return osc_types.write_string(text)
+
+
+_USER_LIST = osc_string("/oscrouter/userlist")
 
 
 def user_list_message(names: list[str]) -> bytes:
-    """`/oscrouter/userlist ,s...`: written directly rather than through `build_message`, since
-    every join and leave makes one (a storm of 1,000 registers, a thousand of them)."""
-    parts = [_USER_LIST, osc_types.write_string("," + "s" * len(names))]
-    parts.extend(map(osc_types.write_string, names))
-    return b"".join(parts)
+    """`/oscrouter/userlist ,s...` of `names`."""
+    return user_list_of([osc_string(name) for name in names])
+
+
+def user_list_of(osc_names: list[bytes]) -> bytes:
+    """`/oscrouter/userlist ,s...` of names already written as OSC strings: every join and
+    leave makes one for its group (a storm of 1,000 registers, a thousand of them), and the
+    directory keeps each user's name written once (core/directory.py)."""
+    return b"".join([_USER_LIST, osc_string("," + "s" * len(osc_names)), *osc_names])
 
 
 def error_message(code: str, detail: str) -> bytes:

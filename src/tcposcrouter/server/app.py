@@ -29,7 +29,7 @@ from ..core.hub import Hub, HubConfig
 from ..core.session import Session
 from .config import RELOADABLE, ServerConfig
 from .handoff import HTTP, RELAY, Handoff
-from .listeners import LISTEN_BACKLOG, open_osc_ports
+from .listeners import LISTEN_BACKLOG, open_osc_ports, tune_listeners
 from .passwords import PasswordWorkers
 from .relay import Relayed, read_relayed
 from .running import ClusterEdge, Connection, Connections, ServerStatistics
@@ -189,7 +189,7 @@ class RouterServer:
         )
 
     async def check_password(self, expected: PasswordHash, password: str) -> bool:
-        """Whether `password` matches `expected`, hashed in a worker thread (scrypt)."""
+        """Whether `password` matches `expected` (scrypt, if needed, in a worker thread)."""
         return await self.passwords.check(expected, password)
 
     async def start(self) -> list[str]:
@@ -233,6 +233,7 @@ class RouterServer:
             tls = dataclasses.replace(tls, cert=config.tls.cert, key=config.tls.key)
         if config.limits != old.limits:
             self.hub.set_limits(config.limits, self.now())
+            tune_listeners(self._listeners, config.limits)
         self.hub.directory.apply_rules(config.group_rules)
         if config.admin_token is not None:
             self.admin_token = config.admin_token

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 
+from ..limits import Limits
 from .config import ServerConfig
 from .running import RunningRouter
-from .sockets import format_peer
+from .sockets import format_peer, tune_socket
 from .tcp import TcpConnection
 
-__all__ = ["LISTEN_BACKLOG", "open_osc_ports"]
+__all__ = ["LISTEN_BACKLOG", "open_osc_ports", "tune_listeners"]
 
 # Connections the kernel may hold completed but not yet accepted. asyncio's default of 100 drops
 # the SYNs of a reconnection storm (a whole festival's clients after a router restart), which the
@@ -66,4 +67,13 @@ async def open_osc_ports(
         listeners.append(listener)
         for sock in listener.sockets:
             addresses.append(f"{format_peer(sock.getsockname())} ({label}; framing auto-detected)")
+    tune_listeners(listeners, config.limits)
     return listeners, addresses
+
+
+def tune_listeners(listeners: list[asyncio.base_events.Server], limits: Limits) -> None:
+    """Set the socket options the listeners' connections inherit (server/sockets.py): at the
+    start, and on a reload for the connections to come."""
+    for listener in listeners:
+        for sock in listener.sockets:
+            tune_socket(sock, limits)

@@ -1,7 +1,8 @@
-"""Password checks (scrypt) off the event loop: the hub's waiting checks are handed to a small
-pool of worker threads in batches, or through the cluster node's store when there is one, and
-each finished check goes back to its connection. scrypt releases the GIL, so a storm of
-registers is hashed on every core while the event loop goes on routing.
+"""Password checks that need scrypt, off the event loop: the hub's waiting checks (those its
+keyed hashes could not answer at once: pinned groups, and every one on a node of a cluster) are
+handed to a small pool of worker threads in batches, or through the cluster node's store when
+there is one, and each finished check goes back to its connection. scrypt releases the GIL, so
+a storm of registers is hashed on every core while the event loop goes on routing.
 """
 
 from __future__ import annotations
@@ -107,7 +108,11 @@ class PasswordWorkers:
             connection.abort()
 
     async def check(self, expected: PasswordHash, password: str) -> bool:
-        """Whether `password` matches `expected`, hashed in a worker thread (scrypt)."""
+        """Whether `password` matches `expected`: at once if no scrypt is needed, else in a
+        worker thread."""
+        quickly = expected.matches_quickly(password)
+        if quickly is not None:
+            return quickly
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, expected.matches, password)
 

@@ -11,17 +11,30 @@ import contextlib
 import math
 import socket
 import struct
+import sys
 
 from ..limits import Limits
 
-__all__ = ["KEEPALIVE_COUNT", "format_peer", "peer_host", "reset", "tune_socket"]
+__all__ = [
+    "ACCEPTED_INHERIT_OPTIONS",
+    "KEEPALIVE_COUNT",
+    "format_peer",
+    "peer_host",
+    "reset",
+    "tune_socket",
+]
 
 # Unanswered keepalive probes after which the kernel gives a silent peer up.
 KEEPALIVE_COUNT = 3
+# On Linux a connection accepted from a listener starts with the listener's options (TCP_NODELAY,
+# keepalive and TCP_USER_TIMEOUT included): the OSC ports' listeners are tuned once, and a
+# thousand clients connecting at once cost no setsockopt each. Elsewhere each one is tuned.
+ACCEPTED_INHERIT_OPTIONS = sys.platform == "linux"
 
 
 def tune_socket(transport_socket: socket.socket | None, limits: Limits) -> None:
-    """Set up an accepted TCP socket (IPv4 or IPv6; others, such as Unix sockets, are left)."""
+    """Set up a TCP socket, accepted or listening (IPv4 or IPv6; others, such as Unix sockets,
+    are left)."""
     if transport_socket is None or transport_socket.family not in (
         socket.AF_INET,
         socket.AF_INET6,

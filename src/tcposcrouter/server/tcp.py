@@ -23,7 +23,7 @@ from .connection import HubConnection
 from .handoff import HANDOFF_RETRY_SECONDS, HANDOFF_TRIES, MAX_HANDED_BYTES, OSC, register_group
 from .relay import Relayed, StreamRelay, open_link
 from .running import RunningRouter
-from .sockets import format_peer, peer_host, reset, tune_socket
+from .sockets import ACCEPTED_INHERIT_OPTIONS, format_peer, peer_host, reset, tune_socket
 
 __all__ = ["TcpConnection"]
 
@@ -83,7 +83,8 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         limits = self._router.config.limits
-        tune_socket(transport.get_extra_info("socket"), limits)
+        if not ACCEPTED_INHERIT_OPTIONS:  # else it has its listener's (sockets.py)
+            tune_socket(transport.get_extra_info("socket"), limits)
         relayed = self._relayed
         if relayed is None:
             peername = transport.get_extra_info("peername")

@@ -65,9 +65,25 @@ def test_a_broken_hash_is_explained(text: str, says: str) -> None:
 
 def test_a_hash_remembers_the_password_it_was_made_from_but_a_read_one_waits_for_a_check() -> None:
     made = PasswordHash("gpw")
-    assert made.matches_remembered("gpw")
-    assert not made.matches_remembered("gpW")
+    assert made.matches_quickly("gpw") is True
+    assert made.matches_quickly("gpW") is None  # only scrypt may say no
+    assert not made.matches("gpW")
     read = PasswordHash.parse(made.encode())
-    assert not read.matches_remembered("gpw")  # from a file: only scrypt says so, once
+    assert read.matches_quickly("gpw") is None  # from a file: only scrypt says so, once
     assert read.matches("gpw")
-    assert read.matches_remembered("gpw")
+    assert read.matches_quickly("gpw") is True
+
+
+def test_a_keyed_hash_answers_at_once_and_never_leaves_its_process() -> None:
+    keyed = PasswordHash.keyed("bandpass")
+    assert keyed.matches_quickly("bandpass") is True
+    assert keyed.matches_quickly("Bandpass") is False and keyed.matches_quickly("") is False
+    assert keyed.matches("bandpass") and not keyed.matches("bandpas")
+    odd = "pässwörd \udcff with a lone surrogate"
+    assert PasswordHash.keyed(odd).matches_quickly(odd) is True
+    # Salted too: equal passwords, different digests.
+    twins = [PasswordHash.keyed("same") for _ in range(3)]
+    assert len({h._memo for h in twins}) == 3
+    assert "bandpass" not in repr(keyed)
+    with pytest.raises(ValueError, match="cannot leave its process"):
+        keyed.encode()

@@ -226,6 +226,28 @@ def test_packets_after_a_register_wait_for_its_check_in_order() -> None:
     assert [a for a, _ in net.got_messages(bob)] == ["/oscrouter/userlist", "/one", "/two"]
 
 
+def test_without_a_cluster_a_register_joins_within_the_read_that_brought_it() -> None:
+    net = Net()
+    bob = net.join("bob")
+    ana = net.connect()
+    read = frame(register("ana"), Framing.LENGTH_PREFIX) + frame(
+        msg("/one", 1), Framing.LENGTH_PREFIX
+    )
+    assert net.hub.receive(ana, read, net.now) == 0.0  # reading goes on: nothing to wait for
+    assert ana.state is SessionState.REGISTERED and not net.hub.checks.waiting
+    net.collect()
+    assert [a for a, _ in net.got_messages(bob)] == ["/oscrouter/userlist", "/one"]
+    assert [a for a, _ in net.got_messages(ana)][:2] == [
+        "/oscrouter/register/ana/1",
+        "/oscrouter/register",
+    ]
+    # Wrong passwords are known as quickly, and refused.
+    eve = net.connect()
+    net.hub.receive(eve, frame(register("bob", password="guess"), Framing.LENGTH_PREFIX), net.now)
+    net.collect()
+    assert error_of(net, eve) == "auth_failed"
+
+
 def test_a_register_in_a_bundle_holds_what_follows_it() -> None:
     net = Net(hold_checks=True)
     bob = net.join("bob")

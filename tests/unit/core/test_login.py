@@ -9,6 +9,7 @@ from tcposcrouter.core.auth import PasswordHash
 from tcposcrouter.core.directory import Directory
 from tcposcrouter.core.login import Joining, Login
 from tcposcrouter.core.outbox import Outbox
+from tcposcrouter.core.pinned import GroupRules, PinnedGroup
 from tcposcrouter.core.session import Session
 from tcposcrouter.errors import ErrorCode, RemoteError
 from tcposcrouter.limits import Limits
@@ -95,77 +96,57 @@ def test_a_check_against_a_group_that_changed_meanwhile_is_done_again() -> None:
     assert refusal(login, request()) == ErrorCode.AUTH_FAILED  # checked against theirs
 
 
-def test_a_class_joining_at_once_makes_one_group_hash_and_checks_once() -> None:
-    """Twenty registers for a group nobody has made yet, all prepared before any finishes (a
-    class joining at once): the first makes the group; the others make only their own user
-    hash, and join the group it made without a second round of scrypt."""
+def test_in_a_cluster_every_register_makes_its_own_scrypt_hashes() -> None:
     directory = Directory()
     login = Login(Limits(), directory)
-    checks = [login.prepare(stranger(number=n), request(f"u{n}"), 0.0) for n in range(20)]
-    for check in checks:
-        check.run()
-    assert checks[0].new_group_hash is not None
-    assert all(check.new_group_hash is None for check in checks[1:])  # followers
-    assert all(check.new_user_hash is not None for check in checks)
-    maker = login.complete(checks[0], 0.0)
-    assert maker is not None and maker.group is None and maker.group_hash is not None
-    directory.join(checks[0].session, "band", "u0", maker.group_hash, maker.user_hash)
-    group = directory.groups["band"]
-    for n, check in enumerate(checks[1:], 1):
-        joining = login.complete(check, 0.0)
-        assert joining is not None, f"u{n} must join without a second check"
-        assert joining.group is group and joining.user is None
-        assert joining.user_hash is check.new_user_hash
-        directory.join(check.session, "band", f"u{n}", None, joining.user_hash)
-    assert list(group.users) == [f"u{n}" for n in range(20)]
-    assert group.users["u7"].password is not None
-    assert group.users["u7"].password.matches("pw")
-
-
-def test_a_follower_with_the_wrong_group_password_is_checked_again_and_refused() -> None:
-    directory = Directory()
-    login = Login(Limits(), directory)
-    maker = login.prepare(stranger(number=1), request("ana"), 0.0)
-    wrong = login.prepare(stranger(number=2), request("eve", gpw="guess"), 0.0)
-    for check in (maker, wrong):
-        check.run()
-    assert wrong.follows
-    joining = login.complete(maker, 0.0)
-    assert joining is not None and joining.group_hash is not None
-    directory.join(maker.session, "band", "ana", joining.group_hash, joining.user_hash)
-    assert login.complete(wrong, 0.0) is None  # not let in on the maker's word
-    again = login.prepare(wrong.session, wrong.request, 0.0, again=True)
-    assert not again.follows
-    again.run()  # the full scrypt check against the group's hash
-    with pytest.raises(RemoteError) as info:
-        login.complete(again, 0.0)
-    assert info.value.code == ErrorCode.AUTH_FAILED
-
-
-def test_followers_of_a_maker_that_was_refused_make_the_group_themselves() -> None:
-    directory = Directory()
-    login = Login(Limits(), directory)
-    maker = login.prepare(stranger(number=1), request("ana"), 0.0)
-    follower = login.prepare(stranger(number=2), request("bob"), 0.0)
-    assert follower.follows
-    login.release(maker, 0.0)  # its connection went before its check could finish
-    follower.run()
-    assert login.complete(follower, 0.0) is None  # no group was made: not joined
-    again = login.prepare(follower.session, follower.request, 0.0, again=True)
-    again.run()
-    joining = login.complete(again, 0.0)
-    assert joining is not None and joining.group is None and joining.group_hash is not None
-
-
-def test_in_a_cluster_every_register_makes_its_own_hashes() -> None:
-    directory = Directory()
-    login = Login(Limits(), directory)
-    login.registers_follow = False
+    login.hashes_shared = True
     checks = [login.prepare(stranger(number=n), request(f"u{n}"), 0.0) for n in range(3)]
     for check in checks:
         check.run()
-    assert not any(check.follows for check in checks)
-    assert all(check.new_group_hash is not None for check in checks)
+    made = [check.new_group_hash for check in checks]
+    assert len({id(h) for h in made}) == 3
+    assert all(h is not None and h.encode().startswith("$scrypt$") for h in made)
+
+
+def test_without_a_cluster_a_check_runs_on_the_event_loop_with_keyed_hashes() -> None:
+    directory = Directory()
+    login = Login(Limits(), directory)
+    maker = login.prepare(stranger(number=1), request("ana"), 0.0)
+    assert maker.run_quickly()
+    assert maker.new_group_hash is not None and maker.new_user_hash is not None
+    with pytest.raises(ValueError):  # keyed: nothing a store could take
+        maker.new_group_hash.encode()
+    joining = login.complete(maker, 0.0)
+    assert joining is not None
+    directory.join(maker.session, "band", "ana", joining.group_hash, joining.user_hash)
+    wrong = login.prepare(stranger(number=2), request("eve", gpw="guess"), 0.0)
+    assert wrong.run_quickly() and not wrong.group_ok  # a wrong password is known at once too
+    with pytest.raises(RemoteError):
+        login.complete(wrong, 0.0)
+    back = login.prepare(stranger(number=3), request("ana", password="nope"), 0.0)
+    assert back.run_quickly() and back.group_ok and not back.user_ok
+
+
+def test_a_check_that_needs_scrypt_leaves_the_event_loop_with_nothing_done() -> None:
+    directory = Directory()
+    from_file = PasswordHash.parse(PasswordHash("gpw").encode())
+    directory.apply_rules(GroupRules((PinnedGroup("class", from_file),)))
+    login = Login(Limits(), directory)
+    first = login.prepare(stranger(number=1), request("ana", group="class"), 0.0)
+    assert not first.run_quickly()  # read from the configuration: scrypt, in a thread
+    assert first.new_user_hash is None
+    first.run()
+    assert first.group_ok and first.new_user_hash is not None
+    # Checked right once, the group password is remembered: the next one is quick.
+    second = login.prepare(stranger(number=2), request("bob", group="class"), 0.0)
+    assert second.run_quickly() and second.group_ok
+    # A wrong one still costs scrypt.
+    guess = login.prepare(stranger(number=3), request("eve", group="class", gpw="x"), 0.0)
+    assert not guess.run_quickly()
+    # In a cluster, new hashes go to the store: scrypt.
+    login.hashes_shared = True
+    shared = login.prepare(stranger(number=4), request("carl", group="new"), 0.0)
+    assert not shared.run_quickly() and shared.new_group_hash is None
 
 
 ACCOUNT = ("band", "ana")
