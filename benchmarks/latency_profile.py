@@ -1,13 +1,17 @@
 """Where the microseconds of the ensemble scenario go: the router against the C relay, and the
 router's own share taken apart.
 
-    .venv/bin/python benchmarks/latency_profile.py        results/latency-profile.md
+    .venv/bin/python benchmarks/latency_profile.py [--repeat 5]   results/latency-profile.md
 
 The ensemble of the main benchmark (one group of 8, 8 senders x 50 messages/s of 100 bytes,
-10 s, benchmarks/loadgen.c) runs against the C relay, the router, and the router with stamps
-taken inside it (the "serve" mode of this script: the router's own code, in-process, with two
-methods wrapped). Every message carries the time it was due to be sent, on the monotonic clock
-that both processes read, so the stamped router can say for each message:
+10 s, benchmarks/loadgen.c) runs against the C relay, the Python relay (the least any Python
+router on uvloop can cost), the router, the router's shell alone (the "serve" mode of this
+script with the hub skipped for registered connections: each read written as it came to the
+group's other connections, no framing, validation or outbox: what the router's own transport
+costs), and the router with stamps taken inside it (the "serve" mode, two methods wrapped).
+For each, the server's CPU time per message. Every message carries the time it was due to be
+sent, on the monotonic clock that both processes read, so the stamped router can say for each
+message:
 
   before   due -> the router's `data_received` starts (the sender's lateness, its send, the
            kernel's loopback, the loop waking up and reading);
@@ -16,11 +20,12 @@ that both processes read, so the stamped router can say for each message:
   write    the flush: one write per receiver into the kernel;
 and the load generator gives the whole way, due -> arrival. A cProfile run of the same scenario
 (its own overhead makes its absolute times larger) ranks the functions by their own time.
-Three alternating repetitions; medians.
+Alternating repetitions; medians.
 """
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import io
 import json
@@ -40,6 +45,15 @@ import run as bench  # noqa: E402
 
 STAMPS_FILE = "TCPOSCROUTER_STAMPS"  # where the stamped router writes its summary
 PROFILE_FILE = "TCPOSCROUTER_CPROFILE"  # where the profiled router writes its ranking
+SHELL_ONLY = "TCPOSCROUTER_SHELL_ONLY"  # set: the router's shell without the hub
+SERVERS = {
+    "c_relay": "C relay",
+    "py_relay": "Python relay",
+    "tcposcrouter": "tcposcrouter",
+    "shell": "tcposcrouter's shell alone (no hub)",
+    "stamped": "tcposcrouter, stamped",
+}
+SECONDS = 10
 
 
 def percentiles(values: list[int]) -> dict[str, float]:
@@ -99,6 +113,8 @@ def serve(flags: list[str]) -> int:
     if stamps_path:
         TcpConnection.data_received = data_received  # type: ignore[method-assign]
         RouterServer._flush = flush  # type: ignore[method-assign]
+    if os.environ.get(SHELL_ONLY):
+        TcpConnection.data_received = _shell_only(original_receive)  # type: ignore[method-assign]
     profiler = cProfile.Profile() if profile_path else None
     if profiler is not None:
         profiler.enable()
@@ -118,45 +134,74 @@ def serve(flags: list[str]) -> int:
     return status
 
 
+def _shell_only(receive: Any) -> Any:
+    """`data_received` that writes a registered connection's reads, as they came, straight to
+    the other connections of its group (registering still goes through the hub)."""
+    from tcposcrouter.core.session import SessionState
+    from tcposcrouter.server.tcp import TcpConnection
+
+    registered = SessionState.REGISTERED
+
+    def data_received(self: TcpConnection, data: bytes) -> None:
+        session = self.session
+        if session is None or session.state is not registered or session.user is None:
+            receive(self, data)
+            return
+        for box in session.user.receivers():
+            box.sink.write(data)
+
+    return data_received
+
+
 def ensemble(server: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     saved = dict(os.environ)
     os.environ.update(env or {})
     try:
-        return bench.flow(server, 1, 8, 8, 50, 100, 10)
+        result = bench.flow(server, 1, 8, 8, 50, 100, SECONDS)
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    sent = result.get("sent") or 1
+    result["cpu_us_per_message"] = result["server_cpu_percent"] / 100 * SECONDS / sent * 1e6
+    return result
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    repeat = parser.parse_args().repeat
     bench.prepare()
     flags = bench.router_flags
-    bench.EXTRA_COMMANDS["stamped"] = lambda port: [
-        sys.executable, str(Path(__file__)), "serve", *flags(port),
-    ]  # fmt: skip
+    for name in ("stamped", "shell"):
+        bench.EXTRA_COMMANDS[name] = lambda port: [
+            sys.executable, str(Path(__file__)), "serve", *flags(port),
+        ]  # fmt: skip
     out = bench.OUT
-    runs: dict[str, list[dict[str, Any]]] = {"c_relay": [], "tcposcrouter": [], "stamped": []}
+    runs: dict[str, list[dict[str, Any]]] = {server: [] for server in SERVERS}
     inside: list[dict[str, Any]] = []
-    for rep in range(3):
-        print(f"repetition {rep + 1} of 3", flush=True)
+    for rep in range(repeat):
+        print(f"repetition {rep + 1} of {repeat}", flush=True)
         for server in runs:
             stamps = out / f"stamps-{rep}.json"
             env = {STAMPS_FILE: str(stamps)} if server == "stamped" else None
+            if server == "shell":
+                env = {SHELL_ONLY: "1"}
             result = ensemble(server, env)
             runs[server].append(result)
             if server == "stamped":
                 inside.append(json.loads(stamps.read_text()))
-            print(f"  {server}: p50 {result['p50_us']} µs p99 {result['p99_us']} µs", flush=True)
+            print(f"  {server}: p50 {result['p50_us']} µs p99 {result['p99_us']} µs, "
+                  f"CPU {result['cpu_us_per_message']:.0f} µs per message", flush=True)  # fmt: skip
     profile_text = out / "cprofile.txt"
     ensemble("stamped", {PROFILE_FILE: str(profile_text)})
-    report = render(runs, inside, profile_text.read_text())
+    report = render(runs, inside, profile_text.read_text(), repeat)
     (bench.RESULTS / "latency-profile.md").write_text(report)
     print(report)
     return 0
 
 
 def render(
-    runs: dict[str, list[dict[str, Any]]], inside: list[dict[str, Any]], profile: str
+    runs: dict[str, list[dict[str, Any]]], inside: list[dict[str, Any]], profile: str, repeat: int
 ) -> str:
     def med(values: list[float]) -> float:
         return statistics.median(values)
@@ -168,25 +213,24 @@ def render(
         "",
         f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
         f"Python {sys.version.split()[0]}; `benchmarks/latency_profile.py`: one group of 8, "
-        "8 senders x 50 messages/s of 100 bytes, 10 s; medians of 3 alternating runs.",
+        f"8 senders x 50 messages/s of 100 bytes, {SECONDS} s; medians of {repeat} alternating "
+        "runs (the ratios: of the medians).",
         "",
-        "| server | p50 µs | p99 µs | p50 / C relay | p99 / C relay | lost |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| server | p50 µs | p99 µs | p50 / C relay | p99 / C relay | CPU µs per message | lost |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for server, label in (
-        ("c_relay", "C relay"),
-        ("tcposcrouter", "tcposcrouter"),
-        ("stamped", "tcposcrouter, stamped"),
-    ):
+    for server, label in SERVERS.items():
         p50 = med([r["p50_us"] for r in runs[server]])
         p99 = med([r["p99_us"] for r in runs[server]])
+        cpu = med([r["cpu_us_per_message"] for r in runs[server]])
         lost = sum(r.get("lost", 0) + r.get("reordered", 0) for r in runs[server])
         lines.append(
-            f"| {label} | {p50:,.0f} | {p99:,.0f} | {p50 / c50:.2f} | {p99 / c99:.2f} | {lost} |"
+            f"| {label} | {p50:,.0f} | {p99:,.0f} | {p50 / c50:.2f} | {p99 / c99:.2f} "
+            f"| {cpu:,.0f} | {lost} |"
         )
     lines += [
         "",
-        "Inside the stamped router, per message (due time to each point; medians of the three "
+        "Inside the stamped router, per message (due time to each point; medians of the "
         "runs' percentiles):",
         "",
         "| part | p50 µs | p99 µs |",
