@@ -127,9 +127,6 @@ class Group:
     def mailboxes(self) -> list[Mailbox]:
         return [session.mailbox for user in self.users.values() for session in user.sessions]
 
-    def user_names(self) -> list[str]:
-        return list(self.users)
-
     def membership_changed(self) -> None:
         for user in self.users.values():
             user.forget_receivers()

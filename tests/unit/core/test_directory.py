@@ -27,7 +27,7 @@ def test_receivers_are_every_connection_of_every_other_user() -> None:
     assert ana.user is not None and bob.user is not None
     assert ana.user.receivers() == [bob.mailbox]
     assert bob.user.receivers() == [ana.mailbox, ana2.mailbox]
-    assert directory.groups["band"].user_names() == ["ana", "bob"]
+    assert list(directory.groups["band"].users) == ["ana", "bob"]
     directory.leave(ana2)
     assert bob.user.receivers() == [ana.mailbox]  # the cached list follows every change
 
@@ -38,7 +38,7 @@ def test_users_and_groups_go_with_their_last_connection() -> None:
     directory.join(ana, "band", "ana", PasswordHash("g"), PasswordHash("p"))
     directory.join(bob, "band", "bob", PasswordHash("g"), PasswordHash("p"))
     group = directory.leave(ana)
-    assert group is not None and group.user_names() == ["bob"]
+    assert group is not None and list(group.users) == ["bob"]
     assert directory.leave(bob) is None and directory.groups == {}
     assert directory.leave(bob) is None  # twice is harmless
 
@@ -65,11 +65,11 @@ def test_remote_users_are_listed_and_receive_nothing_here() -> None:
     ana = connect(1)
     directory.join(ana, "band", "ana", PasswordHash("g"), PasswordHash("p"))
     changed = directory.add_remote("band", "zoe")
-    assert changed is not None and changed.user_names() == ["ana", "zoe"]
+    assert changed is not None and list(changed.users) == ["ana", "zoe"]
     assert directory.add_remote("band", "zoe") is None  # already known: no change
     assert ana.user is not None and ana.user.receivers() == []
     assert directory.remove_remote("band", "zoe") is not None
-    assert directory.groups["band"].user_names() == ["ana"]
+    assert list(directory.groups["band"].users) == ["ana"]
     assert directory.remove_remote("band", "zoe") is None
 
 
