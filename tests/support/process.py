@@ -25,10 +25,25 @@ __all__ = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Every port handed out in this test process: the kernel gives a port back as soon as the
+# asking socket is closed, and a Redis and a router started one after the other would otherwise
+# be given the same one.
+_HANDED_OUT: set[int] = set()
+
+
+def free_port(lab: Lab | None = None) -> int:
+    """A loopback port nothing listens on, in `lab`'s namespace if given (a port free out here
+    may be the local end of a connection in there)."""
+    while True:
+        with (
+            lab.inside() if lab else contextlib.nullcontext(),
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
+        ):
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def ipv6_loopback_works() -> bool:
@@ -113,8 +128,8 @@ def start_router_process(
 ) -> RouterProcess:
     """Start `python -m tcposcrouter` on two free loopback ports (and the addresses `also_on`),
     logging into `tmp`; in the namespace `lab`, if given (its clients are made inside it)."""
-    osc10, osc11 = free_port(), free_port()
-    http_port = None if "--no-http" in extra else free_port()
+    osc10, osc11 = free_port(lab), free_port(lab)
+    http_port = None if "--no-http" in extra else free_port(lab)
     http = [] if http_port is None else ["--http-port", str(http_port)]
     token = "" if "--admin-token" in extra else f"admin-{osc10}"
     http += ["--admin-token", token] if token else []

@@ -25,7 +25,7 @@ class RedisServer:
         self.lab = lab
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = free_port(lab)
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
