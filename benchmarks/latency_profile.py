@@ -5,11 +5,19 @@ router's own share taken apart.
 
 The ensemble of the main benchmark (one group of 8, 8 senders x 50 messages/s of 100 bytes,
 10 s, benchmarks/loadgen.c) runs against the C relay, the Python relay (the least any Python
-router on uvloop can cost), the router, the router's shell alone (the "serve" mode of this
-script with the hub skipped for registered connections: each read written as it came to the
-group's other connections, no framing, validation or outbox: what the router's own transport
-costs), and the router with stamps taken inside it (the "serve" mode, two methods wrapped).
-For each, the server's CPU time per message. Every message carries the time it was due to be
+router on uvloop can cost), the router, and the router built up in steps (the "serve" mode of
+this script, the hub skipped for registered connections; registering goes through it):
+
+  shell    each read written as it came to the group's other connections: no framing,
+           validation or outbox; what the router's own transport costs;
+  +decode  the same, after the read's packets are taken out of their frames and validated
+           (`decoder.feed`, `validate_packet`) as the hub does;
+  +outbox  the shell with the outbox instead of the decoding: the read's packets (split by
+           their length prefix, not checked) queued for the receivers and written at the end of
+           the loop turn (`Outbox.deliver_run`, the router's flush);
+
+and the router with stamps taken inside it (the "serve" mode, two methods wrapped). For each,
+the server's CPU time per message. Every message carries the time it was due to be
 sent, on the monotonic clock that both processes read, so the stamped router can say for each
 message:
 
@@ -45,14 +53,17 @@ import run as bench  # noqa: E402
 
 STAMPS_FILE = "TCPOSCROUTER_STAMPS"  # where the stamped router writes its summary
 PROFILE_FILE = "TCPOSCROUTER_CPROFILE"  # where the profiled router writes its ranking
-SHELL_ONLY = "TCPOSCROUTER_SHELL_ONLY"  # set: the router's shell without the hub
+SHELL_ONLY = "TCPOSCROUTER_SHELL_ONLY"  # copy, decode or outbox: the router's shell, no hub
 SERVERS = {
     "c_relay": "C relay",
     "py_relay": "Python relay",
-    "tcposcrouter": "tcposcrouter",
     "shell": "tcposcrouter's shell alone (no hub)",
+    "shell_decode": "shell + decoding and validation",
+    "shell_outbox": "shell + outbox and flush at the turn's end",
+    "tcposcrouter": "tcposcrouter",
     "stamped": "tcposcrouter, stamped",
 }
+SHELL_MODES = {"shell": "copy", "shell_decode": "decode", "shell_outbox": "outbox"}
 SECONDS = 10
 
 
@@ -113,8 +124,10 @@ def serve(flags: list[str]) -> int:
     if stamps_path:
         TcpConnection.data_received = data_received  # type: ignore[method-assign]
         RouterServer._flush = flush  # type: ignore[method-assign]
-    if os.environ.get(SHELL_ONLY):
-        TcpConnection.data_received = _shell_only(original_receive)  # type: ignore[method-assign]
+    shell_mode = os.environ.get(SHELL_ONLY)
+    if shell_mode:
+        shelled = _shell_only(original_receive, shell_mode)
+        TcpConnection.data_received = shelled  # type: ignore[method-assign]
     profiler = cProfile.Profile() if profile_path else None
     if profiler is not None:
         profiler.enable()
@@ -134,10 +147,13 @@ def serve(flags: list[str]) -> int:
     return status
 
 
-def _shell_only(receive: Any) -> Any:
-    """`data_received` that writes a registered connection's reads, as they came, straight to
-    the other connections of its group (registering still goes through the hub)."""
+def _shell_only(receive: Any, mode: str) -> Any:
+    """`data_received` that skips the hub for a registered connection: each read written as it
+    came to the other connections of its group ("copy"), after its packets are decoded and
+    validated ("decode"), or its packets queued in the outbox for the flush at the end of the
+    loop turn ("outbox"). Registering still goes through the hub."""
     from tcposcrouter.core.session import SessionState
+    from tcposcrouter.osc.validate import validate_packet
     from tcposcrouter.server.tcp import TcpConnection
 
     registered = SessionState.REGISTERED
@@ -147,7 +163,21 @@ def _shell_only(receive: Any) -> Any:
         if session is None or session.state is not registered or session.user is None:
             receive(self, data)
             return
-        for box in session.user.receivers():
+        receivers = session.user.receivers()
+        if mode == "outbox":
+            packets, at = [], 0
+            while at + 4 <= len(data):
+                size = int.from_bytes(data[at : at + 4], "big")
+                packets.append(data[at + 4 : at + 4 + size])
+                at += 4 + size
+            router = self._router
+            router.hub._outbox.deliver_run(receivers, packets)
+            router.output_ready()
+            return
+        if mode == "decode":
+            for packet in session.decoder.feed(data):
+                validate_packet(packet)  # type: ignore[arg-type]
+        for box in receivers:
             box.sink.write(data)
 
     return data_received
@@ -176,7 +206,8 @@ def main() -> int:
     def served(port: int) -> list[str]:  # the stamped router, and its shell alone (env)
         return [sys.executable, str(Path(__file__)), "serve", *flags(port)]
 
-    bench.EXTRA_COMMANDS["stamped"] = bench.EXTRA_COMMANDS["shell"] = served
+    for server in ("stamped", *SHELL_MODES):
+        bench.EXTRA_COMMANDS[server] = served
     out = bench.OUT
     runs: dict[str, list[dict[str, Any]]] = {server: [] for server in SERVERS}
     inside: list[dict[str, Any]] = []
@@ -185,8 +216,8 @@ def main() -> int:
         for server in runs:
             stamps = out / f"stamps-{rep}.json"
             env = {STAMPS_FILE: str(stamps)} if server == "stamped" else None
-            if server == "shell":
-                env = {SHELL_ONLY: "1"}
+            if server in SHELL_MODES:
+                env = {SHELL_ONLY: SHELL_MODES[server]}
             result = ensemble(server, env)
             runs[server].append(result)
             if server == "stamped":
