@@ -203,7 +203,7 @@ def main() -> int:
     bench.prepare()
     flags = bench.router_flags
 
-    def served(port: int) -> list[str]:  # the stamped router, and its shell alone (env)
+    def served(port: int) -> list[str]:  # the stamped router, and its shells (env)
         return [sys.executable, str(Path(__file__)), "serve", *flags(port)]
 
     for server in ("stamped", *SHELL_MODES):
