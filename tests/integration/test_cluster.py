@@ -19,7 +19,13 @@ import pytest
 
 from support.client import Client, WsClient, user_list
 from support.osc import IMMEDIATELY, bundle, msg, register
-from support.process import RouterProcess, free_port, wait_until_listening, worker_pids
+from support.process import (
+    RouterProcess,
+    free_port,
+    wait_until_listening,
+    wait_until_worker_listens,
+    worker_pids,
+)
 from support.redis import RedisServer
 from tcposcrouter.osc.framing import Framing
 from tcposcrouter.server.handoff import owner_of
@@ -273,7 +279,8 @@ def test_workers_share_one_port_and_form_one_group(
     )  # fmt: skip
     try:
         wait_until_listening(supervisor, [osc, slip, http])
-        time.sleep(1.0)  # both workers listening
+        for node in ("w-1", "w-2"):
+            wait_until_worker_listens(log_dir / f"tcposcrouter-{node}.log", http)
         names = [f"p{index}" for index in range(24)]
         # Every third one on the SLIP port, as Pure Data connects: handed over alike.
         clients = [
@@ -343,7 +350,7 @@ def test_workers_share_one_port_and_form_one_group(
         while worker_pids(owner) in ([], [owning]):
             assert time.monotonic() < deadline, f"the supervisor did not start {owner} again"
             time.sleep(0.1)
-        time.sleep(1.0)  # listening again
+        wait_until_worker_listens(log_dir / f"tcposcrouter-{owner}.log", http, times=2)
         again = [Client(osc).join(name, group) for name in names[:6]]
         user_list(again[0], names[:6], timeout=10)
         again[-1].send(msg("/again", 1))

@@ -23,7 +23,7 @@ from websockets.sync.client import connect
 
 from support.client import Client, WsClient, user_list
 from support.osc import msg
-from support.process import free_port, wait_until_listening, worker_pids
+from support.process import free_port, wait_until_listening, wait_until_worker_listens, worker_pids
 from support.tls import make_certificate, tls_socket
 from tcposcrouter.osc.framing import Framing
 from tcposcrouter.server.handoff import owner_of
@@ -49,7 +49,11 @@ class Workers:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_until_listening(self.process, [self.osc, self.slip, self.http, self.tls])
-        time.sleep(1.0)  # both workers listening
+        for index in (1, 2):
+            self.wait_listening(index)
+
+    def wait_listening(self, index: int, times: int = 1) -> None:
+        wait_until_worker_listens(self.logs / f"tcposcrouter-solo-{index}.log", self.http, times)
 
     def log(self, index: int) -> str:
         return (self.logs / f"tcposcrouter-solo-{index}.log").read_text()
@@ -74,6 +78,8 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
     finally:
         if router.process.poll() is None:
             router.stop()
+        for index in (1, 2):  # shown with a failure's report
+            print(f"--- worker {index}'s log, its end:\n" + router.log(index)[-6000:])
 
 
 def test_every_kind_of_connection_meets_in_the_owner_without_redis(
@@ -144,7 +150,7 @@ def test_every_kind_of_connection_meets_in_the_owner_without_redis(
     while workers.pid(owner) in ([], [owning]):
         assert time.monotonic() < deadline, "the supervisor did not start the owner again"
         time.sleep(0.1)
-    time.sleep(1.0)  # listening again
+    workers.wait_listening(owner, times=2)
     again = [workers.wss().join(f"again{index}", group) for index in range(4)]
     again += [
         Client(workers.tls, sock=tls_socket(workers.tls, workers.cert)).join(f"t{index}", group)

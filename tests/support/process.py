@@ -21,6 +21,7 @@ __all__ = [
     "rss_kib",
     "start_router_process",
     "wait_until_listening",
+    "wait_until_worker_listens",
     "worker_pids",
 ]
 
@@ -165,6 +166,19 @@ def start_router_process(
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}: {router.console()}") from None
     return router
+
+
+def wait_until_worker_listens(log: Path, port: int, times: int = 1, timeout: float = 20.0) -> None:
+    """Until the --workers worker logging to `log` has opened its ports `times` times (once
+    more each time it is started again). A port accepting says only that *a* worker listens:
+    until both do, the kernel gives every connection to the first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log.read_text() if log.exists() else ""
+        if text.count(f"listening on 127.0.0.1:{port} ") >= times:
+            return
+        assert time.monotonic() < deadline, f"{log.name}: not listening on {port}:\n{text}"
+        time.sleep(0.05)
 
 
 def worker_pids(node: str) -> list[int]:
