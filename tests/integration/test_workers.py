@@ -39,6 +39,7 @@ class Workers:
         self.osc, self.slip, self.http = free_port(), free_port(), free_port()
         self.tls, self.tls_slip = free_port(), free_port()
         self.logs = folder / "logs"
+        self.unanswered = 0  # WebSocket handshakes that had to be tried again (see wss)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1",
              "--osc-port", str(self.osc), "--osc11-port", str(self.slip),
@@ -63,7 +64,15 @@ class Workers:
 
     def wss(self, query: str = "") -> WsClient:
         context = ssl.create_default_context(cafile=str(self.cert))
-        return WsClient(f"wss://localhost:{self.http}/osc{query}", ssl=context)
+        url = f"wss://localhost:{self.http}/osc{query}"
+        try:
+            return WsClient(url, ssl=context)
+        except TimeoutError:
+            # Seen in two CI runs and in one of 13 runs of the HTTP port's test files together,
+            # never with this file alone: the TLS handshake done and the worker's HTTP door
+            # made, the request never read. Not understood yet: counted, shown, tried again.
+            self.unanswered += 1
+            return WsClient(url, ssl=context)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -78,6 +87,7 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
     finally:
         if router.process.poll() is None:
             router.stop()
+        print(f"WebSocket handshakes tried again: {router.unanswered}")
         for index in (1, 2):  # shown with a failure's report
             print(f"--- worker {index}'s log, its end:\n" + router.log(index)[-6000:])
 
