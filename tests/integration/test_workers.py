@@ -68,8 +68,8 @@ class Workers:
         try:
             return WsClient(url, ssl=context)
         except TimeoutError:
-            # Seen in two CI runs and in one of 13 runs of the HTTP port's test files together,
-            # never with this file alone: the TLS handshake done and the worker's HTTP door
+            # Seen in two CI runs and in two of 12 runs of the HTTP port's test files together,
+            # never in 9 of this file alone: the TLS handshake done and the worker's HTTP door
             # made, the request never read. Not understood yet: counted, shown, tried again.
             self.unanswered += 1
             return WsClient(url, ssl=context)
