@@ -53,11 +53,14 @@ class Workers:
         for index in (1, 2):
             self.wait_listening(index)
 
+    def log_path(self, index: int) -> Path:
+        return self.logs / f"tcposcrouter-solo-{index}.log"
+
     def wait_listening(self, index: int, times: int = 1) -> None:
-        wait_until_worker_listens(self.logs / f"tcposcrouter-solo-{index}.log", self.http, times)
+        wait_until_worker_listens(self.log_path(index), self.http, times)
 
     def log(self, index: int) -> str:
-        return (self.logs / f"tcposcrouter-solo-{index}.log").read_text()
+        return self.log_path(index).read_text()
 
     def pid(self, index: int) -> list[int]:
         return worker_pids(f"solo-{index}")
