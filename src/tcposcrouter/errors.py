@@ -34,6 +34,8 @@ class ErrorCode:
     SERVER_SHUTDOWN = "server_shutdown"  # the router is stopping; closed after what was queued
     # Cluster mode: the shared store (Redis) is away and this register needs it; try again soon
     STORE_UNAVAILABLE = "store_unavailable"
+    # OSC sent to the HTTP port: the reply names the OSC ports; closed
+    WRONG_PORT = "wrong_port"
 
 
 class RouterError(Exception):

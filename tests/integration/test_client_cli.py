@@ -109,7 +109,17 @@ def test_exit_codes_say_what_went_wrong(router: RouterProcess, group: str) -> No
     assert nobody.returncode == 3 and "cannot connect" in nobody.stderr
     syntax = run("send", *joined(router, "s", group), "no-slash")
     assert syntax.returncode == 2 and 'starts with "/"' in syntax.stderr
-    assert run("send", "--server", "nonsense", "/x").returncode == 2
+    assert run("send", "--server", "host:port", "/x").returncode == 2
+    unknown = run("send", "--server", "no-such-host.invalid", "/x")  # the port is the default
+    assert (
+        unknown.returncode == 3 and "cannot find the host 'no-such-host.invalid'" in unknown.stderr
+    )
+    unwritable = run("record", "/no/such/folder/set.jsonl", "--seconds", "1")
+    assert unwritable.returncode == 2
+    assert (
+        unwritable.stderr
+        == "tcposcrouter-client record: /no/such/folder/set.jsonl: No such file or directory\n"
+    )
 
 
 def test_passwords_from_the_environment(router: RouterProcess, group: str) -> None:

@@ -289,3 +289,76 @@ def test_frame_header_split_across_writes(router: RouterProcess, group: str) -> 
             time.sleep(0.01)
     assert lp.recv().raw == packet
     sock.close()
+
+
+# -- what aiohttp must never read: passwords stay out of every reply and log -------------------
+
+
+def answer_to(router: RouterProcess, request: bytes, seconds: float = 5.0) -> bytes:
+    """Everything the router answers to `request`, until it closes (or `seconds` pass)."""
+    with socket.create_connection(("127.0.0.1", router.http_port or 0), timeout=5) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request)
+        sock.settimeout(seconds)
+        answer = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("padding", [8100, 9000, 70_000])
+def test_a_url_registration_of_any_length_never_shows_its_passwords(
+    start_router: Callable[..., RouterProcess], padding: int
+) -> None:
+    router = start_router("-vv", "--log-format", "text")
+    secrets = ("pw-of-ana-5521", "pw-of-band-7734")
+    query = f"user=ana&password={secrets[0]}&group=band&group_password={secrets[1]}"
+    request = upgrade_request(f"/osc?{query}&pad={'x' * padding}")
+    answer = answer_to(router, request)
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:80]  # 414 past aiohttp's line, else ws
+    # a header with a control character, and one with a body's length, carry a secret too
+    for header in (
+        b"X-Note: \x01" + secrets[0].encode(),
+        b"Content-Length: " + secrets[0].encode(),
+    ):
+        bad = upgrade_request(f"/osc?{query}").replace(b"\r\n\r\n", b"\r\n" + header + b"\r\n\r\n")
+        assert answer_to(router, bad).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        answer += answer_to(router, bad)
+    assert healthz(router) == 200
+    router.stop()
+    seen = answer.decode("latin-1") + router.console() + router.log()
+    for secret in secrets:
+        assert secret not in seen
+    assert "Traceback" not in router.console()
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status"),
+    [
+        (b"GET /healthz\r\n", b"400"),  # HTTP/0.9: no version, no blank line
+        (b"GET /healthz\r\n\r\n", b"400"),
+        (b"GET /healthz HTTP/2.0\r\n\r\n", b"505"),
+        (b"GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n", b"505"),
+        (b"GET healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),
+    ],
+)
+def test_what_is_not_http_1_is_refused(
+    router: RouterProcess, request_line: bytes, status: bytes
+) -> None:
+    answer = answer_to(router, request_line)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer[:80]
+    assert b"\r\nConnection: close\r\n" in answer
+    assert healthz(router) == 200
+
+
+def test_http_1_0_and_keep_alive_requests_still_work(router: RouterProcess) -> None:
+    answer = answer_to(router, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 200 OK") or answer.startswith(b"HTTP/1.1 200 OK")
+    assert answer.endswith(b"ok\n")
+    two = answer_to(
+        router,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert two.count(b"HTTP/1.1 200 OK") == 2

@@ -3,11 +3,14 @@ installed into a fresh venv."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tarfile
 import urllib.request
 import venv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,17 +40,27 @@ def runs_and_serves(bin_dir: Path, cwd: Path) -> None:
         [bin_dir / "tcposcrouter-client", "--version"], capture_output=True, text=True, check=True
     )
     assert client.stdout.strip() == version.stdout.strip()
+    with serving(bin_dir / "tcposcrouter", cwd) as http:
+        for path in ("/", "/client/", "/client/vendor/osc-browser.min.js", "/healthz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=5) as page:
+                assert page.status == 200, path
+
+
+@contextmanager
+def serving(
+    command: Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 15.0
+) -> Iterator[int]:
+    """`command` (the router, or what starts it) on free ports until it listens; yields its
+    HTTP port, then stops it with SIGTERM, which it must take with exit status 0."""
     ports = [free_port(), free_port()]
     router = subprocess.Popen(
-        [bin_dir / "tcposcrouter", "--host", "127.0.0.1", "--osc-port", str(ports[0]),
-         "--disable-osc11", "--http-port", str(ports[1])],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd,
+        [command, "--host", "127.0.0.1", "--osc-port", str(ports[0]), "--no-osc11",
+         "--http-port", str(ports[1]), "--admin-token", "t"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd, env=env,
     )  # fmt: skip
     try:
-        wait_until_listening(router, ports)
-        for path in ("/", "/client/", "/client/vendor/osc-browser.min.js", "/healthz"):
-            with urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}{path}", timeout=5) as page:
-                assert page.status == 200, path
+        wait_until_listening(router, ports, timeout)
+        yield ports[1]
     finally:
         router.terminate()
         assert router.wait(15) == 0
@@ -76,3 +89,31 @@ def test_python_m_build_makes_an_sdist_and_a_wheel_that_install_and_run(tmp_path
         assert shipped in names, shipped  # fmt: skip
     runs_and_serves(install(tmp_path, "from-wheel", wheel), tmp_path)
     runs_and_serves(install(tmp_path, "from-sdist", sdist), tmp_path)
+
+
+def start_router_script(clone: Path) -> None:
+    """`scripts/start-router` in `clone`, until the router listens; then stopped."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHON": sys.executable}
+    with serving(clone / "scripts" / "start-router", clone, env, timeout=300):
+        pass
+
+
+@pytest.mark.timeout(900)
+def test_start_router_installs_again_only_when_the_sources_changed(tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    for part in ("src", "examples", "scripts"):
+        shutil.copytree(ROOT / part, clone / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / part, clone / part)
+
+    def installed() -> float:
+        (record,) = (clone / ".venv").glob("lib/python*/site-packages/tcposcrouter-*.dist-info")
+        return (record / "RECORD").stat().st_mtime
+
+    start_router_script(clone)
+    first = installed()
+    start_router_script(clone)
+    assert installed() == first, "a restart with nothing changed installed again"
+    (clone / "src" / "tcposcrouter" / "limits.py").touch()
+    start_router_script(clone)
+    assert installed() > first, "changed sources were not installed"

@@ -373,4 +373,33 @@ def test_port_in_use_is_a_clear_error() -> None:
             timeout=20,
         )
     assert proc.returncode == 1
-    assert "cannot listen" in proc.stderr
+    assert (
+        f"cannot listen: port {port} (the OSC 1.0 port) is in use: another router or program "
+        "holds it" in proc.stderr
+    )
+    assert "with --osc-port PORT" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_console_names_the_browser_client_and_the_dashboard(
+    start_router: Callable[..., RouterProcess],
+) -> None:
+    router = start_router()
+    deadline = time.monotonic() + 5
+    while "dashboard:" not in router.console():
+        assert time.monotonic() < deadline, router.console()
+        time.sleep(0.05)
+    console = router.console()
+    site = f"http://127.0.0.1:{router.http_port}"
+    assert f"browser client (join a group from any browser): {site}/client/" in console
+    assert f"dashboard: {site}/ (with the admin token you set)" in console
+
+
+def test_a_mistyped_flag_is_one_line_with_the_nearest_flag() -> None:
+    run = [sys.executable, "-m", "tcposcrouter", "--max-conections", "5"]
+    proc = subprocess.run(run, capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "tcposcrouter: --max-conections: no such flag (did you mean --max-connections?); "
+        "see tcposcrouter --help\n"
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from support.browser import chromium, join_in_page, save_screenshot, send_from_page, wait_for_text
 from support.client import Client
 from support.osc import msg, register
-from support.peers import PeerProgram, require_program
+from support.peers import PeerProgram, require_program, sclang_program
 from support.process import RouterProcess, free_port
 
 PEERS = Path(__file__).parent / "peers"
@@ -25,21 +25,8 @@ def _start_sclang(
     **env_extra: str,
 ) -> PeerProgram:
     """A script of peers/ in a headless sclang (sclang_client.scd joins `group` as "sc")."""
-    config = tmp_path / "sclang_conf.yaml"
-    config.write_text("includePaths: []\nexcludePaths: []\npostInlineWarnings: false\n")
-    env = {
-        **os.environ,
-        "QT_QPA_PLATFORM": "offscreen",
-        "QTWEBENGINE_DISABLE_SANDBOX": "1",
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "TCPOSC_PORT": str(router.osc10_port),
-        "TCPOSC_GROUP": group,
-        **env_extra,
-    }
-    return PeerProgram(
-        [sclang, "-D", "-u", str(udp_port), "-l", str(config), str(PEERS / script)], env
-    )
+    env = {"TCPOSC_PORT": str(router.osc10_port), "TCPOSC_GROUP": group, **env_extra}
+    return sclang_program(PEERS / script, tmp_path, env, udp_port)
 
 
 def test_sclang_registers_and_exchanges_every_kind_of_message(

@@ -4,7 +4,9 @@ soak tool's many small actors. Both decode with the router's own framers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -218,6 +220,90 @@ class WsClient(Client):
 
     def close(self) -> None:
         self.ws.close()
+
+
+class OneThreadWsClient(Client):
+    """A blocking OSC-over-WebSocket client whose reads and writes all run on the calling
+    thread: aiohttp's client on an event loop of its own, run for each call. websockets' sync
+    client reads its socket from a thread of its own while the caller writes; over TLS 1.3
+    that sharing stalled 2 handshakes in 600 under load (the request never sent), so the
+    `wss://` tests of --workers use this one."""
+
+    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        import aiohttp
+
+        self.framing = Framing.WEBSOCKET
+        self._loop = asyncio.new_event_loop()
+
+        async def opened() -> tuple[aiohttp.ClientSession, Any]:
+            session = aiohttp.ClientSession()
+            try:
+                ws = await session.ws_connect(
+                    url, ssl=ssl_context if ssl_context is not None else True, compress=0,
+                    max_msg_size=1 << 24, autoping=True,
+                )  # fmt: skip
+            except BaseException:
+                await session.close()
+                raise
+            return session, ws
+
+        try:
+            self._session, self.ws = self._loop.run_until_complete(asyncio.wait_for(opened(), 5))
+        except BaseException:
+            self._loop.close()
+            raise
+        self._queue = []
+        self.closed = False
+        self.close_code: int | None = None
+        self.texts: list[str] = []
+        Client._open.append(self)
+
+    def send(self, packet: bytes) -> None:
+        self._loop.run_until_complete(self.ws.send_bytes(packet))
+
+    def send_text(self, text: str) -> None:
+        self._loop.run_until_complete(self.ws.send_str(text))
+
+    def recv_text(self, timeout: float = 2.0) -> str:
+        """The next text message (the dashboard's /live speaks JSON text)."""
+        deadline = time.monotonic() + timeout
+        while not self.texts:
+            assert self._fill(deadline), f"no text message within {timeout} s"
+        return self.texts.pop(0)
+
+    def _fill(self, deadline: float) -> bool:
+        import aiohttp
+
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or self.closed:
+            return False
+        try:
+            message = self._loop.run_until_complete(self.ws.receive(timeout=remaining))
+        except TimeoutError:
+            return False
+        if message.type is aiohttp.WSMsgType.BINARY:
+            self._queue.append(Received(bytes(message.data)))
+        elif message.type is aiohttp.WSMsgType.TEXT:
+            self.texts.append(str(message.data))
+        else:  # closing, closed, or an error: the connection is over
+            self.closed = True
+            self.close_code = self.ws.close_code
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        try:
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                self._loop.run_until_complete(asyncio.wait_for(self.ws.close(), 5))
+        finally:
+            self._loop.run_until_complete(self._session.close())
+            # A TLS connection's socket is closed a few loop turns after its TLS shutdown: let
+            # them run before the loop goes, or the socket is left to the garbage collector.
+            self._loop.run_until_complete(asyncio.sleep(0.05))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
 
 
 class AsyncClient:

@@ -9,10 +9,11 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-__all__ = ["REQUIRE_PEERS", "PeerProgram", "require_program"]
+__all__ = ["REQUIRE_PEERS", "PeerProgram", "require_program", "sclang_program"]
 
 # With CI set, a test that needs a real peer program (sclang, pd) fails when it is missing
 # instead of skipping: CI installs them, so a skip there would hide a broken install.
@@ -81,3 +82,22 @@ class PeerProgram:
         self._reader.join(5)
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def sclang_program(
+    script: Path, tmp_path: Path, env: dict[str, str] | None = None, udp_port: int = 0
+) -> PeerProgram:
+    """`script` in a headless sclang (docs/testing.md), with `env` added to its environment."""
+    sclang = require_program("sclang")
+    config = tmp_path / "sclang_conf.yaml"
+    config.write_text("includePaths: []\nexcludePaths: []\npostInlineWarnings: false\n")
+    environment = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "QTWEBENGINE_DISABLE_SANDBOX": "1",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        **(env or {}),
+    }
+    command = [sclang, "-D", "-u", str(udp_port), "-l", str(config), str(script)]
+    return PeerProgram(command, environment)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ..client.aio import BACKOFF_FIRST, BACKOFF_MAX, NotConnected, RouterClient
+from ..client.aio import BACKOFF_FIRST, BACKOFF_MAX, CannotConnect, NotConnected, RouterClient
 from ..osc.messages import user_list_message
 from .retime import shift_time_tags
 
@@ -141,15 +142,21 @@ class Bridge:
         )
         self._udp_out = out
         if config.udp_listen is not None:
-            inbound, _ = await loop.create_datagram_endpoint(
-                lambda: _Inbound(self), local_addr=config.udp_listen
-            )
+            try:
+                inbound, _ = await loop.create_datagram_endpoint(
+                    lambda: _Inbound(self), local_addr=config.udp_listen
+                )
+            except OSError as exc:
+                raise _cannot_listen("--udp-listen", config.udp_listen, exc) from None
             self._udp_in = inbound
             self._say(f"UDP in on {config.udp_listen[0]}:{config.udp_listen[1]}")
         for host, port in config.udp_forward:
             self._say(f"UDP out to {host}:{port}")
         if config.ws_listen is not None:
-            await self._open_websocket(*config.ws_listen)
+            try:
+                await self._open_websocket(*config.ws_listen)
+            except OSError as exc:
+                raise _cannot_listen("--ws-listen", config.ws_listen, exc) from None
             self._say(f"WebSocket in and out on ws://{config.ws_listen[0]}:{config.ws_listen[1]}/")
         self.ready.set()
 
@@ -203,6 +210,13 @@ class Bridge:
                     config.server, config.user, config.password, config.group,
                     config.group_password, on_users=self._users, on_reconnect=self._back,
                 )  # fmt: skip
+            except CannotConnect as cannot:
+                if cannot.lasting:
+                    raise  # a wrong port, scheme or certificate: trying again cannot help
+                self._say(f"{cannot}; trying again in {wait:.1f} s")
+                await asyncio.sleep(wait)
+                wait = min(BACKOFF_MAX, wait * 2)
+                continue
             except (OSError, asyncio.TimeoutError) as exc:
                 self._say(f"cannot reach {config.server} ({exc}); trying again in {wait:.1f} s")
                 await asyncio.sleep(wait)
@@ -263,3 +277,12 @@ class Bridge:
 def _ignore_failure(sent: asyncio.Future[None]) -> None:
     if not sent.cancelled():
         sent.exception()  # a local client that went away; its handler forgets it
+
+
+def _cannot_listen(flag: str, address: tuple[str, int], error: OSError) -> OSError:
+    """A local port the bridge cannot open, said with the flag that chose it."""
+    host, port = address
+    reason = error.strerror or str(error)
+    if error.errno == errno.EADDRINUSE:
+        reason = "another program holds it (a second bridge, or the app itself?)"
+    return OSError(error.errno, f"cannot listen on {host}:{port} ({flag}): {reason}")

@@ -7,7 +7,8 @@
     tcposcrouter-client time                           this machine's clock against the router's
 
 Exit codes: 0 done; 1 the connection was lost for good; 2 bad arguments or message syntax;
-3 cannot connect; 4 the router refused the register (its error code is printed).
+3 cannot connect (one line says why and what to do); 4 the router refused the register (its
+error code is printed); 70 an unexpected error, which is a bug (one line, no traceback).
 """
 
 from __future__ import annotations
@@ -15,163 +16,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import itertools
 import json
-import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from .. import __version__
 from ..bridge import Bridge, BridgeConfig
 from ..bridge.retime import shift_time_tags
-from ..client.aio import DEFAULT_SERVER, RouterClient, parse_server
+from ..client.aio import CannotConnect, RouterClient
 from ..client.protocol import RegisterRefused, as_private
 from ..client.recording import BadRecording, Record, header, read_records, record_line
 from ..client.text import BadMessageText, format_packet, packet_records, parse_message
 from ..osc.messages import user_list_message
+from .client_flags import build_parser
 
-__all__ = ["EXIT_CANNOT_CONNECT", "EXIT_LOST", "EXIT_REFUSED", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_BUG", "EXIT_CANNOT_CONNECT", "EXIT_LOST", "EXIT_REFUSED", "EXIT_USAGE", "main"]
 
 EXIT_LOST, EXIT_USAGE, EXIT_CANNOT_CONNECT, EXIT_REFUSED = 1, 2, 3, 4
-# The SuperCollider client's defaults (docs/protocol.md §6): its group and group password are
-# "oscrouter", and it sends the text "nil" for a password not given.
-DEFAULT_GROUP = "oscrouter"
-DEFAULT_PASSWORD = "nil"
-
-
-def _server(text: str) -> str:
-    try:
-        parse_server(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"not HOST:PORT: {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tcposcrouter-client",
-        description="Join a tcposcrouter group from the command line.",
-        epilog="Exit codes: 0 done, 1 connection lost, 2 bad arguments, 3 cannot connect, "
-        "4 refused by the router.",
-    )
-    parser.add_argument("--version", action="version", version=f"tcposcrouter {__version__}")
-    joining = argparse.ArgumentParser(add_help=False)
-    joining.add_argument(
-        "--server",
-        type=_server,
-        default=DEFAULT_SERVER,
-        help="HOST:PORT (length prefix), slip://HOST:PORT, tls://HOST:PORT, "
-        "tls+slip://HOST:PORT, or ws://…/osc, wss://…/osc (default %(default)s)",
-    )
-    joining.add_argument(
-        "--user", default=os.environ.get("TCPOSCROUTER_USER") or getpass.getuser(),
-        help="user name (default: $TCPOSCROUTER_USER, else your login name)",
-    )  # fmt: skip
-    joining.add_argument(
-        "--password",
-        default=os.environ.get("TCPOSCROUTER_PASSWORD", DEFAULT_PASSWORD),
-        help="user password (default: $TCPOSCROUTER_PASSWORD, else nil, as SuperCollider's)",
-    )
-    joining.add_argument("--group", default=DEFAULT_GROUP, help="group (default %(default)s)")
-    joining.add_argument(
-        "--group-password",
-        default=os.environ.get("TCPOSCROUTER_GROUP_PASSWORD", DEFAULT_GROUP),
-        help="group password (default: $TCPOSCROUTER_GROUP_PASSWORD, else oscrouter)",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    send = commands.add_parser(
-        "send",
-        parents=[joining],
-        help="send one message or bundle, then leave",
-        description="Send one message (ADDRESS ARG…) or, with --bundle, a bundle of messages "
-        'each given as one quoted argument ("/a 1 2" "/b x"). Arguments: 42 int, 0.5 float, '
-        "word or s:60 string, T F N, i: f: d: h: s: b:HEX m:HEX r:HEX typed.",
-    )
-    send.add_argument("message", nargs="+", metavar="ADDRESS_OR_MESSAGE")
-    send.add_argument("--bundle", action="store_true", help="each argument is one message")
-    send.add_argument(
-        "--at", type=float, metavar="SECONDS", help="bundle time: this many seconds from now"
-    )
-    send.add_argument("--to", metavar="USER", help="send privately to USER")
-
-    listen = commands.add_parser(
-        "listen",
-        parents=[joining],
-        help="print everything the group sends, one line per message",
-        description="Print every message that arrives, one line each (bundles: one line per "
-        "message, prefixed @TIME), until Ctrl-C. Reconnects by itself.",
-    )
-    listen.add_argument("--json", action="store_true", help="JSON lines instead")
-
-    bridge = commands.add_parser(
-        "bridge",
-        parents=[joining],
-        help="bridge the group to local UDP and WebSocket OSC apps",
-        description="Join the group and bridge it to this machine: what local apps send to "
-        "--udp-listen (or over --ws-listen) goes to the group; what the group sends goes to "
-        "every --udp-forward address and every --ws-listen client. Runs until Ctrl-C, "
-        "reconnecting by itself; what is sent while the router is away is reported as lost.",
-    )
-    bridge.add_argument("--udp-listen", type=_address, metavar="HOST:PORT")
-    bridge.add_argument(
-        "--udp-forward", type=_address, action="append", default=[], metavar="HOST:PORT",
-        help="where the group's packets go (repeat for several apps)",
-    )  # fmt: skip
-    bridge.add_argument(
-        "--ws-listen", type=_address, metavar="HOST:PORT",
-        help="accept local WebSocket clients (one binary message per packet, osc-js's way)",
-    )  # fmt: skip
-    bridge.add_argument(
-        "--retime",
-        action="store_true",
-        help="move bundle time tags to group time going out and to local time coming in",
-    )
-
-    record = commands.add_parser(
-        "record",
-        parents=[joining],
-        help="record everything the group sends, with arrival times, to a file",
-        description="Write every packet the group sends, with its arrival time, to FILE as "
-        "JSON lines (the format is in docs/client-tools.md), until Ctrl-C or --seconds.",
-    )
-    record.add_argument("file", metavar="FILE")
-    record.add_argument("--seconds", type=float, help="stop after this long")
-
-    replay = commands.add_parser(
-        "replay",
-        parents=[joining],
-        help="play a recording back into a group with its original timing",
-    )
-    replay.add_argument("file", metavar="FILE")
-    replay.add_argument("--speed", type=float, default=1.0, help="2: twice as fast (default 1)")
-    replay.add_argument("--loop", action="store_true", help="play it again and again")
-    replay.add_argument(
-        "--shift-time-tags",
-        action="store_true",
-        help="move bundle time tags by as long as it is since they were recorded, so that "
-        "scheduled bundles play as far ahead as they did (default: byte for byte)",
-    )
-
-    clock = commands.add_parser(
-        "time",
-        parents=[joining],
-        help="this machine's clock offset and round-trip time to the router",
-    )
-    clock.add_argument("--exchanges", type=int, default=8, help="time exchanges (default 8)")
-    clock.add_argument("--json", action="store_true", help="one JSON object instead")
-    return parser
+EXIT_BUG = 70  # sysexits.h's EX_SOFTWARE
 
 
 async def _join(args: argparse.Namespace, **options: object) -> RouterClient:
@@ -222,9 +87,10 @@ async def _listen(args: argparse.Namespace) -> int:
     try:
         async for packet in client:
             show(packet.raw)
-    except RegisterRefused:
+    except (RegisterRefused, CannotConnect):
         raise
-    except ConnectionError:
+    except ConnectionError as lost:
+        print(f"tcposcrouter-client: connection lost: {lost}", file=sys.stderr)
         return EXIT_LOST
     finally:
         await client.close()
@@ -367,7 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if args.command == "record":
-            with open(args.file, "w", encoding="utf-8") as out:
+            try:
+                out = open(args.file, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                print(f"tcposcrouter-client record: {args.file}: {exc.strerror}", file=sys.stderr)
+                return EXIT_USAGE
+            with out:
                 return asyncio.run(_record(args, out))
         if args.command == "replay":
             records = _load(args.file)
@@ -377,11 +248,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RegisterRefused as refused:
         print(f"tcposcrouter-client: refused by the router: {refused}", file=sys.stderr)
         return EXIT_REFUSED
-    except (OSError, asyncio.TimeoutError) as exc:
-        print(f"tcposcrouter-client: cannot connect to {args.server}: {exc}", file=sys.stderr)
+    except CannotConnect as exc:
+        print(f"tcposcrouter-client: {exc}", file=sys.stderr)
         return EXIT_CANNOT_CONNECT
+    except ConnectionError as lost:  # after the register: the router went away mid-command
+        print(f"tcposcrouter-client: connection lost: {lost}", file=sys.stderr)
+        return EXIT_LOST
+    except OSError as exc:  # this machine's side: a local port or file (connecting is above)
+        print(f"tcposcrouter-client: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 0
+    except Exception as exc:
+        print(
+            f"tcposcrouter-client: unexpected error ({type(exc).__name__}: {exc}); this is a bug "
+            "in tcposcrouter-client, please report it with the command you ran",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -24,33 +24,44 @@ from ..server.config import (
     DEFAULT_TLS_OSC10_PORT,
     DEFAULT_TLS_OSC11_PORT,
 )
+from .parser import Parser
 
 __all__ = ["HIDDEN_ALIASES", "LIMIT_FLAGS", "build_parser"]
 
 
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _port(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a TCP port")
     return value
 
 
 def _size(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 16:
         raise argparse.ArgumentTypeError("the maximum packet size must be at least 16 bytes")
     return value
 
 
 def _count(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative")
     return value
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value >= 0:  # also refuses NaN
         raise argparse.ArgumentTypeError(f"{text} is not a number of seconds")
     return value
@@ -113,7 +124,7 @@ def _switch_off(group: argparse._ArgumentGroup, flag: str, text: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tcposcrouter",
         description=(
             "Run the tcposcrouter server: an OSC message router for networked music. Clients "

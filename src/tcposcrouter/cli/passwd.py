@@ -14,12 +14,13 @@ import sys
 from collections.abc import Sequence
 
 from ..core.auth import STORED, PasswordHash
+from .parser import Parser
 
 __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tcposcrouter passwd",
         description=(
             "Print the hash of a password for the configuration file's pinned groups and users, "

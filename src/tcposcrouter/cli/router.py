@@ -28,6 +28,7 @@ from . import passwd
 from .config import ConfigError, read_config
 from .flags import LIMIT_FLAGS, build_parser
 from .logs import LogSetup
+from .startup_errors import cannot_listen
 
 __all__ = ["LIMIT_FLAGS", "build_parser", "main", "parse_args"]
 
@@ -205,7 +206,8 @@ async def serve(
     try:
         addresses = await server.start()
     except OSError as exc:
-        log.error("cannot listen: %s", exc)
+        log.error("%s", cannot_listen(exc, config))
+        await server.stop()
         return 1
     except ClusterRefused as refused:
         log.error("cannot join the cluster: %s", refused)
@@ -215,7 +217,8 @@ async def serve(
     token_file = None
     if config.http_port is not None and config.admin_token is None and not shared_token:
         token_file = write_admin_token(server.admin_token)
-        say_where_the_token_is(config, token_file)
+    if config.http_port is not None and server.handoff is None:  # --workers: the supervisor's
+        say_where_the_pages_are(config, token_file)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -232,15 +235,22 @@ async def serve(
     return 0
 
 
-def say_where_the_token_is(config: ServerConfig, token_file: Path) -> None:
+def say_where_the_pages_are(config: ServerConfig, token_file: Path | None) -> None:
+    """The browser client's address and the dashboard's, on the console at start-up."""
     host = (config.hosts or ["127.0.0.1"])[0]
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     host = f"[{host}]" if ":" in host else host
+    site = f"{'http' if config.tls is None else 'https'}://{host}:{config.http_port}"
     log.info(
-        "dashboard with every name: %s://%s:%d/#token=… with the admin token in %s (made at "
+        "browser client (join a group from any browser): %s/client/", site, extra={"console": True}
+    )
+    if token_file is None:
+        log.info("dashboard: %s/ (with the admin token you set)", site, extra={"console": True})
+        return
+    log.info(
+        "dashboard with every name: %s/#token=… with the admin token in %s (made at "
         "start-up, readable by this user only; set one with --admin-token)",
-        "http" if config.tls is None else "https",
-        host,
-        config.http_port,
+        site,
         token_file,
         extra={"console": True},
     )
@@ -250,14 +260,17 @@ def supervise_workers(args: argparse.Namespace, arguments: list[str]) -> int:
     """--workers: one admin token made here for all of them, in a file as for one process."""
     from ..cluster.workers import supervise
 
-    if args.no_http or args.admin_token is not None:
+    if args.no_http:
         return supervise(arguments, args.workers, args.node_id)
-    token = secrets.token_urlsafe(18)
-    token_file = write_admin_token(token)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    say_where_the_token_is(server_config(args), token_file)
+    if args.admin_token is not None:
+        say_where_the_pages_are(server_config(args), None)
+        return supervise(arguments, args.workers, args.node_id)
+    token = secrets.token_urlsafe(18)
+    token_file = write_admin_token(token)
+    say_where_the_pages_are(server_config(args), token_file)
     try:
         return supervise(arguments, args.workers, args.node_id, {WORKER_TOKEN_ENV: token})
     finally:

@@ -4,6 +4,14 @@ client and a blocking wrapper. It reuses the router's `osc` package, never the s
 from .aio import RouterClient
 from .blocking import BlockingClient
 from .clock import ClockEstimate
+from .diagnosis import CannotConnect
 from .protocol import Packet, RegisterRefused
 
-__all__ = ["BlockingClient", "ClockEstimate", "Packet", "RegisterRefused", "RouterClient"]
+__all__ = [
+    "BlockingClient",
+    "CannotConnect",
+    "ClockEstimate",
+    "Packet",
+    "RegisterRefused",
+    "RouterClient",
+]

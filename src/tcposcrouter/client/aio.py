@@ -15,18 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..osc.framing import Framing
+from ..errors import ErrorCode, RouterError
 from .clock import ClockEstimate
+from .diagnosis import CannotConnect, Target
+from .link import Link, closed_unanswered, open_link, parse_server, target_of
 from .protocol import (
     Argument,
     ClientProtocol,
+    NotOsc,
     Packet,
     Refused,
     Registered,
@@ -38,7 +38,7 @@ from .protocol import (
     build_message,
 )
 
-__all__ = ["DEFAULT_SERVER", "NotConnected", "RouterClient", "parse_server"]
+__all__ = ["DEFAULT_SERVER", "CannotConnect", "NotConnected", "RouterClient", "parse_server"]
 
 log = logging.getLogger("tcposcrouter.client")
 
@@ -54,115 +54,21 @@ INBOX_PACKETS = 10_000
 REGISTER_SECONDS = 10.0
 
 
+class _ClosedUnanswered(ConnectionError):
+    """The connection ended before the register was answered (`_join` says what it was)."""
+
+
 class NotConnected(ConnectionError):
     """A send while the connection is down (the client is reconnecting, or closed)."""
 
 
-def parse_server(server: str) -> tuple[str, str, int, Framing]:
-    """`HOST:PORT`, `tcp://HOST:PORT`, `slip://HOST:PORT`, `tls://HOST:PORT`,
-    `tls+slip://HOST:PORT`, `ws://…`, `wss://…` → (kind, host or URL, port, framing). kind is
-    "tcp", "tls" or "ws". TLS checks the router's certificate against the system's authorities
-    (or `$SSL_CERT_FILE`)."""
-    if server.startswith(("ws://", "wss://")):
-        return (
-            "ws",
-            server if urlsplit(server).path else server.rstrip("/") + "/osc",
-            0,
-            (Framing.WEBSOCKET),
-        )
-    kind, framing = "tcp", Framing.LENGTH_PREFIX
-    for scheme, scheme_kind, scheme_framing in (
-        ("tcp://", "tcp", Framing.LENGTH_PREFIX),
-        ("slip://", "tcp", Framing.SLIP),
-        ("tls://", "tls", Framing.LENGTH_PREFIX),
-        ("tls+slip://", "tls", Framing.SLIP),
-    ):
-        if server.startswith(scheme):
-            server, kind, framing = server[len(scheme) :], scheme_kind, scheme_framing
-    host, sep, port = server.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"not HOST:PORT: {server!r}")
-    return kind, host.strip("[]") or "127.0.0.1", int(port), framing
-
-
-class _Link:
-    """A connection's bytes in and out: TCP streams or an aiohttp WebSocket."""
-
-    async def send(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    async def receive(self) -> bytes | None:
-        """The next bytes (for WebSocket: one message); None when the connection is gone."""
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        raise NotImplementedError
-
-
-class _TcpLink(_Link):
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader, self._writer = reader, writer
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            # Late is wrong: back-to-back sends must not wait for each other (Nagle's algorithm
-            # held python-osc's second message back by 44 ms).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    async def send(self, data: bytes) -> None:
-        self._writer.write(data)
-        await self._writer.drain()
-
-    async def receive(self) -> bytes | None:
-        try:
-            data = await self._reader.read(65536)
-        except (ConnectionError, OSError):
-            return None
-        return data or None
-
-    async def close(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.wait_closed()
-
-
-class _WebSocketLink(_Link):
-    def __init__(self, session: Any, ws: Any) -> None:
-        self._session, self._ws = session, ws
-
-    async def send(self, data: bytes) -> None:
-        await self._ws.send_bytes(data)
-
-    async def receive(self) -> bytes | None:
-        import aiohttp
-
-        while True:
-            message = await self._ws.receive()
-            if message.type is aiohttp.WSMsgType.BINARY:
-                return bytes(message.data)
-            if message.type is aiohttp.WSMsgType.TEXT:
-                continue  # the router never sends text
-            return None
-
-    async def close(self) -> None:
-        await self._ws.close()
-        await self._session.close()
-
-
-async def _open_link(server: str) -> tuple[_Link, Framing]:
-    kind, host, port, framing = parse_server(server)
-    if kind in ("tcp", "tls"):
-        context = ssl.create_default_context() if kind == "tls" else None
-        reader, writer = await asyncio.open_connection(host, port, ssl=context)
-        return _TcpLink(reader, writer), framing
-    import aiohttp
-
-    session = aiohttp.ClientSession()
-    try:
-        ws = await session.ws_connect(host, compress=0, max_msg_size=0, autoping=True)
-    except BaseException:
-        await session.close()
-        raise
-    return _WebSocketLink(session, ws), framing
+def _succeeded(register: asyncio.Future[None] | None) -> bool:
+    return (
+        register is not None
+        and register.done()
+        and not register.cancelled()
+        and (register.exception() is None)
+    )
 
 
 class RouterClient:
@@ -194,7 +100,7 @@ class RouterClient:
         self.clock = ClockEstimate()
         self.users: list[str] = []
         self.connected = False
-        self._link: _Link | None = None
+        self._link: Link | None = None
         self._protocol: ClientProtocol | None = None
         self._inbox: asyncio.Queue[Packet | BaseException] = asyncio.Queue(INBOX_PACKETS)
         self._registered: asyncio.Future[None] | None = None
@@ -227,20 +133,27 @@ class RouterClient:
         return client
 
     async def _join(self) -> None:
-        link, framing = await _open_link(self.server)
+        target = target_of(self.server)
+        link, framing = await open_link(target)
         protocol = ClientProtocol(framing)
         self._link, self._protocol = link, protocol
-        self._registered = asyncio.get_running_loop().create_future()
-        reader = asyncio.create_task(self._read(link, protocol))
+        self._registered = registered = asyncio.get_running_loop().create_future()
+        reader = asyncio.create_task(self._read(link, protocol, target))
         try:
             await link.send(protocol.register(*self._credentials))
-            await asyncio.wait_for(asyncio.shield(self._registered), REGISTER_SECONDS)
-        except BaseException:
+            await asyncio.wait_for(asyncio.shield(registered), REGISTER_SECONDS)
+        except BaseException as error:
             # Close first: the reader then sees the end and stops by itself (cancelling it
             # while the stream closes can cancel the close).
             self._link = None
             await link.close()
             reader.cancel()
+            if registered.done() and not registered.cancelled():
+                registered.exception()  # an outcome that came too late is not an error to log
+            if isinstance(error, asyncio.TimeoutError):
+                raise target.unanswered(REGISTER_SECONDS) from None
+            if isinstance(error, OSError) and not isinstance(error, CannotConnect):
+                raise await closed_unanswered(target) from None  # _ClosedUnanswered, or a send
             raise
         # Finished readers and reconnects are dropped: a laptop that sleeps every night for a
         # month must not collect them.
@@ -248,17 +161,23 @@ class RouterClient:
         self._tasks.append(reader)
         self.connected = True
 
-    async def _read(self, link: _Link, protocol: ClientProtocol) -> None:
+    async def _read(self, link: Link, protocol: ClientProtocol, target: Target) -> None:
         """Feed the protocol until the connection ends; then reconnect, or end the inbox."""
         while (data := await link.receive()) is not None:
             received_at = self._clock()
-            for event in protocol.receive_data(data):
-                await self._handle(event, received_at)
+            try:
+                events = protocol.receive_data(data)
+            except RouterError as broken:  # bytes the framing cannot split: the stream is lost
+                log.warning("%s sent a broken stream (%s); closing", self.server, broken)
+                break
+            for event in events:
+                if isinstance(event, NotOsc):
+                    self._register_failed(target.first_bytes(event.speaks))
+                    return
+                await self._handle(event, received_at, target)
+        self._register_failed(_ClosedUnanswered())  # if it was still waiting for its reply
         registered = self._registered
-        if registered is not None and not registered.done():
-            registered.set_exception(ConnectionError("the router closed the connection"))
-            return
-        if self._closing or self._link is not link:
+        if self._closing or self._link is not link or not _succeeded(registered):
             return  # closed on purpose, or a register that failed (`_join` says why)
         self.connected = False
         self._link = None
@@ -269,7 +188,12 @@ class RouterClient:
         else:
             await self._inbox.put(ConnectionError("the router closed the connection"))
 
-    async def _handle(self, event: object, received_at: float) -> None:
+    def _register_failed(self, error: BaseException) -> None:
+        registered = self._registered
+        if registered is not None and not registered.done():
+            registered.set_exception(error)
+
+    async def _handle(self, event: object, received_at: float, target: Target) -> None:
         if isinstance(event, Packet):
             await self._inbox.put(Packet(event.raw, received_at))
         elif isinstance(event, UserList):
@@ -280,8 +204,10 @@ class RouterClient:
             if self._registered is not None and not self._registered.done():
                 self._registered.set_result(None)
         elif isinstance(event, Refused):
-            if self._registered is not None and not self._registered.done():
-                self._registered.set_exception(RegisterRefused(event.code, event.detail))
+            if event.code == ErrorCode.WRONG_PORT:  # not a refusal: the wrong door
+                self._register_failed(target.wrong_port(event.detail))
+            else:
+                self._register_failed(RegisterRefused(event.code, event.detail))
         elif isinstance(event, TimeReply):
             await self._time_replies.put((event, received_at))
         elif isinstance(event, RouterErrorReply):
@@ -300,6 +226,10 @@ class RouterClient:
                 await self._inbox.put(refused)
                 return
             except (OSError, asyncio.TimeoutError) as exc:
+                if isinstance(exc, CannotConnect) and exc.lasting:
+                    log.error("%s", exc)  # the address itself is wrong now: trying is no use
+                    await self._inbox.put(exc)
+                    return
                 log.info("reconnecting to %s: %s; again in %.1f s", self.server, exc, wait)
                 wait = min(BACKOFF_MAX, wait * 2)
                 continue

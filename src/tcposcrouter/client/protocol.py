@@ -18,6 +18,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from ..errors import RouterError
+from ..osc.first_bytes import Speaks, first_bytes_speak
 from ..osc.framing import (
     Framing,
     InvalidFrame,
@@ -35,6 +36,7 @@ __all__ = [
     "Argument",
     "ClientProtocol",
     "ClientState",
+    "NotOsc",
     "Packet",
     "Refused",
     "RegisterRefused",
@@ -128,6 +130,14 @@ class UserList:
 
 
 @dataclass(frozen=True)
+class NotOsc:
+    """The first bytes back on a stream are not OSC (osc/first_bytes.py): the client reached
+    a web port, a TLS port or something else, not a router's OSC port."""
+
+    speaks: Speaks
+
+
+@dataclass(frozen=True)
 class RouterErrorReply:
     """A non-fatal error reply after the register (`rate_limited`, `unknown_user` …)."""
 
@@ -144,7 +154,7 @@ class TimeReply:
     server_send: float
 
 
-Event = Registered | Refused | UserList | RouterErrorReply | TimeReply | Packet
+Event = Registered | Refused | UserList | RouterErrorReply | TimeReply | Packet | NotOsc
 
 
 def build_message(address: str, *args: Argument) -> bytes:
@@ -207,6 +217,7 @@ class ClientProtocol:
         self.user = ""
         self._random_id = 0
         self._reply_address = b""
+        self._heard = not framing.is_stream  # a WebSocket's first bytes were its handshake's
 
     def frame(self, packet: bytes) -> bytes:
         """`packet` as it goes on the wire (for WebSocket: the message itself)."""
@@ -225,7 +236,14 @@ class ClientProtocol:
         return self.frame(TIME + b",t\x00\x00" + time_tag(client_time))
 
     def receive_data(self, data: bytes) -> list[Event]:
-        """Bytes (for WebSocket: one message) from the router → what they mean."""
+        """Bytes (for WebSocket: one message) from the router → what they mean. Raises
+        `RemoteError` for a stream the framing cannot split (the connection is lost)."""
+        if not self._heard and data:
+            self._heard = True
+            speaks = first_bytes_speak(data)
+            # The router answers in the framing it was spoken to in (docs/protocol.md §1).
+            if speaks not in (Speaks.OSC_LENGTH_PREFIX, Speaks.OSC_SLIP):
+                return [NotOsc(speaks or Speaks.UNKNOWN)]
         events: list[Event] = []
         for packet in self._decoder.feed(data):
             if isinstance(packet, InvalidFrame):

@@ -42,6 +42,25 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 HTTP_SHUTDOWN_SECONDS = 2.0
 
 
+class _QuietAiohttp(logging.Filter):
+    """aiohttp's "Error handling request" lines carry the refused request's text and a
+    traceback. The door refuses what could carry a password before aiohttp reads it
+    (server/http_head.py); whatever aiohttp still refuses is logged here as one debug line
+    without the exception's words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is not None or record.levelno >= logging.WARNING:
+            error = record.exc_info[1] if record.exc_info else None
+            record.msg = "aiohttp refused a request (%s)"
+            record.args = (type(error).__name__ if error is not None else "no detail",)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+_QUIET = _QuietAiohttp()
+
+
 def client_page_folder() -> Path:
     """The browser client: inside the package when installed from a wheel, else the
     repository's examples/browser/ (a source checkout, an editable install)."""
@@ -83,6 +102,9 @@ class HttpSide:
         *,
         reuse_port: bool = False,
     ) -> list[str]:
+        server_log = logging.getLogger("aiohttp.server")
+        if _QUIET not in server_log.filters:
+            server_log.addFilter(_QUIET)
         runner = self._runner = web.AppRunner(
             self.application(),
             access_log=None,

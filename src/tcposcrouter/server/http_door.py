@@ -1,8 +1,13 @@
 """The HTTP port's door: every connection passes an `HttpDoor` on its way to aiohttp's handler.
 
-The door does two things aiohttp does not:
+The door does what aiohttp does not:
 - it counts the connection in the `HttpPool` until it becomes a WebSocket, and closes the
   oldest when the pool is full, so idle and slow connections cannot fill the port;
+- it holds each request head until it is whole and checked (server/http_head.py), so that
+  aiohttp never reads, echoes or logs a request line it would refuse (a URL registration's
+  carries passwords), nor answers one that is not HTTP/1.x;
+- it answers an OSC client or a TLS client at this plain port in its own language
+  (server/wrong_port.py);
 - from a WebSocket handshake on, it reads the client's frame headers with a `FrameGuard` and
   ends the connection, with a close frame, at the first frame the guard refuses (a client that
   does not read is the hub's to end, as on TCP: server/websocket.py).
@@ -12,7 +17,8 @@ owns is handed to that worker before aiohttp answers it (server/handoff.py).
 
 The request-head deadline is aiohttp's own: `keepalive_timeout` closes a connection that has
 not sent a whole request head in that time, the first one included (tested in
-tests/integration/test_http_door.py).
+tests/integration/test_http_door.py); aiohttp reads no byte of a head the door holds, so its
+timer runs on.
 """
 
 from __future__ import annotations
@@ -28,22 +34,19 @@ from aiohttp import web
 
 from .frame_guard import FrameGuard, FrameRefusal
 from .handoff import HTTP, url_group
+from .http_head import HeadRefusal, check_head, check_partial_head
 from .http_pool import HttpPool, http_connection_cap
 from .running import RunningRouter
-from .sockets import peer_host
+from .sockets import format_peer, peer_host
+from .wrong_port import on_http_port
 
-__all__ = ["MAX_REQUEST_HEAD", "FramesWatcher", "HttpDoor", "HttpDoors", "HttpSite"]
+__all__ = ["FramesWatcher", "HttpDoor", "HttpDoors", "HttpSite"]
 
 log = logging.getLogger("tcposcrouter.server")
 
-# aiohttp refuses a header line over 8 KiB; a whole head (cookies and all) this long is no
-# browser's.
-MAX_REQUEST_HEAD = 64 * 1024
+# A TLS client whose request has not come this long after its handshake is logged at -vv.
+NO_REQUEST_SECONDS = 2.0
 _ASKS_FOR_WEBSOCKET = re.compile(rb"\nupgrade[ \t]*:[^\n]*websocket", re.IGNORECASE)
-_HEAD_TOO_LONG = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
-    b"Content-Length: 0\r\n\r\n"
-)
 
 
 class FramesWatcher(Protocol):
@@ -91,6 +94,19 @@ class HttpDoors:
     def now(self) -> float:
         return self._router.now()
 
+    def at_wrong_port(self, transport: asyncio.Transport, first: bytes) -> bool:
+        """An OSC program or a TLS client at the HTTP port: told so in its own language where
+        it has one (server/wrong_port.py), and closed."""
+        wrong = on_http_port(first, self._router.config)
+        if wrong is None:
+            return False
+        peer = format_peer(transport.get_extra_info("peername"))
+        log.info("HTTP connection [%s]: %s", peer, wrong.detail)
+        if wrong.answer:
+            transport.write(wrong.answer)
+        transport.close()
+        return True
+
     def max_message(self) -> int:
         return self._router.config.limits.max_packet_size
 
@@ -116,7 +132,9 @@ class HttpDoor(asyncio.Protocol):
         "_handler",
         "_head",
         "_refused",
+        "_spoke",
         "_transport",
+        "_waiting",
         "_watcher",
         "_websocket",
     )
@@ -134,6 +152,8 @@ class HttpDoor(asyncio.Protocol):
         self._watcher: FramesWatcher | None = None
         self._websocket = False  # the handshake is done
         self._refused = False
+        self._spoke = handed_in  # bytes have come (a handed-in one spoke to another worker)
+        self._waiting: asyncio.TimerHandle | None = None  # see _no_request_yet
 
     # -- what the endpoints tell the door ------------------------------------------------------
 
@@ -157,8 +177,23 @@ class HttpDoor(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         self._handler.connection_made(transport)
         self._doors.opened(self, transport)
+        if not self._spoke and transport.get_extra_info("sslcontext") is not None:
+            loop = asyncio.get_running_loop()
+            self._waiting = loop.call_later(NO_REQUEST_SECONDS, self._no_request_yet)
+
+    def _no_request_yet(self) -> None:
+        """A TLS handshake done and no byte of a request since: a client that stalls (or a
+        router that does not read) shows here at -vv."""
+        self._waiting = None
+        transport = self._transport
+        if transport is not None and not self._spoke and not transport.is_closing():
+            peer = format_peer(transport.get_extra_info("peername"))
+            log.debug("HTTP connection [%s]: TLS done, no request yet after %g s", peer,
+                      NO_REQUEST_SECONDS)  # fmt: skip
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._waiting is not None:
+            self._waiting.cancel()
         self._doors.closed(self, self._transport)
         self._handler.connection_lost(exc)
 
@@ -174,12 +209,21 @@ class HttpDoor(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        if not self._spoke:
+            self._spoke = True
+            if self._waiting is not None:
+                self._waiting.cancel()
+                self._waiting = None
+            transport = self._transport
+            if transport is not None and self._doors.at_wrong_port(transport, data):
+                self._refused = True
+                return
         guard = self._guard
         frames_at = 0
         if guard is None:
-            found = self._scan_heads(data)
+            data, found = self._through_heads(data)
             if found is None:
-                if not self._refused:
+                if data and not self._refused:
                     self._handler.data_received(data)
                 return
             frames_at = found
@@ -196,9 +240,10 @@ class HttpDoor(asyncio.Protocol):
 
     # -- inside ------------------------------------------------------------------------------
 
-    def _scan_heads(self, data: bytes) -> int | None:
-        """Follow the request heads in the stream; return where the frames begin in `data`
-        if a head asks for a WebSocket, else None."""
+    def _through_heads(self, data: bytes) -> tuple[bytes, int | None]:
+        """Follow the request heads in the stream, holding each until it is whole and checked
+        (server/http_head.py). Return the bytes aiohttp may read now and, if a head asks for a
+        WebSocket, where in them its frames begin (None: no WebSocket yet)."""
         before = len(self._head)
         stream = self._head + data
         start = 0
@@ -208,6 +253,10 @@ class HttpDoor(asyncio.Protocol):
             if end < 0:
                 break
             end += 4
+            refusal = check_head(stream[start:end])
+            if refusal is not None:
+                self._refuse_head(refusal)
+                return b"", None
             if _ASKS_FOR_WEBSOCKET.search(stream, start, end):
                 self._head = b""
                 transport = self._transport
@@ -219,16 +268,26 @@ class HttpDoor(asyncio.Protocol):
                 ):
                     # Forgotten here without a word: the connection lives on in the owner.
                     self._refused = True
-                    return None
-                return end - before
+                    return b"", None
+                return stream, end
             start = searched = end
         self._head = stream[start:]
-        if len(self._head) > MAX_REQUEST_HEAD:
-            self._refused = True
-            if self._transport is not None:
-                self._transport.write(_HEAD_TOO_LONG)
-                self._transport.close()
-        return None
+        refusal = check_partial_head(self._head)
+        if refusal is not None:
+            self._refuse_head(refusal)
+            return b"", None
+        return stream[:start], None
+
+    def _refuse_head(self, refusal: HeadRefusal) -> None:
+        """A head aiohttp must not read: a fixed answer that repeats nothing of it, and close."""
+        self._refused = True
+        self._head = b""
+        transport = self._transport
+        if transport is not None:
+            peer = format_peer(transport.get_extra_info("peername"))
+            log.info("HTTP connection [%s] refused: %s (%d)", peer, refusal.said, refusal.status)
+            transport.write(refusal.answer())
+            transport.close()
 
     def _refuse(self, refusal: FrameRefusal) -> None:
         self._refused = True

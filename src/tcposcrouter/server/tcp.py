@@ -19,11 +19,13 @@ from typing import cast
 from ..core.login import PasswordCheck
 from ..core.registration import WAIT_FOR_CHECK
 from ..core.session import SessionState
+from ..errors import ErrorCode
 from .connection import HubConnection
 from .handoff import HANDOFF_RETRY_SECONDS, HANDOFF_TRIES, MAX_HANDED_BYTES, OSC, register_group
 from .relay import Relayed, StreamRelay, open_link
 from .running import RunningRouter
 from .sockets import ACCEPTED_INHERIT_OPTIONS, format_peer, peer_host, reset, tune_socket
+from .wrong_port import on_osc_port
 
 __all__ = ["TcpConnection"]
 
@@ -123,6 +125,8 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         session = self.session
         if session is None:
             return  # it was gone before it could be set up
+        if session.framing is None and self._at_wrong_port(data):
+            return
         if self._held is not None:
             held = self._held + data
             whole, group = register_group(held)
@@ -140,6 +144,22 @@ class TcpConnection(HubConnection, asyncio.Protocol):
             self._pause(pause)
         elif not self._deferred:
             self._resume()
+
+    def _at_wrong_port(self, first: bytes) -> bool:
+        """A WebSocket, a browser or a TLS client at this OSC port: told so in its own language
+        where it has one (server/wrong_port.py), and closed."""
+        transport, session = self._transport, self.session
+        if transport is None or session is None:
+            return False
+        local = peer_host(transport.get_extra_info("sockname")) or "127.0.0.1"
+        wrong = on_osc_port(first, self._router.config, local)
+        if wrong is None:
+            return False
+        self._hub.errors.count(session, ErrorCode.WRONG_PORT, wrong.detail)
+        if wrong.answer:
+            transport.write(wrong.answer)
+        transport.close()
+        return True
 
     def _hand_over(self, group: str, held: bytes, tries: int = 0) -> bool:
         """Move the connection to the worker that owns `group`: handed over, or relayed if its

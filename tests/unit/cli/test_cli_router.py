@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -18,6 +19,7 @@ from tcposcrouter.cli.router import (
     server_config,
     write_admin_token,
 )
+from tcposcrouter.cli.startup_errors import cannot_listen
 from tcposcrouter.limits import Limits
 
 
@@ -79,7 +81,53 @@ def test_bad_values_are_refused(argv: list[str], capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as info:
         parse_args(argv)
     assert info.value.code == 2
-    assert "error" in capsys.readouterr().err
+    (line,) = capsys.readouterr().err.splitlines()  # one line, no usage block in front
+    assert line.startswith(f"tcposcrouter: argument {argv[0]}: ")
+    assert line.endswith("; see tcposcrouter --help")
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("--max-conections", "--max-connections"),
+        ("--osc-prot", "--osc-port"),
+        ("--tls-certificate", "--tls-cert"),
+        ("--http_port", "--http-port"),
+    ],
+)
+def test_a_mistyped_flag_gets_the_nearest_one_in_one_line(
+    typed: str, meant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args([typed, "5"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"tcposcrouter: {typed}: no such flag (did you mean {meant}?); see tcposcrouter --help\n"
+    )
+
+
+def test_a_flag_like_no_other_gets_no_guess(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--zzzzzz"])
+    assert capsys.readouterr().err == (
+        "tcposcrouter: --zzzzzz: no such flag; see tcposcrouter --help\n"
+    )
+
+
+def test_a_port_in_use_names_the_port_and_the_flag_that_moves_it() -> None:
+    config = server_config(parse_args(["--http-port", "8080"]))
+    in_use = OSError(
+        errno.EADDRINUSE,
+        "error while attempting to bind on address ('0.0.0.0', 8080): address already in use",
+    )
+    said = cannot_listen(in_use, config)
+    assert said.startswith("cannot listen: port 8080 (the HTTP port) is in use: another router")
+    assert said.endswith("with --http-port PORT")
+    low = OSError(errno.EACCES, "error while attempting to bind on address ('::', 55555): denied")
+    assert "root or CAP_NET_BIND_SERVICE" in cannot_listen(low, config)
+    assert "--osc-port" in cannot_listen(low, config)
+    away = OSError(errno.EADDRNOTAVAIL, "… bind on address ('10.9.9.9', 55555): cannot assign")
+    assert cannot_listen(away, config).startswith("cannot listen on 10.9.9.9: it is not an address")
 
 
 def test_help_is_grouped_with_only_the_generic_flags_under_options() -> None:

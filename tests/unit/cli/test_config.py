@@ -127,9 +127,9 @@ def test_bad_groups_are_explained_line_by_line(tmp_path: Path) -> None:
         read_config(build_parser(), path)
     problems = error.value.problems
     assert problems[0] == f"{path}:1: allow_new_groups: must be true or false"
-    assert problems[1].startswith(f"{path}:2: groups.a: password: not a password hash")
+    assert problems[1].startswith(f"{path}:3: groups.a: password: not a password hash")
     assert "tcposcrouter passwd" in problems[1]
-    assert problems[2].startswith(f"{path}:4: groups.b: max_user: no such setting for a group")
+    assert problems[2].startswith(f"{path}:6: groups.b: max_user: no such setting for a group")
     assert "did you mean max_users?" in problems[2]
     assert (
         problems[3] == f"{path}:7: groups.c: password: missing (make one with: tcposcrouter passwd)"
@@ -137,7 +137,7 @@ def test_bad_groups_are_explained_line_by_line(tmp_path: Path) -> None:
     assert (
         problems[4] == f"{path}:9: groups.d: password: missing (make one with: tcposcrouter passwd)"
     )
-    assert problems[5].startswith(f"{path}:9: groups.d: users.ana: not a password hash")
+    assert problems[5].startswith(f"{path}:10: groups.d: users.ana: not a password hash")
     assert len(problems) == 6
 
 
@@ -195,8 +195,47 @@ def test_a_bad_file_is_explained_line_by_line(tmp_path: Path) -> None:
 def test_not_toml_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text("osc_port = 1\nthis is not toml\n")
-    with pytest.raises(ConfigError, match="line 2"):
+    with pytest.raises(ConfigError, match=r"broken.toml:2: not TOML: Expected '='"):
         read_config(build_parser(), path)
+
+
+def test_a_key_written_twice_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "twice.toml"
+    path.write_text(
+        'osc_port = 1000\n# the other port\nosc_port = 2000\n[groups.a]\npassword = "x"\n'
+        '[groups.a]\ndescription = "again"\n'
+    )
+    with pytest.raises(ConfigError) as error:
+        read_config(build_parser(), path)
+    assert error.value.problems == [
+        f"{path}:3: osc_port: written twice (first at line 1); keep one",
+        f"{path}:6: [groups.a]: written twice (first at line 4); keep one",
+    ]
+
+
+def test_a_router_setting_under_a_group_is_told_at_its_own_line(tmp_path: Path) -> None:
+    good = PasswordHash("pw").encode()
+    path = tmp_path / "under.toml"
+    path.write_text(
+        f'osc_port = 1000\n[groups.band]\npassword = "{good}"\n\nmax_connections = 50\n'
+        "max_users = 4\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        read_config(build_parser(), path)
+    (problem,) = error.value.problems
+    assert problem.startswith(f"{path}:5: groups.band: max_connections is a setting of the router")
+    assert "move it above the first [groups.…] line" in problem
+
+
+def test_a_table_of_its_own_for_settings_is_explained(tmp_path: Path) -> None:
+    path = tmp_path / "limits.toml"
+    path.write_text("osc_port = 1000\n\n[limits]\nmax_groups = 3\n")
+    with pytest.raises(ConfigError) as error:
+        read_config(build_parser(), path)
+    assert error.value.problems == [
+        f"{path}:3: [limits]: no such table (the only tables are [groups.NAME]); settings such "
+        "as max_groups go at the top of the file, before any [table] line"
+    ]
 
 
 def test_check_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

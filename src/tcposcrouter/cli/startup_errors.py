@@ -1,0 +1,56 @@
+"""The router's start-up failures, told in one line with the flag that fixes each.
+
+The kernel's words ("[Errno 98] error while attempting to bind on address ('0.0.0.0', 55555):
+address already in use") name neither the router's port nor what to do. This says which of
+the router's ports it is, who is likely to hold it, and the flag that moves it.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+
+from ..server.config import ServerConfig
+
+__all__ = ["cannot_listen"]
+
+_ADDRESS = re.compile(r"address \('([^']*)', (\d+)")
+
+
+def _ports(config: ServerConfig) -> dict[int, tuple[str, str]]:
+    """Each port the router opens → (what it is, the flag that sets it)."""
+    ports = {
+        config.osc10_port: ("the OSC 1.0 port", "--osc-port"),
+        config.osc11_port: ("the OSC 1.1 (SLIP) port", "--osc11-port"),
+        config.http_port: ("the HTTP port", "--http-port"),
+    }
+    tls = config.tls
+    if tls is not None:
+        ports[tls.osc10_port] = ("the TLS OSC 1.0 port", "--tls-osc-port")
+        ports[tls.osc11_port] = ("the TLS OSC 1.1 port", "--tls-osc11-port")
+    return {port: what for port, what in ports.items() if port is not None}
+
+
+def cannot_listen(error: OSError, config: ServerConfig) -> str:
+    """Why the router could not open one of its ports, and what to do."""
+    found = _ADDRESS.search(str(error))
+    host, port = (found.group(1), int(found.group(2))) if found else ("", 0)
+    what, flag = _ports(config).get(port, (f"port {port}", "its flag"))
+    named = f"port {port} ({what})" if port else "a port"
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen: {named} is in use: another router or program holds it (`ss -ltnp "
+            f"'sport = :{port}'` shows which); stop that one, or give this router another port "
+            f"with {flag} PORT"
+        )
+    if error.errno == errno.EACCES:
+        return (
+            f"cannot listen: {named} needs privileges: ports below 1024 need root or "
+            f"CAP_NET_BIND_SERVICE (docs/operating.md); or choose a port above 1023 with {flag}"
+        )
+    if error.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        return (
+            f"cannot listen on {host or 'that address'}: it is not an address of this "
+            "machine; give one of its addresses with --host, or none for every interface"
+        )
+    return f"cannot listen: {error}"
