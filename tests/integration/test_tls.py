@@ -98,7 +98,8 @@ def test_a_renewed_certificate_is_taken_on_sighup(
     cert, key = make_certificate(tmp_path / "second", name="second")
     shutil.copy(cert, live / "fullchain.pem")
     router.process.send_signal(signal.SIGHUP)
-    wait_for_log(router, "cannot load the certificate")
+    wait_for_log(router, "cannot load the certificate: the key ")
+    assert "privkey.pem does not belong to the certificate" in router.log()
     check = tls_socket(tls10, old_trust)
     assert common_name(check) == "first"
     check.close()

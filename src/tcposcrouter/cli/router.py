@@ -28,7 +28,7 @@ from . import passwd
 from .config import ConfigError, read_config
 from .flags import LIMIT_FLAGS, build_parser
 from .logs import LogSetup
-from .startup_errors import cannot_listen
+from .startup_errors import cannot_listen, cannot_load_certificate
 
 __all__ = ["LIMIT_FLAGS", "build_parser", "main", "parse_args"]
 
@@ -50,7 +50,8 @@ def check_config(path: Path) -> int:
         try:
             TlsContext(cert, settings.get("tls_key") or cert)
         except (OSError, ssl.SSLError) as error:
-            print(f"{path}: tls_cert, tls_key: cannot load them: {error}", file=sys.stderr)
+            said = cannot_load_certificate(error, cert, settings.get("tls_key") or cert)
+            print(f"{path}: tls_cert, tls_key: {said}", file=sys.stderr)
             return 2
     print(f"{path}: ok")
     return 0
@@ -165,11 +166,9 @@ def reload(server: RouterServer, argv: Sequence[str] | None, logs: LogSetup) -> 
         )
         return
     except (OSError, ssl.SSLError) as error:
-        log.error(
-            "reload refused, the running settings stay: cannot load the certificate: %s",
-            error,
-            extra={"console": True},
-        )
+        tls = server_config(args).tls
+        said = str(error) if tls is None else cannot_load_certificate(error, tls.cert, tls.key)
+        log.error("reload refused, the running settings stay: %s", said, extra={"console": True})
         return
     logs.apply(args)
     pinned = ", ".join(args.group_rules.names()) or "none"
@@ -193,7 +192,8 @@ async def serve(
     try:
         server = RouterServer(config)
     except (OSError, ssl.SSLError) as exc:
-        log.error("cannot load the certificate: %s", exc)
+        tls = config.tls
+        log.error("%s", exc if tls is None else cannot_load_certificate(exc, tls.cert, tls.key))
         return 1
     if config.cluster is not None:
         from ..cluster.node import ClusterNode, default_node_id  # redis-py only when used

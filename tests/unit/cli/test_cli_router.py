@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -19,8 +20,9 @@ from tcposcrouter.cli.router import (
     server_config,
     write_admin_token,
 )
-from tcposcrouter.cli.startup_errors import cannot_listen
+from tcposcrouter.cli.startup_errors import cannot_listen, cannot_load_certificate
 from tcposcrouter.limits import Limits
+from tcposcrouter.server.tls import TlsContext
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -178,3 +180,37 @@ def test_a_killed_routers_token_file_is_removed_by_the_next_start(
     assert path.read_text() == "fresh\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert not stale.exists()
     assert living.exists() and other.exists()
+
+
+def test_a_certificate_that_does_not_load_names_the_file_and_what_to_give(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    made = {}
+    for name in ("one", "two"):
+        cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        made[name] = (cert, key)
+    (cert, key), (_, other_key) = made["one"], made["two"]
+
+    def said(cert: Path, key: Path) -> str:
+        with pytest.raises(OSError) as raised:
+            TlsContext(cert, key)
+        return cannot_load_certificate(raised.value, cert, key)
+
+    missing = tmp_path / "nope.pem"
+    assert (
+        said(cert, missing) == f"cannot load the certificate: {missing} (--tls-key): no such file"
+    )
+    assert said(missing, missing) == (
+        f"cannot load the certificate: {missing} (--tls-cert): no such file"
+    )
+    assert said(cert, other_key).startswith(
+        f"cannot load the certificate: the key {other_key} does not belong to the "
+        f"certificate {cert}"
+    )
+    assert "give it with --tls-key" in said(cert, cert)  # the key is not in the certificate's file
