@@ -76,7 +76,7 @@ async def _serve_websockets(port: int) -> None:
 async def _serve_aiohttp(name: str, port: int) -> None:
     from aiohttp import WSMsgType, web
 
-    from tcposcrouter.server.websocket import binary_frame
+    from tcposcrouter.server.http.websocket import binary_frame
 
     room: set[web.WebSocketResponse] = set()
     transports: dict[web.WebSocketResponse, asyncio.Transport] = {}

@@ -4,6 +4,7 @@ musician reads in five minutes."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from pathlib import Path
@@ -32,22 +33,23 @@ def test_the_contract_names_every_error_code() -> None:
 
 
 def tree_modules(text: str) -> set[str]:
-    """The modules the architecture's tree lists: `name.py` lines, under their folder lines."""
+    """The modules the architecture's tree lists: `name.py` lines, under their folder lines
+    (two spaces of indent a level; a description's continuation lines are deeper still)."""
     block = text.split("```\nsrc/tcposcrouter/\n", 1)[1].split("```", 1)[0]
     found: set[str] = set()
-    folder = ""
+    folders: list[str] = []  # the folder open at each level
     for line in block.splitlines():
         match = re.match(r"^( +)(\S+)", line)
         if match is None:
             continue
-        indent, name = len(match.group(1)), match.group(2)
-        if indent == 2 and name.endswith("/"):
-            folder = name
-        elif indent == 2 and name.endswith(".py"):
-            folder = ""
-            found.add(name)
-        elif indent == 4 and name.endswith(".py"):
-            found.add(folder + name)
+        level, name = len(match.group(1)) // 2 - 1, match.group(2)
+        if level > len(folders) or not (name.endswith("/") or name.endswith(".py")):
+            continue  # a description's second line
+        del folders[level:]
+        if name.endswith("/"):
+            folders.append(name)
+        else:
+            found.add("".join(folders) + name)
     return found
 
 
@@ -62,8 +64,10 @@ def test_the_architecture_lists_every_module() -> None:
 
 
 def test_the_tree_reader_would_notice_a_missing_module() -> None:
-    text = "```\nsrc/tcposcrouter/\n  errors.py\n  core/\n    hub.py\n```\n"
-    assert tree_modules(text) == {"errors.py", "core/hub.py"}
+    text = (
+        "```\nsrc/tcposcrouter/\n  errors.py\n  core/\n    hub.py\n    http/\n      door.py\n```\n"
+    )
+    assert tree_modules(text) == {"errors.py", "core/hub.py", "core/http/door.py"}
 
 
 def test_the_cli_reference_is_made_from_the_parser() -> None:
@@ -110,3 +114,17 @@ def test_every_link_resolves(page: Path) -> None:
 def test_the_link_check_would_notice() -> None:
     assert slug("8. The HTTP side (extension)") == "8-the-http-side-extension"
     assert slug("The `tcposcrouter` command") == "the-tcposcrouter-command"
+
+
+@pytest.mark.parametrize(
+    "package",
+    sorted(path.parent for path in PACKAGE.rglob("__init__.py") if path.parent != PACKAGE),
+    ids=lambda path: path.relative_to(PACKAGE).as_posix(),
+)
+def test_every_package_maps_its_modules_in_its_docstring(package: Path) -> None:
+    """A new maintainer opens a package's __init__ and finds each module in one line."""
+    docstring = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    mapped = set(re.findall(r"^ *(\w+\.py|\w+/)  ", docstring, re.MULTILINE))
+    modules = {p.name for p in package.glob("*.py") if p.name != "__init__.py"}
+    modules |= {f"{p.parent.name}/" for p in package.glob("*/__init__.py")}
+    assert mapped == modules

@@ -135,6 +135,8 @@ def test_the_checks_would_notice() -> None:
     # A cycle of three, and an import hidden under TYPE_CHECKING, are both seen.
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
     assert "tcposcrouter.server.running" in GRAPH["tcposcrouter.server.connection"]
-    assert "tcposcrouter.server.http" in GRAPH["tcposcrouter.server.app"]  # under TYPE_CHECKING
+    assert (
+        "tcposcrouter.server.http.port" in GRAPH["tcposcrouter.server.app"]
+    )  # under TYPE_CHECKING
     assert "tcposcrouter.cluster.node" in GRAPH["tcposcrouter.cli.router"]  # inside a function
     assert rank("tcposcrouter.cli.router") > rank("tcposcrouter.cluster.node")

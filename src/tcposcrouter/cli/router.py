@@ -22,7 +22,7 @@ from ..limits import Limits
 from ..server.app import RouterServer
 from ..server.config import DEFAULT_TRUSTED_PROXIES, ServerConfig
 from ..server.handoff import WORKER_TOKEN_ENV, Handoff
-from ..server.http_pool import http_connection_cap
+from ..server.http.waiting import http_connection_cap
 from ..server.tls import TlsConfig, TlsContext
 from . import passwd
 from .config import ConfigError, read_config

@@ -9,7 +9,7 @@ the user connected). Pinned groups (core/pinned.py) exist from the moment the ru
 empty or not.
 
 Every join and leave of a user is published as a `MembershipEvent` to the listeners an edge
-subscribed (cluster mode will announce them to the other nodes).
+subscribed: in a cluster, the node announces them to the other nodes (cluster/node.py).
 
 Pure code.
 """

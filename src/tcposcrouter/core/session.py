@@ -126,7 +126,7 @@ class Session:
         self.closing_since = 0.0  # when it moved to CLOSING
         self.paused_until = 0.0  # when its rate budget lets it be read from again
         self.pool = 0  # which count of `admission.Admission` it is in
-        # Error codes whose repeats are counted, not logged, with their tally (see hub).
+        # Error codes whose repeats are counted, not logged, with their tally (core/episodes.py).
         self.quiet: dict[str, ErrorEpisode] | None = None
 
     @classmethod

@@ -37,7 +37,7 @@ from .tcp import TcpConnection
 from .tls import TlsContext
 
 if TYPE_CHECKING:
-    from .http import HttpSide
+    from .http.port import HttpPort
 
 __all__ = ["RouterServer"]
 
@@ -70,7 +70,7 @@ class RouterServer:
         self.handoff: Handoff | None = None
         self._adopting: set[asyncio.Future[None]] = set()
         self.passwords = PasswordWorkers(self)
-        self._http: HttpSide | None = None
+        self._http: HttpPort | None = None
         self._flushes = 0
         self._listeners: list[asyncio.base_events.Server] = []
         self._all_closed: asyncio.Event | None = None
@@ -207,9 +207,9 @@ class RouterServer:
             self.handoff.start(self._take_handed)
         self._listeners, addresses = await open_osc_ports(self, tls)
         if config.http_port is not None:
-            from .http import HttpSide  # aiohttp is imported only when the HTTP side is on
+            from .http.port import HttpPort  # aiohttp is imported only when the HTTP side is on
 
-            self._http = HttpSide(self)
+            self._http = HttpPort(self)
             scheme = "HTTPS" if tls is not None else "HTTP"
             for address in await self._http.start(
                 config.hosts, config.http_port, LISTEN_BACKLOG, tls, reuse_port=config.reuse_port

@@ -28,7 +28,7 @@ DEFAULT_HTTP_PORT = 55557
 DEFAULT_TLS_OSC10_PORT = 55558
 DEFAULT_TLS_OSC11_PORT = 55559
 # Where a reverse proxy on the same machine (nginx for port 443) connects from: its
-# X-Forwarded-For names the client (see server/websocket.py's client_address).
+# X-Forwarded-For names the client (see server/http/websocket.py's client_address).
 DEFAULT_TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from ..core.login import PasswordCheck
 from ..core.session import Session
+from ..errors import RemoteError
 from ..osc.framing import Framing
 from .running import RunningRouter
 
@@ -74,6 +75,21 @@ class HubConnection:
         router.output_ready()
         router.checks_ready()
         return pause
+
+    def hub_refuse(self, error: RemoteError) -> None:
+        """What the shell's transport refused with a reply (a WebSocket text message): the
+        hub's error policy answers it, as for a bad packet."""
+        session = self.session
+        if session is not None:
+            self._hub.errors.refuse(session, error, self._router.now())
+            self._router.output_ready()
+
+    def hub_count(self, code: str, detail: str) -> None:
+        """What the shell's transport refused and closes itself (a wrong port, a broken
+        frame): counted and logged by the hub as that error; nothing can be sent."""
+        session = self.session
+        if session is not None:
+            self._hub.errors.count(session, code, detail)
 
     def hub_slow_consumer(self, buffered: int) -> None:
         """More than `max_output_buffer` bytes wait: called on a turn of its own, never from

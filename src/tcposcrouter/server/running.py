@@ -96,7 +96,7 @@ class ServerStatistics:
     internal_errors: int  # bugs caught on a connection (each closed that connection)
     shutting_down: bool
     cluster: ClusterStatistics | None = None  # None: not in a cluster
-    http_waiting: int = 0  # HTTP connections not (yet) a WebSocket (server/http_pool.py)
+    http_waiting: int = 0  # HTTP connections not (yet) a WebSocket (server/http/waiting.py)
     http_evicted: int = 0  # of those, closed to make room for newer ones
 
 

@@ -155,7 +155,7 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         wrong = on_osc_port(first, self._router.config, local)
         if wrong is None:
             return False
-        self._hub.errors.count(session, ErrorCode.WRONG_PORT, wrong.detail)
+        self.hub_count(ErrorCode.WRONG_PORT, wrong.detail)
         if wrong.answer:
             transport.write(wrong.answer)
         transport.close()

@@ -1,4 +1,5 @@
-"""The WebSocket frame-header guard (server/frame_guard.py), fed bytes as a client sends them."""
+"""The WebSocket frame-header guard (server/http/frame_guard.py), fed bytes as a client sends
+them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from support.wsraw import client_frame
-from tcposcrouter.server.frame_guard import (
+from tcposcrouter.server.http.frame_guard import (
     CLOSE_POLICY,
     CLOSE_PROTOCOL_ERROR,
     CLOSE_TOO_BIG,

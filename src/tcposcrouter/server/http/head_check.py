@@ -82,14 +82,21 @@ def check_head(head: bytes) -> HeadRefusal | None:
     return _request_line(lines[0]) or _header_lines(lines[1:])
 
 
-def check_partial_head(partial: bytes) -> HeadRefusal | None:
+def check_partial_head(partial: bytes, checked: int = 0) -> HeadRefusal | None:
     """The start of a head still arriving: refused as soon as a line of it is known bad, so
-    that neither a long line nor a wrong version has to be waited out."""
+    that neither a long line nor a wrong version has to be waited out. `checked`: how much of
+    `partial` an earlier call saw; the lines it cleared are not read again (a head dripped a
+    byte a read would otherwise cost a pass over all of it per byte)."""
     if len(partial) > MAX_REQUEST_HEAD:
         return HeadRefusal(431, "Request Header Fields Too Large", "the request head is too long")
-    lines = partial.split(b"\n")
-    if len(lines) == 1:  # the request line, still arriving
+    first_end = partial.find(b"\n")
+    if first_end < 0:  # the request line, still arriving
         if len(partial) > MAX_LINE:
             return HeadRefusal(414, "URI Too Long", "the request line is too long")
         return None
-    return _request_line(lines[0]) or _header_lines(lines[1:])
+    if checked <= first_end:  # the request line ended since the last call
+        refusal = _request_line(partial[:first_end])
+        if refusal is not None:
+            return refusal
+    from_line = max(first_end + 1, partial.rfind(b"\n", 0, checked) + 1)
+    return _header_lines(partial[from_line:].split(b"\n"))

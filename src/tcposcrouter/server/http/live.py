@@ -14,14 +14,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..core.directory import Group, Member
-from ..core.statistics import HubStatistics
+from ...core.directory import Group, Member
+from ...core.statistics import HubStatistics
+from ..running import RunningRouter
+from ..sockets import round_trip_ms
+from ..whole import WholeRouter, merge_views, view_for
 from .dashboard import Traffic
-from .http_door import HttpDoor
-from .running import RunningRouter
-from .tcpinfo import round_trip_ms
+from .door import HttpDoor
 from .websocket import client_address
-from .whole import WholeRouter, merge_views, view_for
 
 __all__ = ["Dashboards"]
 

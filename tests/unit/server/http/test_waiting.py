@@ -1,13 +1,13 @@
-"""The HTTP port's pool of connections not yet a WebSocket (server/http_pool.py)."""
+"""The HTTP port's pool of connections not yet a WebSocket (server/http/waiting.py)."""
 
 from __future__ import annotations
 
 from tcposcrouter.core.admission import PATIENCE_SECONDS
-from tcposcrouter.server.http_pool import MAX_HTTP_CONNECTIONS, HttpPool, http_connection_cap
+from tcposcrouter.server.http.waiting import MAX_HTTP_CONNECTIONS, WaitingPool, http_connection_cap
 
 
 def test_per_address_the_oldest_gives_way_once_it_has_waited() -> None:
-    pool: HttpPool[int] = HttpPool()
+    pool: WaitingPool[int] = WaitingPool()
     for n in range(4):
         assert pool.admit(n, "10.0.0.1", 0.0, per_address=4, total=100) == []
     # A burst: nobody has waited long enough, everybody stays.
@@ -19,7 +19,7 @@ def test_per_address_the_oldest_gives_way_once_it_has_waited() -> None:
 
 
 def test_at_the_total_the_oldest_anywhere_gives_way() -> None:
-    pool: HttpPool[int] = HttpPool()
+    pool: WaitingPool[int] = WaitingPool()
     for n in range(3):
         pool.admit(n, f"10.0.0.{n}", 0.0, per_address=0, total=3)
     assert pool.admit(3, "10.0.0.9", 0.0, per_address=0, total=3) == [0]
@@ -27,14 +27,14 @@ def test_at_the_total_the_oldest_anywhere_gives_way() -> None:
 
 
 def test_a_trusted_proxy_is_held_only_to_the_total() -> None:
-    pool: HttpPool[int] = HttpPool()
+    pool: WaitingPool[int] = WaitingPool()
     for n in range(10):
         assert pool.admit(n, None, float(n * 10), per_address=2, total=100) == []
     assert len(pool) == 10
 
 
 def test_leaving_frees_the_place() -> None:
-    pool: HttpPool[int] = HttpPool()
+    pool: WaitingPool[int] = WaitingPool()
     pool.admit(1, "10.0.0.1", 0.0, per_address=1, total=2)
     pool.leave(1)
     pool.leave(1)  # twice is harmless: a WebSocket that then closes

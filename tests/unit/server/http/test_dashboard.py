@@ -7,7 +7,7 @@ import json
 from support.net import Net
 from support.osc import msg
 from tcposcrouter.core.directory import Member
-from tcposcrouter.server.dashboard import HISTORY_SECONDS, RECENT_ERRORS_SECONDS, Traffic
+from tcposcrouter.server.http.dashboard import HISTORY_SECONDS, RECENT_ERRORS_SECONDS, Traffic
 
 
 def no_rtt(session: Member) -> tuple[float, float] | None:

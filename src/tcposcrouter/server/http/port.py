@@ -1,7 +1,7 @@
 """The HTTP port (55557 by default): OSC over WebSocket, the live dashboard, metrics, health and
 the browser client, on aiohttp.
 
-    /osc        OSC over WebSocket (server/websocket.py)
+    /osc        OSC over WebSocket (server/http/websocket.py)
     /           the dashboard; /live is its WebSocket, which pushes a view once a second
     /client/    the browser client page (examples/browser/ in the repository)
     /metrics    Prometheus text format
@@ -23,20 +23,20 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..running import RunningRouter
+from ..sockets import format_peer
+from ..whole import WholeRouter, merge_metrics
 from . import metrics
-from .http_door import HttpDoor, HttpDoors, HttpSite
+from .door import Entrance, GuardedSite, HttpDoor
 from .live import Dashboards
-from .running import RunningRouter
-from .sockets import format_peer
-from .web_security import add_security_headers
+from .security_headers import add_security_headers
 from .websocket import serve_osc
-from .whole import WholeRouter, merge_metrics
 
-__all__ = ["HttpSide", "client_page_folder"]
+__all__ = ["HttpPort", "client_page_folder"]
 
 log = logging.getLogger("tcposcrouter.server")
 
-WEB = Path(__file__).resolve().parent.parent / "web"
+WEB = Path(__file__).resolve().parents[2] / "web"
 # How long a stopping router lets aiohttp finish its handlers before it cancels them; the hub
 # has closed every /osc connection by then.
 HTTP_SHUTDOWN_SECONDS = 2.0
@@ -45,7 +45,7 @@ HTTP_SHUTDOWN_SECONDS = 2.0
 class _QuietAiohttp(logging.Filter):
     """aiohttp's "Error handling request" lines carry the refused request's text and a
     traceback. The door refuses what could carry a password before aiohttp reads it
-    (server/http_head.py); whatever aiohttp still refuses is logged here as one debug line
+    (server/http/head_check.py); whatever aiohttp still refuses is logged here as one debug line
     without the exception's words."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -67,16 +67,16 @@ def client_page_folder() -> Path:
     packaged = WEB / "client"
     if (packaged / "index.html").is_file():
         return packaged
-    return Path(__file__).resolve().parents[3] / "examples" / "browser"
+    return Path(__file__).resolve().parents[4] / "examples" / "browser"
 
 
-class HttpSide:
+class HttpPort:
     def __init__(self, server: RunningRouter) -> None:
         self._server = server
         self.dashboards = Dashboards(server)
         self._runner: web.AppRunner | None = None
         self._registry = metrics.registry_for(server.statistics)
-        self.doors = HttpDoors(server)
+        self.doors = Entrance(server)
         self.whole: WholeRouter | None = None  # with --workers: the others' figures too
 
     def application(self) -> web.Application:
@@ -116,7 +116,7 @@ class HttpSide:
         )
         await runner.setup()
         for host in hosts or [None]:  # type: ignore[list-item]
-            site = HttpSite(
+            site = GuardedSite(
                 runner,
                 self.doors,
                 host,

@@ -1,4 +1,4 @@
-"""The door's check of a request head before aiohttp reads it (server/http_head.py): real
+"""The door's check of a request head before aiohttp reads it (server/http/head_check.py): real
 clients' heads pass whole and at every split; what aiohttp would echo or misanswer is refused
 with an answer that repeats nothing of the request."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tcposcrouter.server.http_head import MAX_LINE, check_head, check_partial_head
+from tcposcrouter.server.http.head_check import MAX_LINE, check_head, check_partial_head
 
 REAL_HEADS = [
     # Chromium's WebSocket handshake (the browser client, osc.js, Strudel)
@@ -41,6 +41,7 @@ def test_real_heads_pass_whole_and_at_every_split(head: bytes) -> None:
     assert check_head(head) is None
     for cut in range(len(head)):
         assert check_partial_head(head[:cut]) is None
+        assert check_partial_head(head[:cut], max(0, cut - 1)) is None  # dripped a byte a read
 
 
 @pytest.mark.parametrize(
@@ -63,6 +64,8 @@ def test_real_heads_pass_whole_and_at_every_split(head: bytes) -> None:
 def test_refused_heads_repeat_nothing_of_the_request(head: bytes, status: int) -> None:
     refusal = check_partial_head(head)
     assert refusal is not None and refusal.status == status
+    dripped = [check_partial_head(head[:cut], max(0, cut - 1)) for cut in range(len(head) + 1)]
+    assert [r.status for r in dripped if r is not None][:1] == [status]  # seen a byte at a time
     answer = refusal.answer()
     assert answer.startswith(f"HTTP/1.1 {status} ".encode())
     assert b"\r\nConnection: close\r\n" in answer

@@ -20,19 +20,19 @@ from collections.abc import Callable, Mapping
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..core.login import PasswordCheck
-from ..core.registration import WAIT_FOR_CHECK
-from ..core.session import SessionState
-from ..errors import ErrorCode, RemoteError
-from ..osc.framing import Framing, LengthPrefixDecoder, frame_length_prefix
-from ..osc.messages import error_message, register_message
-from .connection import HubConnection
+from ...core.login import PasswordCheck
+from ...core.registration import WAIT_FOR_CHECK
+from ...core.session import SessionState
+from ...errors import ErrorCode, RemoteError
+from ...osc.framing import Framing, LengthPrefixDecoder, frame_length_prefix
+from ...osc.messages import error_message, register_message
+from ..connection import HubConnection
+from ..handoff import HANDOFF_RETRY_SECONDS, HANDOFF_TRIES, packet_group
+from ..relay import OwnerLink, Relayed, open_link, reset_if_behind
+from ..running import RunningRouter
+from ..sockets import format_peer, peer_host, reset, tune_socket
+from .door import HttpDoor
 from .frame_guard import FrameRefusal
-from .handoff import HANDOFF_RETRY_SECONDS, HANDOFF_TRIES, packet_group
-from .http_door import HttpDoor
-from .relay import OwnerLink, Relayed, open_link, reset_if_behind
-from .running import RunningRouter
-from .sockets import format_peer, peer_host, reset, tune_socket
 
 __all__ = [
     "REGISTER_PARAMETERS",
@@ -147,10 +147,7 @@ class WebSocketConnection(HubConnection):
         if self._relay is not None:  # answered here: the owner never sees a text message
             self._relay.to_client([error_message(error.code, error.detail)])
             return
-        session = self.session
-        assert session is not None
-        self._hub.errors.refuse(session, error, self._router.now())
-        self._router.output_ready()
+        self.hub_refuse(error)
 
     def count_broken(self, error: object) -> None:
         """aiohttp refused a frame (too large, or not RFC 6455) and has closed the connection
@@ -158,7 +155,7 @@ class WebSocketConnection(HubConnection):
         get."""
         self._count_closed(getattr(error, "code", None), str(error))
 
-    # -- FramesWatcher (server/http_door.py) ----------------------------------------------
+    # -- FramesWatcher (server/http/door.py) ----------------------------------------------
 
     def frames_refused(self, refusal: FrameRefusal) -> None:
         """The door refused a frame and is closing the connection with `refusal.code`."""
@@ -167,11 +164,9 @@ class WebSocketConnection(HubConnection):
     def _count_closed(self, close_code: int | None, reason: str) -> None:
         """Count a connection closed for its frames as the error a TCP client would get:
         `packet_too_large` for close code 1009, else `framing_error`."""
-        session = self.session
-        if session is not None:
-            too_large = close_code == WSCloseCode.MESSAGE_TOO_BIG
-            code = ErrorCode.PACKET_TOO_LARGE if too_large else ErrorCode.FRAMING_ERROR
-            self._hub.errors.count(session, code, reason)
+        too_large = close_code == WSCloseCode.MESSAGE_TOO_BIG
+        code = ErrorCode.PACKET_TOO_LARGE if too_large else ErrorCode.FRAMING_ERROR
+        self.hub_count(code, reason)
 
     def lost(self) -> None:
         """The WebSocket is gone, whoever closed it."""

@@ -1,16 +1,16 @@
 """The HTTP port's door: every connection passes an `HttpDoor` on its way to aiohttp's handler.
 
 The door does what aiohttp does not:
-- it counts the connection in the `HttpPool` until it becomes a WebSocket, and closes the
+- it counts the connection in the `WaitingPool` until it becomes a WebSocket, and closes the
   oldest when the pool is full, so idle and slow connections cannot fill the port;
-- it holds each request head until it is whole and checked (server/http_head.py), so that
+- it holds each request head until it is whole and checked (server/http/head_check.py), so that
   aiohttp never reads, echoes or logs a request line it would refuse (a URL registration's
   carries passwords), nor answers one that is not HTTP/1.x;
 - it answers an OSC client or a TLS client at this plain port in its own language
   (server/wrong_port.py);
 - from a WebSocket handshake on, it reads the client's frame headers with a `FrameGuard` and
   ends the connection, with a close frame, at the first frame the guard refuses (a client that
-  does not read is the hub's to end, as on TCP: server/websocket.py).
+  does not read is the hub's to end, as on TCP: server/http/websocket.py).
 
 With `--workers`, a WebSocket handshake that registers from its URL for a group another worker
 owns is handed to that worker before aiohttp answers it (server/handoff.py).
@@ -32,15 +32,15 @@ from typing import Protocol, cast
 
 from aiohttp import web
 
+from ..handoff import HTTP, url_group
+from ..running import RunningRouter
+from ..sockets import format_peer, peer_host
+from ..wrong_port import on_http_port
 from .frame_guard import FrameGuard, FrameRefusal
-from .handoff import HTTP, url_group
-from .http_head import HeadRefusal, check_head, check_partial_head
-from .http_pool import HttpPool, http_connection_cap
-from .running import RunningRouter
-from .sockets import format_peer, peer_host
-from .wrong_port import on_http_port
+from .head_check import HeadRefusal, check_head, check_partial_head
+from .waiting import WaitingPool, http_connection_cap
 
-__all__ = ["FramesWatcher", "HttpDoor", "HttpDoors", "HttpSite"]
+__all__ = ["Entrance", "FramesWatcher", "GuardedSite", "HttpDoor"]
 
 log = logging.getLogger("tcposcrouter.server")
 
@@ -56,12 +56,12 @@ class FramesWatcher(Protocol):
         """The door refused a frame and is closing the connection with `refusal.code`."""
 
 
-class HttpDoors:
+class Entrance:
     """The doors of one HTTP port and the pool that counts them."""
 
     def __init__(self, router: RunningRouter) -> None:
         self._router = router
-        self.pool: HttpPool[HttpDoor] = HttpPool()
+        self.pool: WaitingPool[HttpDoor] = WaitingPool()
         self._by_transport: dict[asyncio.BaseTransport, HttpDoor] = {}
         self.evicted = 0
 
@@ -140,7 +140,7 @@ class HttpDoor(asyncio.Protocol):
     )
 
     def __init__(
-        self, doors: HttpDoors, handler: asyncio.Protocol, *, handed_in: bool = False
+        self, doors: Entrance, handler: asyncio.Protocol, *, handed_in: bool = False
     ) -> None:
         """`handed_in`: another worker accepted it and handed it here (server/handoff.py)."""
         self._handed_in = handed_in
@@ -242,7 +242,7 @@ class HttpDoor(asyncio.Protocol):
 
     def _through_heads(self, data: bytes) -> tuple[bytes, int | None]:
         """Follow the request heads in the stream, holding each until it is whole and checked
-        (server/http_head.py). Return the bytes aiohttp may read now and, if a head asks for a
+        (server/http/head_check.py). Return the bytes aiohttp may read now and, if a head asks for a
         WebSocket, where in them its frames begin (None: no WebSocket yet)."""
         before = len(self._head)
         stream = self._head + data
@@ -272,7 +272,7 @@ class HttpDoor(asyncio.Protocol):
                 return stream, end
             start = searched = end
         self._head = stream[start:]
-        refusal = check_partial_head(self._head)
+        refusal = check_partial_head(self._head, max(0, before - start))
         if refusal is not None:
             self._refuse_head(refusal)
             return b"", None
@@ -302,7 +302,7 @@ class HttpDoor(asyncio.Protocol):
         transport.close()
 
 
-class HttpSite(web.BaseSite):
+class GuardedSite(web.BaseSite):
     """aiohttp's TCPSite with an `HttpDoor` in front of every connection."""
 
     __slots__ = ("_doors", "_host", "_port", "_reuse_port")
@@ -310,7 +310,7 @@ class HttpSite(web.BaseSite):
     def __init__(
         self,
         runner: web.BaseRunner,
-        doors: HttpDoors,
+        doors: Entrance,
         host: str | None,
         port: int,
         *,

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.directory import Directory, Group, Member, User
-from ..core.statistics import HubStatistics
-from ..osc.framing import Framing
+from ...core.directory import Directory, Group, Member, User
+from ...core.statistics import HubStatistics
+from ...osc.framing import Framing
 
 __all__ = ["HISTORY_SECONDS", "RECENT_ERRORS_SECONDS", "RoundTrip", "Traffic", "transport_of"]
 

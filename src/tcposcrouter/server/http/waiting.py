@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-from ..core.admission import PATIENCE_SECONDS
+from ...core.admission import PATIENCE_SECONDS
 
-__all__ = ["MAX_HTTP_CONNECTIONS", "HttpPool", "http_connection_cap"]
+__all__ = ["MAX_HTTP_CONNECTIONS", "WaitingPool", "http_connection_cap"]
 
 # Page loads and scrapes are short; 1,024 at once serves hundreds of people opening the page
 # in the same second. WebSocket members are not counted here: the hub admits those.
@@ -36,7 +36,7 @@ def http_connection_cap(max_connections: int) -> int:
 Connection = TypeVar("Connection", bound=Hashable)
 
 
-class HttpPool(Generic[Connection]):
+class WaitingPool(Generic[Connection]):
     def __init__(self) -> None:
         # Oldest first (dicts keep insertion order): connection -> (address, opened at).
         self._open: dict[Connection, tuple[str | None, float]] = {}

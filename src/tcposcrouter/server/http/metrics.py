@@ -12,8 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..running import ServerStatistics
 from .dashboard import transport_of
-from .running import ServerStatistics
 
 __all__ = ["CONTENT_TYPE", "RouterCollector", "registry_for", "render"]
 
