@@ -203,6 +203,24 @@ async def serve(
     shared_token = os.environ.get(WORKER_TOKEN_ENV) if server.handoff is not None else None
     if shared_token:  # the supervisor's, one for every worker: it keeps the file
         server.admin_token = shared_token
+    # The token's file is written before the ports open: whoever waits for a port can read it.
+    token_file = None
+    if config.http_port is not None and config.admin_token is None and not shared_token:
+        token_file = write_admin_token(server.admin_token)
+    try:
+        return await _run(server, config, token_file, on_reload)
+    finally:
+        if token_file is not None:
+            token_file.unlink(missing_ok=True)
+
+
+async def _run(
+    server: RouterServer,
+    config: ServerConfig,
+    token_file: Path | None,
+    on_reload: Callable[[RouterServer], None] | None,
+) -> int:
+    """Open the ports, say where the pages are, and serve until SIGINT or SIGTERM."""
     try:
         addresses = await server.start()
     except OSError as exc:
@@ -214,9 +232,6 @@ async def serve(
         return EX_CONFIG
     for address in addresses:
         log.info("listening on %s", address, extra={"console": True})
-    token_file = None
-    if config.http_port is not None and config.admin_token is None and not shared_token:
-        token_file = write_admin_token(server.admin_token)
     if config.http_port is not None and server.handoff is None:  # --workers: the supervisor's
         say_where_the_pages_are(config, token_file)
 
@@ -229,8 +244,6 @@ async def serve(
     await stop.wait()
     log.info("shutting down", extra={"console": True})
     await server.stop()
-    if token_file is not None:
-        token_file.unlink(missing_ok=True)
     log.info("stopped", extra={"console": True})
     return 0
 

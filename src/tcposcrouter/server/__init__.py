@@ -9,6 +9,7 @@ module (docs/architecture.md draws them):
     tcp.py          one TCP connection: feeds the hub, is the hub's Sink
     wrong_port.py   what a port answers a client that speaks another port's protocol (pure)
     passwords.py    the checks that need scrypt: in worker threads, or through the cluster
+    to_owner.py     --workers: a connection moved to its group's worker, the shells' one call
     handoff.py      --workers: a connection handed to the worker that owns its group
     relay.py        --workers: a TLS or WebSocket connection relayed to its group's worker
     whole.py        --workers: /metrics, /healthz and the dashboard of every worker added

@@ -11,8 +11,8 @@ sees nothing: same connection, same replies. A TLS session, and a WebSocket whos
 answered here, cannot move: those are relayed instead (server/relay.py), through a socket pair
 whose other end is handed over the same way.
 
-If the owner cannot take it (restarting, its queue full), the caller waits for it a while, or,
-in a cluster, keeps the connection and lets the cluster carry its packets.
+The shells do none of this themselves: server/to_owner.py reads the first packet, moves the
+connection with what is here, and waits for an owner that cannot take it now.
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from ..osc.messages import REGISTER, read_register
 from ..osc.validate import validate_packet
 
 __all__ = [
-    "HANDOFF_RETRY_SECONDS",
-    "HANDOFF_TRIES",
     "HTTP",
     "MAX_HANDED_BYTES",
     "OSC",
@@ -62,11 +60,6 @@ WORKER_TOKEN_ENV = "TCPOSCROUTER_WORKER_ADMIN_TOKEN"
 # of an unregistered connection is at most PRE_REGISTER_MAX_PACKET_SIZE (16 KiB; a register is
 # a few hundred bytes), and what came with it in the same reads is passed along with it.
 MAX_HANDED_BYTES = 64 * 1024
-# An owner that cannot take a connection is restarting (a second, doubling while it keeps
-# dying) or swamped: without a cluster to carry the packets meanwhile, the connection waits,
-# not reading, and is tried again this often, this many times (10 s), then closed, so that
-# its client reconnects rather than play alone in half a group.
-HANDOFF_RETRY_SECONDS, HANDOFF_TRIES = 0.25, 40
 
 
 def owner_of(group: str, count: int) -> int:

@@ -21,10 +21,10 @@ from ..core.registration import WAIT_FOR_CHECK
 from ..core.session import SessionState
 from ..errors import ErrorCode
 from .connection import HubConnection
-from .handoff import HANDOFF_RETRY_SECONDS, HANDOFF_TRIES, MAX_HANDED_BYTES, OSC, register_group
-from .relay import Relayed, StreamRelay, open_link
+from .relay import Relayed
 from .running import RunningRouter
 from .sockets import ACCEPTED_INHERIT_OPTIONS, format_peer, peer_host, reset, tune_socket
+from .to_owner import FirstPacket, move_to_owner, stream_mover
 from .wrong_port import on_osc_port
 
 __all__ = ["TcpConnection"]
@@ -42,7 +42,7 @@ class TcpConnection(HubConnection, asyncio.Protocol):
     __slots__ = (
         "_checking",
         "_deferred",
-        "_held",
+        "_first",
         "_rate_timer",
         "_relayed",
         "_transport",
@@ -63,11 +63,11 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         self._checking = False
         self._deferred = 0  # reads waiting in RouterServer.defer: reading stays paused till 0
         self._rate_timer: asyncio.TimerHandle | None = None
-        # With --workers: what has been read before the first packet was whole, to hand the
+        # With --workers: what has been read before the first packet was whole, to move the
         # connection to the worker that owns its group (None: it stays here, whatever it is).
-        self._held: bytes | None = None
+        self._first: FirstPacket | None = None
         if router.handoff is not None and not handed_in and relayed is None:
-            self._held = b""
+            self._first = FirstPacket()
 
     # -- asyncio.Protocol: the kernel's side ----------------------------------------------------
 
@@ -127,23 +127,31 @@ class TcpConnection(HubConnection, asyncio.Protocol):
             return  # it was gone before it could be set up
         if session.framing is None and self._at_wrong_port(data):
             return
-        if self._held is not None:
-            held = self._held + data
-            whole, group = register_group(held)
-            if not whole and len(held) < MAX_HANDED_BYTES:
-                self._held = held  # the first packet is not all here yet
+        first = self._first
+        if first is not None:  # --workers: is it this worker's? (server/to_owner.py)
+            read = first.add(data)
+            if read is None:  # the first packet is not all here yet
                 if not self._deferred:
                     self._resume()
                 return
-            self._held = None
-            if group is not None and self._hand_over(group, held):
+            self._first = None
+            data, group = read
+            if group is not None and self._to_owner(group, data):
                 return
-            data = held
         pause = self.hub_receive(session, data)
         if pause:
             self._pause(pause)
         elif not self._deferred:
             self._resume()
+
+    def _to_owner(self, group: str, held: bytes) -> bool:
+        """With --workers: moved to its group's worker, or waiting for it (still paused)."""
+        transport, session = self._transport, self.session
+        if transport is None or session is None or transport.is_closing():
+            return True  # gone meanwhile
+        relayed_as = Relayed(session.peer, session.address, "TLS")
+        move = stream_mover(self._router, transport, relayed_as, held)
+        return move_to_owner(self._router, self, group, move, lambda: not transport.is_closing())
 
     def _at_wrong_port(self, first: bytes) -> bool:
         """A WebSocket, a browser or a TLS client at this OSC port: told so in its own language
@@ -159,49 +167,6 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         if wrong.answer:
             transport.write(wrong.answer)
         transport.close()
-        return True
-
-    def _hand_over(self, group: str, held: bytes, tries: int = 0) -> bool:
-        """Move the connection to the worker that owns `group`: handed over, or relayed if its
-        TLS session must stay here. False if it stays (this worker owns the group, or, in a
-        cluster, that one cannot take it now: the cluster then carries its packets)."""
-        handoff = self._router.handoff
-        transport = self._transport
-        session = self.session
-        assert handoff is not None
-        owner = handoff.elsewhere(group)
-        if owner is None:
-            return False
-        if transport is None or transport.is_closing() or session is None:
-            return True  # gone while it waited
-        if transport.get_extra_info("sslcontext") is None:
-            moved, how = handoff.pass_on(transport, owner, OSC, held), "handed"
-        else:
-            moved, how = self._relay(owner, held), "relayed"
-        if moved:
-            self.moved_to(owner, group, how)
-            return True
-        if self._router.cluster is not None:
-            return False
-        if tries < HANDOFF_TRIES:  # still paused: nothing more is read meanwhile
-            loop = asyncio.get_running_loop()
-            loop.call_later(HANDOFF_RETRY_SECONDS, self._hand_over, group, held, tries + 1)
-            return True
-        log.warning("%s closed: worker %d could not take it", session.describe(), owner)
-        self.abort()
-        return True
-
-    def _relay(self, owner: int, held: bytes) -> bool:
-        """Relay this TLS connection to worker `owner` (server/relay.py)."""
-        handoff, transport, session = self._router.handoff, self._transport, self.session
-        assert handoff is not None and transport is not None and session is not None
-        relay = StreamRelay(transport, self._router.config.limits.max_output_buffer)
-        who = Relayed(session.peer, session.address, "TLS")
-        relay.link = open_link(handoff, owner, who, held, relay)
-        if relay.link is None:
-            return False
-        transport.set_protocol(relay)
-        transport.resume_reading()
         return True
 
     # -- reading paused and resumed ---------------------------------------------------------

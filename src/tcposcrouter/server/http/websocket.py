@@ -27,10 +27,11 @@ from ...errors import ErrorCode, RemoteError
 from ...osc.framing import Framing, LengthPrefixDecoder, frame_length_prefix
 from ...osc.messages import error_message, register_message
 from ..connection import HubConnection
-from ..handoff import HANDOFF_RETRY_SECONDS, HANDOFF_TRIES, packet_group
+from ..handoff import packet_group
 from ..relay import OwnerLink, Relayed, open_link, reset_if_behind
 from ..running import RunningRouter
 from ..sockets import format_peer, peer_host, reset, tune_socket
+from ..to_owner import move_to_owner
 from .door import HttpDoor
 from .frame_guard import FrameRefusal
 
@@ -116,26 +117,33 @@ class WebSocketConnection(HubConnection):
 
     async def _relay_to_owner(self, group: str, register: bytes) -> bool:
         """With --workers: relay this WebSocket, whose first packet `register` registers for
-        `group`, to the worker that owns the group (server/relay.py). False if it stays here
-        (this worker owns the group, or, in a cluster, that one cannot take it now)."""
+        `group`, to the worker that owns the group (server/to_owner.py); return once that is
+        settled. False if it stays here (this worker owns the group, or, in a cluster, that
+        one cannot take it now)."""
         handoff, session = self._router.handoff, self.session
         assert handoff is not None and session is not None
-        owner = handoff.elsewhere(group)
-        if owner is None:
-            return False
-        relay = WebSocketRelay(self._transport, self._limit, self.close)
         who = Relayed(session.peer, session.address, "WebSocket")
-        for _ in range(HANDOFF_TRIES):
+
+        def move(owner: int) -> str | None:
+            relay = WebSocketRelay(self._transport, self._limit, self.close)
             relay.link = open_link(handoff, owner, who, frame_length_prefix(register), relay)
-            if relay.link is not None:
-                self._relay = relay
-                self.moved_to(owner, group, "relayed")
-                return True
-            if self._router.cluster is not None:
-                return False  # the cluster carries its packets
-            await asyncio.sleep(HANDOFF_RETRY_SECONDS)
-        log.warning("%s closed: worker %d could not take it", session.describe(), owner)
-        self.abort()
+            if relay.link is None:
+                return None
+            self._relay = relay
+            return "relayed"
+
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def done() -> None:
+            if not settled.done():
+                settled.set_result(None)
+
+        transport = self._transport
+        if not move_to_owner(
+            self._router, self, group, move, lambda: not transport.is_closing(), done
+        ):
+            return False
+        await settled  # waiting for an owner: nothing more is read meanwhile
         return True
 
     def password_checked(self, check: PasswordCheck) -> None:
