@@ -84,14 +84,9 @@ async def _listen(args: argparse.Namespace) -> int:
     client = await _join(
         args, on_reconnect=lost_and_back, on_users=lambda names: show(user_list_message(names))
     )
-    try:
+    try:  # a connection lost for good is told by main(), as for every command
         async for packet in client:
             show(packet.raw)
-    except (RegisterRefused, CannotConnect):
-        raise
-    except ConnectionError as lost:
-        print(f"tcposcrouter-client: connection lost: {lost}", file=sys.stderr)
-        return EXIT_LOST
     finally:
         await client.close()
     return 0
@@ -251,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CannotConnect as exc:
         print(f"tcposcrouter-client: {exc}", file=sys.stderr)
         return EXIT_CANNOT_CONNECT
+    except asyncio.TimeoutError:  # after the register: an answer (the time service's) never came
+        print(f"tcposcrouter-client: {args.server} did not answer in time", file=sys.stderr)
+        return EXIT_LOST
     except ConnectionError as lost:  # after the register: the router went away mid-command
         print(f"tcposcrouter-client: connection lost: {lost}", file=sys.stderr)
         return EXIT_LOST

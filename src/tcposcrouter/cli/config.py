@@ -221,13 +221,9 @@ def _group_rules(
         tables = {}
     pinned: list[PinnedGroup] = []
     for name, table in tables.items():
-        group = _pinned_group(name, table, path, lines, problems)
+        group = _pinned_group(name, table, path, lines, settings, problems)
         if group is not None:
             pinned.append(group)
-        for key in table if isinstance(table, dict) else ():
-            if key not in GROUP_KEYS:
-                problems.append(_not_a_group_key(key, f"{path}:{lines.of('groups', name, key)}",
-                                                 name, settings))  # fmt: skip
     if not allow and not pinned:
         problems.append(
             f"{path}:{lines.of('allow_new_groups')}: allow_new_groups = "
@@ -236,23 +232,19 @@ def _group_rules(
     return GroupRules(tuple(pinned), allow)
 
 
-def _not_a_group_key(key: str, where: str, group: str, settings: set[str]) -> str:
+def _not_a_group_key(key: str, where: str, settings: set[str]) -> str:
     if key in settings or key == "allow_new_groups":
         return (
-            f"{where}: groups.{group}: {key} is a setting of the router, not of a group: "
-            "move it above the first [groups.…] line (in TOML every key after a [table] line "
-            "belongs to that table)"
+            f"{where}: {key} is a setting of the router, not of a group: move it above the "
+            "first [groups.…] line (in TOML every key after a [table] line belongs to that table)"
         )
     near = difflib.get_close_matches(key, GROUP_KEYS, n=1, cutoff=0.7)
     hint = f" (did you mean {near[0]}?)" if near else ""
-    return (
-        f"{where}: groups.{group}: {key}: no such setting for a group{hint}; "
-        f"a group has {', '.join(GROUP_KEYS)}"
-    )
+    return f"{where}: {key}: no such setting for a group{hint}; a group has {', '.join(GROUP_KEYS)}"
 
 
 def _pinned_group(
-    name: str, table: Any, path: str, lines: KeyLines, problems: list[str]
+    name: str, table: Any, path: str, lines: KeyLines, settings: set[str], problems: list[str]
 ) -> PinnedGroup | None:
     def at(*key: str) -> str:
         """Where `key` of this group is written, for its problem's line."""
@@ -265,7 +257,9 @@ def _pinned_group(
     if not isinstance(table, dict):
         problems.append(f"{at()}: must be a table with at least a password")
         return None
-    unknown = any(key not in GROUP_KEYS for key in table)  # each told by the caller, at its line
+    for key in table:
+        if key not in GROUP_KEYS:
+            problems.append(_not_a_group_key(key, at(key), settings))
     password = _hash(table.get("password"), f"{at('password')}: password", problems)
     description = table.get("description", "")
     if not isinstance(description, str):
@@ -292,7 +286,7 @@ def _pinned_group(
     other_users = table.get("other_users", not users)
     if not isinstance(other_users, bool):
         problems.append(f"{at('other_users')}: other_users: must be true or false")
-    if len(problems) > before or password is None or unknown:
+    if len(problems) > before or password is None:
         return None
     return PinnedGroup(name, password, users, other_users, max_users, description)
 

@@ -15,12 +15,19 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..osc.first_bytes import Speaks
+from ..osc.framing import (
+    DEFAULT_HTTP_PORT,
+    DEFAULT_OSC10_PORT,
+    DEFAULT_OSC11_PORT,
+    DEFAULT_TLS_OSC10_PORT,
+)
 
 __all__ = ["CannotConnect", "Target"]
 
-# The router's default ports, named in advice (docs/cli.md).
-OSC_PORT, SLIP_PORT, HTTP_PORT, TLS_PORT = 55555, 55556, 55557, 55558
-DEFAULTS = f"its default ports are {OSC_PORT} (OSC), {SLIP_PORT} (SLIP), {HTTP_PORT} (WebSocket)"
+DEFAULTS = (
+    f"its default ports are {DEFAULT_OSC10_PORT} (OSC), {DEFAULT_OSC11_PORT} (SLIP), "
+    f"{DEFAULT_HTTP_PORT} (WebSocket)"
+)
 
 
 class CannotConnect(ConnectionError):
@@ -111,7 +118,7 @@ class Target:
             plain = f"{'slip://' if self.slip else ''}{self.where}"
             instead = (
                 f"leave out tls:// (--server {plain}), or use the router's TLS port "
-                f"({TLS_PORT} by default)"
+                f"({DEFAULT_TLS_OSC10_PORT} by default)"
             )
         return self.fail(
             f"{self.where} does not answer in TLS ({what}): it is most likely a plain port; "
@@ -152,8 +159,9 @@ class Target:
         if speaks is Speaks.HTTP:
             return self.fail(
                 f"{self.where} speaks HTTP, not OSC over TCP: it is a web port (the router's "
-                f"HTTP port is {HTTP_PORT} by default); for a WebSocket use "
-                f"ws://{self.where}/osc, for OSC over TCP the router's OSC port ({OSC_PORT})"
+                f"HTTP port is {DEFAULT_HTTP_PORT} by default); for a WebSocket use "
+                f"ws://{self.where}/osc, for OSC over TCP the router's OSC port "
+                f"({DEFAULT_OSC10_PORT})"
             )
         return self.fail(
             f"{self.where} answered with bytes that are not OSC: it is not a tcposcrouter "

@@ -11,8 +11,14 @@ import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..osc.framing import Framing
-from .diagnosis import OSC_PORT, SLIP_PORT, TLS_PORT, CannotConnect, Target
+from ..osc.framing import (
+    DEFAULT_OSC10_PORT,
+    DEFAULT_OSC11_PORT,
+    DEFAULT_TLS_OSC10_PORT,
+    DEFAULT_TLS_OSC11_PORT,
+    Framing,
+)
+from .diagnosis import CannotConnect, Target
 
 __all__ = [
     "CONNECT_SECONDS",
@@ -32,11 +38,11 @@ PROBE_SECONDS = 2.0
 
 _SCHEMES = (
     # scheme, kind, framing, the router's default port for it
-    ("tcp://", "tcp", Framing.LENGTH_PREFIX, OSC_PORT),
-    ("osc.tcp://", "tcp", Framing.LENGTH_PREFIX, OSC_PORT),  # liblo's way of writing it
-    ("slip://", "tcp", Framing.SLIP, SLIP_PORT),
-    ("tls://", "tls", Framing.LENGTH_PREFIX, TLS_PORT),
-    ("tls+slip://", "tls", Framing.SLIP, TLS_PORT + 1),
+    ("tcp://", "tcp", Framing.LENGTH_PREFIX, DEFAULT_OSC10_PORT),
+    ("osc.tcp://", "tcp", Framing.LENGTH_PREFIX, DEFAULT_OSC10_PORT),  # liblo's way of writing it
+    ("slip://", "tcp", Framing.SLIP, DEFAULT_OSC11_PORT),
+    ("tls://", "tls", Framing.LENGTH_PREFIX, DEFAULT_TLS_OSC10_PORT),
+    ("tls+slip://", "tls", Framing.SLIP, DEFAULT_TLS_OSC11_PORT),
 )
 
 
@@ -58,15 +64,11 @@ def parse_server(server: str) -> tuple[str, str, int, Framing]:
             f"{server!r} is a web page's address (the dashboard, in a browser); a client joins "
             f"with ws{secure}://HOST:PORT/osc, or HOST:PORT for OSC over TCP"
         )
-    kind, framing, port = "tcp", Framing.LENGTH_PREFIX, OSC_PORT
+    kind, framing, port = "tcp", Framing.LENGTH_PREFIX, DEFAULT_OSC10_PORT
     for scheme, scheme_kind, scheme_framing, default_port in _SCHEMES:
         if server.startswith(scheme):
-            server, kind, framing, port = (
-                server[len(scheme) :],
-                scheme_kind,
-                scheme_framing,
-                (default_port),
-            )
+            kind, framing, port = scheme_kind, scheme_framing, default_port
+            server = server[len(scheme) :]
             break
     if "://" in server:
         raise ValueError(f"unknown scheme in {server!r} (tcp, slip, tls, tls+slip, ws, wss)")

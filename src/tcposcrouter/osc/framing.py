@@ -23,7 +23,12 @@ from ..errors import ErrorCode, RemoteError
 from ..limits import DEFAULT_MAX_PACKET_SIZE
 
 __all__ = [
+    "DEFAULT_HTTP_PORT",
     "DEFAULT_MAX_PACKET_SIZE",
+    "DEFAULT_OSC10_PORT",
+    "DEFAULT_OSC11_PORT",
+    "DEFAULT_TLS_OSC10_PORT",
+    "DEFAULT_TLS_OSC11_PORT",
     "AutoDecoder",
     "Framing",
     "InvalidFrame",
@@ -37,6 +42,12 @@ __all__ = [
     "frame_slip",
 ]
 
+
+# The router's default ports, one per framing (each detects the other on its first byte), the
+# HTTP port for WebSocket, and the two framings over TLS: the router listens on them, and the
+# client library fills in a port left out and names them in its advice.
+DEFAULT_OSC10_PORT, DEFAULT_OSC11_PORT, DEFAULT_HTTP_PORT = 55555, 55556, 55557
+DEFAULT_TLS_OSC10_PORT, DEFAULT_TLS_OSC11_PORT = 55558, 55559
 
 END = 0xC0
 ESC = 0xDB

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 
 from ..core.pinned import GroupRules
 from ..limits import Limits
+from ..osc.framing import (
+    DEFAULT_HTTP_PORT,
+    DEFAULT_OSC10_PORT,
+    DEFAULT_OSC11_PORT,
+    DEFAULT_TLS_OSC10_PORT,
+    DEFAULT_TLS_OSC11_PORT,
+)
 from .tls import TlsConfig
 
 __all__ = [
@@ -20,13 +27,9 @@ __all__ = [
     "ServerConfig",
 ]
 
-DEFAULT_OSC10_PORT = 55555
-DEFAULT_OSC11_PORT = 55556
-DEFAULT_HTTP_PORT = 55557
-# With a certificate: the same two framings over TLS, next to the plain ports (which stay, for
-# clients that cannot do TLS: sclang, Pd).
-DEFAULT_TLS_OSC10_PORT = 55558
-DEFAULT_TLS_OSC11_PORT = 55559
+# The default ports are the wire contract's (osc/framing.py), shared with the client library.
+# With a certificate the two framings are served over TLS too, next to the plain ports (which
+# stay, for clients that cannot do TLS: sclang, Pd).
 # Where a reverse proxy on the same machine (nginx for port 443) connects from: its
 # X-Forwarded-For names the client (see server/http/websocket.py's client_address).
 DEFAULT_TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})

@@ -68,3 +68,14 @@ def test_a_port_left_out_is_the_routers_default_for_the_scheme(
 def test_a_server_that_cannot_be_is_refused_with_what_to_write(server: str, said: str) -> None:
     with pytest.raises(ValueError, match=said.replace("(", r"\(").replace("/", "/")):
         parse_server(server)
+
+
+def test_an_answer_that_never_comes_is_told_not_left_blank(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def silent(args: object) -> int:
+        raise TimeoutError  # str() is empty: what once printed "cannot connect to …: "
+
+    monkeypatch.setattr(client, "_time", silent)
+    assert main(["time", "--server", "h:1"]) == 1
+    assert capsys.readouterr().err == "tcposcrouter-client: h:1 did not answer in time\n"
