@@ -29,7 +29,7 @@ SHORT, LONG = 50, 250  # rounds: every sender sends one read per round
 def drive(rounds: int, per_read: int, count_bytecodes: bool = False) -> None:
     """Run in the child process, with the tree to measure first on sys.path. With
     `count_bytecodes`, one more round is traced and its bytecodes are printed."""
-    from tcposcrouter.core.hub import Hub, HubConfig
+    from tcposcrouter.core import hub as hub_module
     from tcposcrouter.limits import Limits
     from tcposcrouter.osc.messages import build_message, register_message
 
@@ -40,14 +40,21 @@ def drive(rounds: int, per_read: int, count_bytecodes: bool = False) -> None:
         def close(self) -> None:
             pass
 
-        def abort(self) -> None:
+        def reset(self) -> None:
             pass
+
+        abort = reset  # the name in trees before "reset"
 
     def frame(packet: bytes) -> bytes:
         return struct.pack(">i", len(packet)) + packet
 
     limits = Limits(rate_limit_packets=0, rate_limit_bytes=0, max_connections_per_address=0)
-    hub = Hub(HubConfig(limits=limits))
+    if hasattr(hub_module, "HubConfig"):  # trees before the hub took the router's configuration
+        hub = hub_module.Hub(hub_module.HubConfig(limits=limits))
+    else:
+        from tcposcrouter.server.config import ServerConfig
+
+        hub = hub_module.Hub(ServerConfig(limits=limits))
     now = 1.0
     sessions = []
     for i in range(MEMBERS):
@@ -84,15 +91,19 @@ def drive(rounds: int, per_read: int, count_bytecodes: bool = False) -> None:
 
 
 def _take(hub: Any) -> list[Any]:
-    # Trees before the hub became a facade took checks from the hub itself.
-    checks = getattr(hub, "checks", None)
-    return list(checks.take() if checks is not None else hub.take_password_checks())
+    # The names of other trees: `hub.registers` now, `hub.checks` before the register was one
+    # module, the hub itself before it became a facade.
+    for part in ("registers", "checks"):
+        if hasattr(hub, part):
+            return list(getattr(hub, part).take())
+    return list(hub.take_password_checks())
 
 
 def _finished(hub: Any, check: Any, now: float) -> None:
-    checks = getattr(hub, "checks", None)
-    if checks is not None:
-        checks.finished(check, now)
+    if hasattr(hub, "checked"):
+        hub.checked(check, now)
+    elif hasattr(hub, "checks"):
+        hub.checks.finished(check, now)
     else:
         hub.password_checked(check, now)
 

@@ -1,5 +1,7 @@
 """`tcposcrouter-client bridge` with real UDP programs (liblo's oscsend and oscdump, python-osc,
-plain sockets), a local WebSocket client, and the real router, restarted under it."""
+plain sockets), a local WebSocket client, and the real router, restarted under it.
+
+Drives bridge/bridge.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The client library (`tcposcrouter.client`) against the real router process."""
+"""The client library (`tcposcrouter.client`) against the real router process.
+
+Drives client/aio.py and client/blocking.py."""
 
 from __future__ import annotations
 

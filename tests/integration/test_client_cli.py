@@ -1,5 +1,7 @@
 """`tcposcrouter-client send`, `listen` and `time` against the real router, each other,
-python-osc's TCP client and the test client."""
+python-osc's TCP client and the test client.
+
+Drives cli/client.py."""
 
 from __future__ import annotations
 

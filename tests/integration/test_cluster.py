@@ -1,6 +1,9 @@
 """Several router processes on one real redis-server, as one router: every guarantee of
 docs/protocol.md across nodes, the group-creation race, a node killed, Redis restarted, and
---workers."""
+--workers.
+
+Drives cluster/node.py, cluster/presence_sync.py, cluster/publisher.py, cluster/registers.py,
+cluster/traffic.py and cluster/writer.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The cluster when it is set up wrong (docs/cluster.md): a wrong Redis password, a server that
 is not Redis, two nodes under one --node-id end the router at start with a clear message and
-exit status 78 (EX_CONFIG); a Redis that is only not up yet does not."""
+exit status 78 (EX_CONFIG); a Redis that is only not up yet does not.
+
+Drives cluster/startup.py."""
 
 from __future__ import annotations
 

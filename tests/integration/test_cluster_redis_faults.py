@@ -2,7 +2,9 @@
 cut off from it, a node away longer than the store's restoring, a frozen Redis, and a link cut
 silently. Everything runs in a network namespace of the test's own (needs root, `ip`, `nft`),
 with a real redis-server and real router processes; one node reaches Redis at 127.0.0.2, which
-the test cuts without a FIN or an RST, as a broken network would."""
+the test cuts without a FIN or an RST, as a broken network would.
+
+Drives cluster/link.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The HTTP port's door against the real router (docs/operating.md, "The HTTP port on the
 public internet"; docs/protocol.md §8, "Frames the router refuses"): request heads that never
-end, idle crowds that would fill the port, and WebSocket frames no client library sends."""
+end, idle crowds that would fill the port, and WebSocket frames no client library sends.
+
+Drives server/http/door.py."""
 
 from __future__ import annotations
 

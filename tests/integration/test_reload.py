@@ -1,6 +1,8 @@
 """The configuration file on the real router: pinned groups made with `tcposcrouter passwd`, a
 closed router, and SIGHUP during traffic (nobody dropped, nothing lost, new settings in force,
-a bad file refused and reported)."""
+a bad file refused and reported).
+
+Drives server/passwords.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The real router process over real sockets: docs/protocol.md end to end."""
+"""The real router process over real sockets: docs/protocol.md end to end.
+
+Drives cli/router.py and server/listeners.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The asyncio shell in this process, over real loopback sockets: the flush per loop turn and the
-server's statistics."""
+server's statistics.
+
+Drives server/app.py, server/connection.py and server/tcp.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """The HTTP port as the most attacked door (docs/operating.md, "The HTTP port on the public
 internet"): security headers on every page, no compression to blow up, static files that never
 leave the package, garbage answered with a 4xx, admin tokens throttled, and no secret in any
-log line."""
+log line.
+
+Drives server/http/live.py, server/http/port.py and server/http/security_headers.py."""
 
 from __future__ import annotations
 

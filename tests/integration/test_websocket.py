@@ -1,5 +1,7 @@
 """OSC over WebSocket (/osc) against the real router process, beside TCP clients of both
-framings: the same protocol, byte for byte (docs/protocol.md §1 and §8)."""
+framings: the same protocol, byte for byte (docs/protocol.md §1 and §8).
+
+Drives server/http/websocket.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """`--workers 2` without Redis: the real supervisor and its two worker processes, one machine.
 Every kind of connection ends up in the worker that owns its group: plain TCP handed over,
-TLS and WebSockets that register by message relayed (server/relay.py)."""
+TLS and WebSockets that register by message relayed (server/relay.py).
+
+Drives cluster/workers.py and server/relay.py."""
 
 from __future__ import annotations
 

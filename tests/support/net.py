@@ -5,8 +5,8 @@ from __future__ import annotations
 from pythonosc.osc_message import OscMessage
 
 from support.osc import register
-from tcposcrouter.core.hub import Hub, HubConfig
-from tcposcrouter.core.login import PasswordCheck
+from tcposcrouter.core.hub import Hub
+from tcposcrouter.core.register import PasswordCheck
 from tcposcrouter.core.session import Session, SessionState
 from tcposcrouter.limits import Limits
 from tcposcrouter.osc.framing import (
@@ -17,6 +17,7 @@ from tcposcrouter.osc.framing import (
     decoder_for,
     frame,
 )
+from tcposcrouter.server.config import ServerConfig
 
 __all__ = ["LP", "SLIP", "WS", "Net", "RecordingSink", "error_of"]
 
@@ -29,17 +30,17 @@ class RecordingSink:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.closed = False
-        self.reset = False
+        self.was_reset = False
 
     def write(self, data: bytes) -> None:
-        assert not (self.closed or self.reset), "written to after its end"
+        assert not (self.closed or self.was_reset), "written to after its end"
         self.writes.append(data)
 
     def close(self) -> None:
         self.closed = True
 
-    def abort(self) -> None:
-        self.reset = True
+    def reset(self) -> None:
+        self.was_reset = True
 
 
 class Net:
@@ -52,8 +53,8 @@ class Net:
     session id."""
 
     def __init__(self, limits: Limits | None = None, *, hold_checks: bool = False) -> None:
-        self.hub = Hub(HubConfig(limits=limits or Limits()))
-        self.hub.login.hashes_shared = hold_checks
+        self.hub = Hub(ServerConfig(limits=limits or Limits()))
+        self.hub.registers.hashes_shared = hold_checks
         self.hold_checks = hold_checks
         self.checks: list[PasswordCheck] = []
         self.pauses: dict[int, float] = {}
@@ -99,7 +100,7 @@ class Net:
 
     def _receive(self, session: Session, data: bytes) -> None:
         self.pauses[session.id] = self.hub.receive(session, data, self.now)
-        self.checks.extend(self.hub.checks.take())
+        self.checks.extend(self.hub.registers.take())
         if not self.hold_checks:
             self.run_checks()
 
@@ -108,9 +109,9 @@ class Net:
         while self.checks:
             check = self.checks.pop(0)
             check.run()
-            pause = self.hub.checks.finished(check, self.now)
+            pause = self.hub.checked(check, self.now)
             self.pauses[check.session.id] = pause
-            self.checks.extend(self.hub.checks.take())
+            self.checks.extend(self.hub.registers.take())
         self.collect()
 
     def tick(self, seconds: float) -> None:
@@ -119,7 +120,7 @@ class Net:
         self.collect()
 
     def leave(self, session: Session) -> None:
-        self.hub.close(session, self.now)
+        self.hub.gone(session, self.now)
         self.collect()
 
     def collect(self) -> None:

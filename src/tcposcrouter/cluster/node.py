@@ -28,7 +28,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ..core.directory import MembershipEvent
-from ..core.login import PasswordCheck
+from ..core.register import PasswordCheck
 from ..server.running import ClusterStatistics, RunChecks, RunningRouter
 from .link import HEARTBEAT_SECONDS, STORE_TIMEOUT, RedisLink
 from .presence import RemotePresence

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ..core.auth import PasswordHash
 from ..core.directory import Directory
-from ..core.login import PasswordCheck
+from ..core.register import PasswordCheck
 from ..core.session import SessionState
 from ..errors import ErrorCode, RemoteError
 
@@ -102,7 +102,7 @@ def leave_needed(check: PasswordCheck, directory: Directory) -> bool:
     """After the hub had `check` back: whether the store counts its user present here though
     it is not (the register was refused, or its connection closed while it was checked)."""
     session = check.session
-    if session.state is SessionState.REGISTERED or session.checking:
+    if session.state is SessionState.REGISTERED or session.state is SessionState.REGISTERING:
         return False  # joined, or checked again against a changed group: not over yet
     if not (check.group_ok and check.user_ok):
         return False  # never claimed in the store

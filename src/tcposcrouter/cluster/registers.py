@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..core.auth import PasswordHash
-from ..core.login import PasswordCheck
+from ..core.register import PasswordCheck
 from ..core.session import SessionState
 from ..server.running import RunChecks, RunningRouter
 from .link import STORE_TIMEOUT, RedisLink
@@ -95,7 +95,7 @@ class StoreRegisters:
         router, hub = self._router, self._hub
         local, refused = split_when_away(batch)
         for check in refused:
-            hub.checks.refused(check, store_unavailable(), router.now())
+            hub.registers.refused(check, store_unavailable(), router.now())
         router.output_ready()
         if local:
             await run(local)
@@ -108,7 +108,7 @@ class StoreRegisters:
             await asyncio.wait_for(self._learn(round_), STORE_TIMEOUT)
             if await asyncio.wait_for(self._restoring(), STORE_TIMEOUT):
                 for check in round_.without_creations():
-                    hub.checks.refused(check, store_restoring(), router.now())
+                    hub.registers.refused(check, store_restoring(), router.now())
                 router.output_ready()
             if round_.batch:
                 await run(round_.batch)
@@ -117,8 +117,8 @@ class StoreRegisters:
         except (RedisError, OSError, asyncio.TimeoutError, StoreKeptChanging) as error:
             log.warning("cluster: registers refused, the store did not answer: %r", error)
             for check in batch:
-                if check.session.state is SessionState.NEW:
-                    hub.checks.refused(check, store_unavailable(), router.now())
+                if check.session.state is SessionState.REGISTERING:
+                    hub.registers.refused(check, store_unavailable(), router.now())
             router.output_ready()
             return
         self._hand_back(round_.batch)
@@ -137,7 +137,7 @@ class StoreRegisters:
         directory = self._hub.directory
         for check in batch:
             session = check.session
-            if session.state is SessionState.NEW:  # not closed meanwhile
+            if session.state is SessionState.REGISTERING:  # not closed meanwhile
                 connection = self._router.connections.of(session.id)
                 if connection is not None:
                     connection.password_checked(check)

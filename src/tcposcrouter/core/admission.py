@@ -1,7 +1,8 @@
 """Admission: how many connections the router holds, and which give way when it is full.
 
-Connections are counted in three pools: *waiting* (connected, no register yet), *checking* (a
-register is being checked) and *members* (registered). Waiting connections are the cheap ones
+Connections are counted in three pools, by their state (core/session.py): *waiting* (NEW or
+REFUSED: connected, no register yet), *checking* (REGISTERING) and *members* (REGISTERED); a
+connection the router is closing counts no more. Waiting connections are the cheap ones
 to lose: a client that registers does so within a round trip of connecting, so one still
 waiting after many newer connections is a scanner, a stuck program or a reconnect loop. So at
 a cap the oldest waiting connection makes room for the new one, and a client that connects and
@@ -18,22 +19,17 @@ Pure code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..errors import ErrorCode, RemoteError
 from ..limits import Limits
+from .session import Session, SessionState
 
-if TYPE_CHECKING:
-    from .session import Session
-
-__all__ = ["CHECKING", "MEMBER", "PATIENCE_SECONDS", "WAITING", "Admission"]
+__all__ = ["PATIENCE_SECONDS", "Admission"]
 
 # How long a waiting connection is left alone: far more than any client takes to send its
 # register after connecting (a round trip), far less than the register timeout.
 PATIENCE_SECONDS = 2.0
 
-# Session.pool values. 0 is "not counted" (never admitted, or released).
-WAITING, CHECKING, MEMBER = 1, 2, 3
+_WAITING = frozenset({SessionState.NEW, SessionState.REFUSED})
 
 
 class Admission:
@@ -47,7 +43,7 @@ class Admission:
 
     def admit(self, session: Session) -> tuple[RemoteError | None, list[Session]]:
         """Count a new connection. Return its refusal (None: it may stay) and the waiting
-        connections to close to make room for it."""
+        connections to close to make room for it (closing them releases them)."""
         limits = self.limits
         address = session.address
         evicted: list[Session] = []
@@ -68,46 +64,41 @@ class Admission:
                 )
             else:
                 evicted.append(anywhere)
-        for old in evicted:
-            self.release(old)
         self._total += 1
-        session.pool = WAITING
         self._waiting[session.id] = session
         self._waiting_from.setdefault(address, {})[session.id] = session
         return refusal, evicted
 
     def checking(self, session: Session) -> None:
-        """`session` sent a register: it no longer gives way to newer connections."""
-        if session.pool == WAITING:
+        """`session` sent a register (call before it moves to REGISTERING; again for a check
+        repeated): it no longer gives way to newer connections."""
+        if session.state in _WAITING:
             self._unwait(session)
-            session.pool = CHECKING
 
     def room_for_member(self, address: str) -> bool:
         cap = self.limits.max_connections_per_address
         return not cap or self._members_from.get(address, 0) < cap
 
     def registered(self, session: Session) -> None:
-        if session.pool == WAITING:
-            self._unwait(session)
-        session.pool = MEMBER
+        """`session` joins (call before it moves to REGISTERED)."""
         address = session.address
         self._members_from[address] = self._members_from.get(address, 0) + 1
 
     def release(self, session: Session) -> None:
-        """`session` is gone, or is being closed: it stops counting."""
-        pool = session.pool
-        if not pool:
+        """`session` is gone, or is being closed (call before it moves to CLOSING or CLOSED):
+        it stops counting."""
+        state = session.state
+        if state is SessionState.CLOSING or state is SessionState.CLOSED:
             return
-        if pool == WAITING:
+        if state in _WAITING:
             self._unwait(session)
-        elif pool == MEMBER:
+        elif state is SessionState.REGISTERED:
             address = session.address
             remaining = self._members_from[address] - 1
             if remaining:
                 self._members_from[address] = remaining
             else:
                 del self._members_from[address]
-        session.pool = 0
         self._total -= 1
 
     def _unwait(self, session: Session) -> None:

@@ -17,8 +17,8 @@ from typing import Protocol
 from ..errors import ErrorCode, RemoteError
 from ..osc.validate import validate_packet
 from .directory import Directory, MembershipEvent, announce_members
-from .login import Login
 from .outbox import Outbox
+from .register import Registers
 from .statistics import Counters
 
 __all__ = ["ClusterPort", "Elsewhere"]
@@ -37,11 +37,11 @@ class Elsewhere(Protocol):
 
 class ClusterPort:
     def __init__(
-        self, directory: Directory, outbox: Outbox, login: Login, counters: Counters
+        self, directory: Directory, outbox: Outbox, registers: Registers, counters: Counters
     ) -> None:
         self._directory = directory
         self._outbox = outbox
-        self._login = login
+        self._registers = registers
         self._counters = counters
         # Read by the hub's broadcast and by private messages, only for groups with users
         # present elsewhere.
@@ -51,8 +51,8 @@ class ClusterPort:
         """Send what users on other nodes must get through `elsewhere` (None: nowhere)."""
         self.elsewhere = elsewhere
         # Through the store, every register makes its own hashes, with scrypt
-        # (Login.hashes_shared).
-        self._login.hashes_shared = elsewhere is not None
+        # (Registers.hashes_shared).
+        self._registers.hashes_shared = elsewhere is not None
 
     def subscribe(self, listener: Callable[[MembershipEvent], None]) -> None:
         """Call `listener` with every join and leave of a user here."""
@@ -60,12 +60,12 @@ class ClusterPort:
 
     def subscribe_login_failures(self, listener: Callable[[str, str, str], None]) -> None:
         """Call `listener(address, group, user)` for every failed password check here."""
-        self._login.failure_listeners.append(listener)
+        self._registers.failure_listeners.append(listener)
 
     def login_failed_elsewhere(self, address: str, group: str, user: str, now: float) -> None:
         """Another node saw a failed login from `address` at `user` in `group`: the throttle
         here counts it as its own, so that guessing across nodes is slowed as on one."""
-        self._login.throttle.record_failure(address, (group, user), now)
+        self._registers.throttle.record_failure(address, (group, user), now)
 
     def deliver(self, group_name: str, sender: str, packet: bytes) -> int:
         """Deliver `packet`, sent by user `sender` of `group_name` on another node, to the

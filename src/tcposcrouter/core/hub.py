@@ -1,65 +1,70 @@
 """The router as a pure object: bytes in from connections, decisions and bytes out.
 
-The shell calls `open`, `receive` with every chunk read, `tick` once a second, `close` when a
-connection is gone and `flush` once per loop turn while `has_output`, passing the time to each.
-The packet loop (receive, route, broadcast) is here and only here; the cold paths are parts with
-one job each, reached as attributes: `checks` (the register pipeline), `errors` (the error
-policy), `login`, `cluster` (the port to other nodes) and `directory` (docs/architecture.md).
+The shell calls `open`, `receive` with every chunk read, `checked` with a register's password
+check it ran, `tick` once a second, `gone` when a connection is gone and `flush` once per loop
+turn while `has_output`, passing the time to each. The packet loop (receive, route, broadcast)
+is here and only here; a register is core/register.py's from its message to its reply, and the
+hub routes what waited behind it. The cold paths are parts with one job each, reached as
+attributes: `registers` (the checks the shell runs), `errors` (the error policy), `cluster`
+(the port to other nodes) and `directory` (docs/architecture.md).
 Pure code: no sockets, no event loop, no clock.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 from ..errors import ErrorCode, RemoteError
-from ..limits import Limits
 from ..osc.framing import Framing, InvalidFrame
-from ..osc.messages import packet_summary
+from ..osc.messages import REGISTER, packet_summary
 from ..osc.validate import split_bundle_controls, validate_packet
 from .admission import Admission
 from .control import ControlMessages, not_registered
 from .directory import Directory
 from .elsewhere import ClusterPort
 from .lifecycle import Lifecycle
-from .login import Login
+from .login_report import LoginReport
 from .outbox import Outbox, Sink
 from .policy import ErrorPolicy
-from .registration import WAIT_FOR_CHECK, Registrations
+from .register import PasswordCheck, Registers
 from .session import Session, SessionState
-from .settings import HubConfig, Settings
+from .settings import RouterSettings, Settings
 from .statistics import Counters, HubStatistics, snapshot
-from .timers import Timers
 
-__all__ = ["WAIT_FOR_CHECK", "Hub", "HubConfig"]
+__all__ = ["WAIT_FOR_CHECK", "Hub", "RouterSettings"]
 
 log = logging.getLogger("tcposcrouter.hub")
 
-REGISTERED = SessionState.REGISTERED
+# What `Hub.receive` and `Hub.checked` return while a register's passwords are being checked:
+# stop reading until `checked` says otherwise.
+WAIT_FOR_CHECK = math.inf
+
+NEW, REFUSED = SessionState.NEW, SessionState.REFUSED
+REGISTERING, REGISTERED = SessionState.REGISTERING, SessionState.REGISTERED
 
 
 class Hub:
-    def __init__(self, config: HubConfig | None = None) -> None:
-        config = config or HubConfig()
+    def __init__(self, config: RouterSettings) -> None:
+        """A hub made with the router's configuration (server/config.py's ServerConfig)."""
         self._settings = settings = Settings(config.limits, config.log_messages)
         self._sessions: dict[int, Session] = {}
         self._counters = counters = Counters()
         self._outbox = outbox = Outbox()
         self._admission = admission = Admission(config.limits)
         self.directory = directory = Directory()
-        self.login = login = Login(config.limits, directory)
-        self.cluster = cluster = ClusterPort(directory, outbox, login, counters)
-        lifecycle = Lifecycle(settings, self._sessions, directory, outbox, admission, counters)
+        directory.apply_rules(config.group_rules)
+        sessions = self._sessions
+        lifecycle = Lifecycle(settings, sessions, directory, outbox, admission, counters)
         self._lifecycle = lifecycle
-        self.errors = errors = ErrorPolicy(settings, outbox, lifecycle, login.report, counters)
-        self._controls = controls = ControlMessages(
-            settings, directory, outbox, login, cluster, counters
+        report = LoginReport()
+        self.errors = errors = ErrorPolicy(settings, sessions, outbox, lifecycle, report, counters)
+        self.registers = registers = Registers(
+            settings, sessions, directory, outbox, admission, lifecycle, errors, report, counters
         )
-        self.checks = Registrations(
-            self._sessions, login, controls, admission, lifecycle, errors, counters, self._route
-        )
-        self._timers = Timers(settings, self._sessions, outbox, errors, login)
+        self.cluster = cluster = ClusterPort(directory, outbox, registers, counters)
+        self._controls = ControlMessages(settings, outbox, cluster)
 
     def open(
         self, peer: str, address: str, now: float, sink: Sink, framing: Framing | None = None
@@ -84,11 +89,13 @@ class Hub:
             return 0.0
         if session.mailbox.framing is None:
             session.note_framing()
-        if session.refusal is not None:  # now its framing is known: tell it, and close
+        state = session.state
+        if state is REFUSED:  # now its framing is known: tell it, and close
+            assert session.refusal is not None
             self.errors.refuse(session, session.refusal, now)
             return 0.0
         if not packets:
-            return WAIT_FOR_CHECK if session.checking else 0.0
+            return WAIT_FOR_CHECK if state is REGISTERING else 0.0
         counters.packets_in += len(packets)
         pause = 0.0
         budget = session.budget
@@ -98,37 +105,60 @@ class Hub:
             if pause:
                 session.paused_until = now + pause
                 self.errors.rate_paused(session, budget)
-        if session.checking:  # its register is still being checked
-            self.checks.hold(session, packets)
-            return WAIT_FOR_CHECK
-        if session.state is REGISTERED:
+        if state is REGISTERED:
             user = session.user
             assert user is not None
             user.packets_sent += len(packets)
             user.bytes_sent += len(data)
             self._route(session, packets, now)
+        elif state is REGISTERING:  # its register is still being checked
+            self.registers.hold(session, packets)
+            return WAIT_FOR_CHECK
         else:
             self._before_register(session, packets, now)
-            pause = max(pause, self.checks.finish_ran(now))  # checks that ran at once
-        return WAIT_FOR_CHECK if session.checking else pause
+            check = self.registers.take_ran()
+            if check is not None:  # its check ran at once: finish it in this read
+                return max(pause, self.checked(check, now))
+        return WAIT_FOR_CHECK if session.state is REGISTERING else pause
+
+    def checked(self, check: PasswordCheck, now: float) -> float:
+        """A register's password check has run: finish the register (core/register.py), then
+        route what its connection sent meanwhile. Return how long to stop reading from that
+        connection, as `receive` does."""
+        session = check.session
+        held = self.registers.finish(check, now)
+        if held:
+            self._route(session, held, now)
+        if session.state is REGISTERING:  # checked again: the group changed meanwhile
+            return WAIT_FOR_CHECK
+        if not session.accepts_input:
+            return 0.0
+        return max(0.0, session.paused_until - now)
 
     def tick(self, now: float) -> None:
-        """Once a second: timeouts, close grace, episodes, the login report (`timers`)."""
-        self._timers.tick(now)
+        """Once a second: timeouts, close grace, episodes (`errors`), the login report and the
+        throttle's old records (`registers`)."""
+        self.errors.tick(now)
+        self.registers.tick(now)
 
-    def close(self, session: Session, now: float) -> None:
-        """The connection is gone (closed by either side): leave the group, forget it."""
+    def gone(self, session: Session, now: float) -> None:
+        """The connection is gone (ended by either side): leave the group, forget it."""
+        self.errors.gone(session, now)
         self._lifecycle.gone(session, now)
 
     def shutdown(self, now: float) -> None:
         """The router is stopping: every client is told, then closed at the next flush."""
         self._lifecycle.shutdown(now)
 
-    def set_limits(self, limits: Limits, now: float) -> None:
-        """A reload's limits, without dropping anyone (see `Lifecycle.set_limits`)."""
-        self._admission.limits = limits
-        self.login.set_limits(limits)
-        self._lifecycle.set_limits(limits, now)
+    def reconfigure(self, config: RouterSettings, now: float) -> None:
+        """A reload's configuration, without dropping anyone: its limits (see
+        `Lifecycle.set_limits`) and its pinned groups (see `Directory.apply_rules`)."""
+        limits = config.limits
+        if limits != self._settings.limits:
+            self._admission.limits = limits
+            self.registers.set_limits(limits)
+            self._lifecycle.set_limits(limits, now)
+        self.directory.apply_rules(config.group_rules)
 
     def set_wall_clock(self, offset: float) -> None:
         """Unix time is `now + offset`, for the time service (told every tick: NTP steps)."""
@@ -193,8 +223,8 @@ class Hub:
             self._packet(session, packet, has_control, now)
             if not session.accepts_input:
                 return
-            if session.checking:
-                self.checks.hold(session, packets[index + 1 :])
+            if session.state is REGISTERING:
+                self.registers.hold(session, packets[index + 1 :])
                 return
 
     def _packet(self, session: Session, packet: bytes, has_control: bool, now: float) -> None:
@@ -211,11 +241,11 @@ class Hub:
                 self._control(session, control, now)
                 if not session.accepts_input:
                     return
-                if session.checking:
+                if session.state is REGISTERING:
                     # A register: what follows it waits as if each control message had come
                     # alone, and the rest of the bundle after them.
                     held = controls[index + 1 :] + ([] if rest is None else [rest])
-                    self.checks.hold(session, held)
+                    self.registers.hold(session, held)
                     return
             if rest is not None and session.state is REGISTERED:
                 self._broadcast(session, [rest])
@@ -242,9 +272,9 @@ class Hub:
 
     def _control(self, session: Session, message: bytes, now: float) -> None:
         try:
-            check = self._controls.handle(session, message, now)
+            if message.startswith(REGISTER):
+                self.registers.begin(session, message, now)
+            else:
+                self._controls.handle(session, message, now)
         except RemoteError as error:
             self.errors.refuse(session, error, now)
-            return
-        if check is not None:
-            self.checks.start(session, check)

@@ -15,7 +15,6 @@ from ..osc.framing import Framing
 from ..osc.messages import error_message
 from .admission import Admission
 from .directory import Directory, announce_members
-from .episodes import end_episodes
 from .outbox import Ending, Outbox, Sink
 from .rates import RateBudget
 from .session import Session, SessionState
@@ -61,7 +60,9 @@ class Lifecycle:
         max_size = min(limits.max_packet_size, PRE_REGISTER_MAX_PACKET_SIZE)
         mailbox = self._outbox.mailbox(sink, framing, session_id)
         session = Session.open(session_id, peer, address, now, mailbox, max_size)
-        session.refusal, evicted = self._admission.admit(session)
+        refusal, evicted = self._admission.admit(session)
+        if refusal is not None:
+            session.refuse_when_framing_shows(refusal)
         for old in evicted:
             self.make_room(old, now)
         if RateBudget.needed(limits):
@@ -86,11 +87,10 @@ class Lifecycle:
         closed (or reset) at the next flush; a close that has not finished `close_grace`
         seconds later is turned into a reset by the timers."""
         was_registered = session.state is REGISTERED
+        self._admission.release(session)
         session.move_to(CLOSING)
         session.closing_since = now
-        session.checking = False
         session.held = None
-        self._admission.release(session)
         if was_registered:
             self._leave(session)
         self._outbox.end(session.mailbox, ending)
@@ -114,17 +114,14 @@ class Lifecycle:
         del self._sessions[session.id]
         self._admission.release(session)
         self._counters.connections_closed += 1
-        if session.quiet is not None:
-            end_episodes(session, now, 0.0)
         if session.state is REGISTERED:
             log.info("leave %s", session.describe())
             self._leave(session)
         elif session.user is None:
             log.debug("disconnect %s (never registered)", session.describe())
-        session.checking = False
         session.held = None
         session.move_to(CLOSED)
-        self._outbox.discard(session.mailbox)
+        self._outbox.gone(session.mailbox)
 
     def shutdown(self, now: float) -> None:
         """The router is stopping: tell every client (`server_shutdown`, after what is queued

@@ -50,7 +50,7 @@ class Sink(Protocol):
     def close(self) -> None:
         """Close the connection once what was written has been sent."""
 
-    def abort(self) -> None:
+    def reset(self) -> None:
         """Reset the connection at once, dropping whatever is still buffered."""
 
 
@@ -191,16 +191,15 @@ class Outbox:
     def reset(self, box: Mailbox) -> None:
         """Reset the connection at the next flush, dropping what is queued, even if a close was
         carried out already (its peer never took the last bytes)."""
-        self.discard(box)
+        _drop_queue(box)
         box.done = False
         box.ending = Ending.RESET
         self._pending.append(box)
 
-    def discard(self, box: Mailbox) -> None:
+    def gone(self, box: Mailbox) -> None:
         """The connection is gone: forget what was queued for it."""
         box.done = True
-        box.queue = _NOTHING
-        box.queued = 0
+        _drop_queue(box)
 
     def flush(self) -> None:
         """Write every queue to its sink and carry out the endings decided since last time."""
@@ -218,15 +217,15 @@ class Outbox:
                 elif not box.done:
                     self._finish(box)
             except RuntimeError:  # closed under us; the shell reports the loss on its own turn
-                self.discard(box)
+                self.gone(box)
         self.writes += writes
         self.bytes_written += written
 
     def _finish(self, box: Mailbox) -> None:
         ending = box.ending
         if ending is Ending.RESET:
-            self.discard(box)  # what is queued is dropped, not written
-            box.sink.abort()
+            self.gone(box)  # what is queued is dropped, not written
+            box.sink.reset()
             return
         if box.queue:
             self._write(box)
@@ -238,7 +237,7 @@ class Outbox:
         try:
             self._write(box)
         except RuntimeError:  # closed under us, as in flush()
-            self.discard(box)
+            self.gone(box)
 
     def _write(self, box: Mailbox) -> None:
         queue = box.queue
@@ -252,3 +251,8 @@ class Outbox:
             self.writes += len(queue)
             for message in queue:
                 box.sink.write(message)
+
+
+def _drop_queue(box: Mailbox) -> None:
+    box.queue = _NOTHING
+    box.queued = 0

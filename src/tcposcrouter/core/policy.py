@@ -1,7 +1,12 @@
 """The error policy (docs/protocol.md §4): every refusal is answered with `/oscrouter/error`,
-counted by code, and logged once (a member's repeats once per episode, failed logins in the
-login report); a fatal error, or any error before the register, also closes the connection.
+counted by code, and logged once (failed logins in the login report; a member's repeats of one
+error once per *episode*: counted, and logged as one line with their count once the connection
+has been quiet about it for `ERROR_EPISODE_SECONDS`, so a client stuck sending something wrong
+fills no disk); a fatal error, or any error before the register, also closes the connection.
 Slow consumers are reset without a reply, and a spent rate budget is told once per episode.
+
+Once a second (`tick`), what time decides: register and idle timeouts, closes that took longer
+than `close_grace` turned into resets, the ends of error and rate-limit episodes.
 
 Pure code: the caller passes the time.
 """
@@ -12,20 +17,25 @@ import logging
 
 from ..errors import ErrorCode, RemoteError
 from ..osc.messages import error_message
-from .episodes import note_error
 from .lifecycle import Lifecycle
 from .login_report import LoginReport
 from .outbox import Ending, Outbox
 from .rates import RateBudget
-from .session import Session, SessionState
+from .session import ErrorEpisode, Session, SessionState, overdue
 from .settings import Settings
 from .statistics import Counters
 
-__all__ = ["ErrorPolicy"]
+__all__ = ["ERROR_EPISODE_SECONDS", "ErrorPolicy", "end_episodes"]
 
 log = logging.getLogger("tcposcrouter.hub")
 
 NEW, REGISTERED = SessionState.NEW, SessionState.REGISTERED
+# Refusals of a connection that has not joined: its register's, or the router's when full.
+_NOT_JOINED = frozenset({NEW, SessionState.REFUSED, SessionState.REGISTERING})
+
+# An episode of one repeated error on one connection ends after this many quiet seconds; its
+# repeats are then logged as one line with their count.
+ERROR_EPISODE_SECONDS = 10.0
 
 # Refusals summarised by the login report rather than logged one by one.
 _REPORTED = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.LOGIN_THROTTLED})
@@ -45,12 +55,14 @@ class ErrorPolicy:
     def __init__(
         self,
         settings: Settings,
+        sessions: dict[int, Session],
         outbox: Outbox,
         lifecycle: Lifecycle,
         report: LoginReport,
         counters: Counters,
     ) -> None:
         self._settings = settings
+        self._sessions = sessions  # the hub's, by id: every connection not gone
         self._outbox = outbox
         self._lifecycle = lifecycle
         self._report = report
@@ -67,7 +79,7 @@ class ErrorPolicy:
         counters.count(counters.errors, code)
         if code == ErrorCode.PACKET_INVALID:
             counters.count(counters.drops, code)
-        if session.state is NEW and code in _LOGIN_ERRORS:
+        if session.state in _NOT_JOINED and code in _LOGIN_ERRORS:
             counters.count(counters.refusals, code)
             # Failed and throttled logins are summarised per address and minute (the login
             # report, logged by the timers); only an address's first in its minute gets a line.
@@ -76,7 +88,7 @@ class ErrorPolicy:
         elif error.fatal or session.state is not REGISTERED:
             log.info("error %s: %s: %s", session.describe(), code, error.detail)
         else:
-            note_error(session, error, now)
+            _note_episode(session, error, now)
         # A client that never spoke has shown no framing: it gets no reply (send() skips it).
         self._outbox.send(session.mailbox, error_message(code, error.detail))
         if error.fatal or session.state is not REGISTERED:
@@ -120,3 +132,68 @@ class ErrorPolicy:
             if session.state is REGISTERED:
                 counters.count(counters.errors, notice.code)
                 self._outbox.send(session.mailbox, error_message(notice.code, notice.detail))
+
+    def gone(self, session: Session, now: float) -> None:
+        """The connection is gone: the repeats still counted are logged."""
+        end_episodes(session, now, 0.0)
+
+    def tick(self, now: float) -> None:
+        """Once a second: timeouts, closes overdue, the ends of episodes."""
+        limits = self._settings.limits
+        grace = limits.close_grace
+        for session in list(self._sessions.values()):
+            if session.state is SessionState.CLOSING:
+                if grace and now - session.closing_since >= grace:
+                    self._outbox.reset(session.mailbox)
+                continue
+            reason = overdue(session, limits, now)
+            if reason is not None:
+                self.refuse(session, reason, now)
+                continue
+            if session.quiet is not None:
+                end_episodes(session, now, ERROR_EPISODE_SECONDS)
+            budget = session.budget
+            if budget is not None and budget.episode_pauses:
+                pauses, seconds = budget.episode_pauses, budget.episode_seconds
+                if budget.episode_over(now):
+                    log.info(
+                        "%s is within its rate budget again: reading paused %d times, %.1f s",
+                        session.describe(),
+                        pauses,
+                        seconds,
+                    )
+
+
+def _note_episode(session: Session, error: RemoteError, now: float) -> None:
+    """A non-fatal error of a member: its first in an episode is logged, repeats counted."""
+    quiet = session.quiet
+    if quiet is None:
+        quiet = session.quiet = {}
+    episode = quiet.get(error.code)
+    if episode is None:
+        quiet[error.code] = ErrorEpisode(now)
+        log.info("error %s: %s: %s", session.describe(), error.code, error.detail)
+    else:
+        episode.count += 1
+        episode.last = now
+
+
+def end_episodes(session: Session, now: float, quiet_for: float) -> None:
+    """Log and forget the episodes of `session` that have been quiet for `quiet_for` seconds
+    (0: all of them, as its connection is gone)."""
+    quiet = session.quiet
+    if quiet is None:
+        return
+    for code, episode in list(quiet.items()):
+        if now - episode.last >= quiet_for:
+            del quiet[code]
+            if episode.count:
+                log.info(
+                    "error %s: %s %d more times in %.0f s",
+                    session.describe(),
+                    code,
+                    episode.count,
+                    episode.last - episode.first,
+                )
+    if not quiet:
+        session.quiet = None

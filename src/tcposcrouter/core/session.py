@@ -1,17 +1,20 @@
-"""One connection as the router sees it, and the states it goes through.
+"""One connection as the router sees it: everything that decides what happens to it next is its
+state here, and every move between states is one line of the table below.
 
-    NEW ──register──▶ REGISTERED
-     │                    │
-     └──refused──▶ CLOSING ◀──fatal error, idle, slow consumer
-                      │
+    NEW ──register──▶ REGISTERING ──passwords right──▶ REGISTERED
+     │                     │                               │
+     │ (over a cap)        └──refused──▶ CLOSING ◀──fatal error, idle, slow consumer
+     ▼                                      ▲
+    REFUSED ──its framing shows──────────────┘
      every state ──connection gone──▶ CLOSED
 
-NEW: connected, not registered; only a register is accepted (while its passwords are checked,
-`checking` is set and what the connection sent after it waits in `held`). REGISTERED: a member of
-a group.
-CLOSING: the router has decided to close it; input is ignored, and it has left its group.
-CLOSED: the connection is gone; nothing more happens to it. Every other move is a bug and
-raises `IllegalTransition`.
+NEW: connected, not registered; only a register is accepted. REFUSED: admitted over a cap
+(server_full): its refusal is told in the framing it shows, then it is closed. REGISTERING: its
+register's passwords are being checked (core/register.py); what it sends meanwhile waits in
+`held`. REGISTERED: a member of a group. CLOSING: the router has decided to close it; input is
+ignored, and it has left its group; how the connection ends (close or reset) is its mailbox's
+(core/outbox.py). CLOSED: the connection is gone; nothing more happens to it. Every other move
+is a bug and raises `IllegalTransition`.
 
 Pure code.
 """
@@ -55,6 +58,8 @@ REFUSAL_GRACE_SECONDS = 2.0
 
 class SessionState(enum.Enum):
     NEW = "new"
+    REFUSED = "refused"
+    REGISTERING = "registering"
     REGISTERED = "registered"
     CLOSING = "closing"
     CLOSED = "closed"
@@ -62,6 +67,10 @@ class SessionState(enum.Enum):
 
 _ALLOWED: dict[SessionState, frozenset[SessionState]] = {
     SessionState.NEW: frozenset(
+        {SessionState.REFUSED, SessionState.REGISTERING, SessionState.CLOSING, SessionState.CLOSED}
+    ),
+    SessionState.REFUSED: frozenset({SessionState.CLOSING, SessionState.CLOSED}),
+    SessionState.REGISTERING: frozenset(
         {SessionState.REGISTERED, SessionState.CLOSING, SessionState.CLOSED}
     ),
     SessionState.REGISTERED: frozenset({SessionState.CLOSING, SessionState.CLOSED}),
@@ -80,7 +89,6 @@ class Session:
     __slots__ = (
         "address",
         "budget",
-        "checking",
         "closing_since",
         "decoder",
         "held",
@@ -90,7 +98,6 @@ class Session:
         "opened_at",
         "paused_until",
         "peer",
-        "pool",
         "quiet",
         "refusal",
         "state",
@@ -115,17 +122,13 @@ class Session:
         self.mailbox = mailbox
         self.state = SessionState.NEW
         self.user: User | None = None
-        # Set when the router refuses the connection as soon as it has shown its framing
-        # (server_full): the refusal is sent in the framing the client speaks.
+        # REFUSED: the refusal, sent in the framing the client speaks once it shows.
         self.refusal: RemoteError | None = None
         self.budget: RateBudget | None = None
-        # Whether its register's passwords are being checked (core/registration.py), and the
-        # packets that came after that register, waiting for the outcome.
-        self.checking = False
+        # REGISTERING: the packets that came after the register, waiting for its outcome.
         self.held: list[bytes | InvalidFrame] | None = None
         self.closing_since = 0.0  # when it moved to CLOSING
         self.paused_until = 0.0  # when its rate budget lets it be read from again
-        self.pool = 0  # which count of `admission.Admission` it is in
         # Error codes whose repeats are counted, not logged, with their tally (core/episodes.py).
         self.quiet: dict[str, ErrorEpisode] | None = None
 
@@ -147,9 +150,14 @@ class Session:
             raise IllegalTransition(f"session {self.id}: {self.state.value} -> {state.value}")
         self.state = state
 
+    def refuse_when_framing_shows(self, refusal: RemoteError) -> None:
+        self.refusal = refusal
+        self.move_to(SessionState.REFUSED)
+
     @property
     def accepts_input(self) -> bool:
-        return self.state is SessionState.NEW or self.state is SessionState.REGISTERED
+        state = self.state
+        return state is not SessionState.CLOSING and state is not SessionState.CLOSED
 
     def note_framing(self) -> None:
         """Take the framing the client has shown, for its output (call once bytes are in)."""
@@ -172,15 +180,17 @@ class Session:
 
 def overdue(session: Session, limits: Limits, now: float) -> RemoteError | None:
     """Why `session` must be closed at `now` (a refusal not yet told, no register in time,
-    silence), or None."""
-    if session.state is SessionState.NEW:
-        if session.refusal is not None:
-            return session.refusal if now - session.opened_at >= REFUSAL_GRACE_SECONDS else None
+    silence), or None. The register timeout counts from the connect, its check included."""
+    state = session.state
+    if state is SessionState.REFUSED:
+        assert session.refusal is not None
+        return session.refusal if now - session.opened_at >= REFUSAL_GRACE_SECONDS else None
+    if state is SessionState.NEW or state is SessionState.REGISTERING:
         if now - session.opened_at >= limits.register_timeout:
             detail = f"no /oscrouter/register within {limits.register_timeout:g} s"
             return RemoteError(ErrorCode.REGISTER_TIMEOUT, detail, fatal=True)
     elif (
-        session.state is SessionState.REGISTERED
+        state is SessionState.REGISTERED
         and limits.idle_timeout
         and now - session.last_seen >= limits.idle_timeout
     ):

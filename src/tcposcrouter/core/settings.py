@@ -1,5 +1,10 @@
-"""What the hub's parts read of its configuration, in one object they share: a reload replaces
-the limits here once, and every part sees them (`Hub.set_limits` does the rest).
+"""The configuration as the core takes it, and the part of it the hub's parts share.
+
+The router has one configuration object: server/config.py's `ServerConfig`, which the command
+line builds from the flags and the configuration file (cli/) and hands to the running router,
+which hands it to `Hub` as it is. The core names what it reads of it with `RouterSettings`, so
+that it does not import the layer above. The parts share `Settings`: a reload
+(`Hub.reconfigure`) replaces the limits here once, and every part sees them.
 
 Pure code.
 """
@@ -7,10 +12,25 @@ Pure code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..limits import Limits
+from .pinned import GroupRules
 
-__all__ = ["HubConfig", "Settings"]
+__all__ = ["RouterSettings", "Settings"]
+
+
+class RouterSettings(Protocol):
+    """What the core reads of the router's configuration (server/config.py's ServerConfig)."""
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def log_messages(self) -> bool: ...
+
+    @property
+    def group_rules(self) -> GroupRules: ...
 
 
 @dataclass
@@ -22,11 +42,3 @@ class Settings:
     # Seconds to add to the hub's `now` for Unix time: the shell's wall clock, for the time
     # service (the core reads no clock of its own).
     wall_clock_offset: float = 0.0
-
-
-@dataclass(frozen=True)
-class HubConfig:
-    """What a hub is made with."""
-
-    limits: Limits = field(default_factory=Limits)
-    log_messages: bool = False  # debug: log every routed packet's address and size

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..core.auth import PasswordHash
-from ..core.hub import Hub, HubConfig
+from ..core.hub import Hub
 from ..core.session import Session
 from .config import RELOADABLE, ServerConfig
 from .handoff import HTTP, RELAY, Handoff
@@ -55,8 +55,7 @@ DEFERRED_PER_TURN = 32
 class RouterServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.hub = Hub(HubConfig(limits=config.limits, log_messages=config.log_messages))
-        self.hub.directory.apply_rules(config.group_rules)
+        self.hub = Hub(config)
         self.tls = None if config.tls is None else TlsContext(config.tls.cert, config.tls.key)
         self.connections = Connections()
         self.internal_errors = 0
@@ -125,7 +124,7 @@ class RouterServer:
         drop that connection only."""
         self.internal_errors += 1
         log.exception("internal error on %s; dropping that connection", session.describe())
-        connection.abort()
+        connection.reset()
 
     def _tick(self) -> None:
         assert self._loop is not None
@@ -232,9 +231,8 @@ class RouterServer:
             self.tls.reload(config.tls.cert, config.tls.key)
             tls = dataclasses.replace(tls, cert=config.tls.cert, key=config.tls.key)
         if config.limits != old.limits:
-            self.hub.set_limits(config.limits, self.now())
             tune_listeners(self._listeners, config.limits)
-        self.hub.directory.apply_rules(config.group_rules)
+        self.hub.reconfigure(config, self.now())
         if config.admin_token is not None:
             self.admin_token = config.admin_token
         restart = [
@@ -276,7 +274,7 @@ class RouterServer:
                     SHUTDOWN_GRACE_SECONDS,
                 )
                 for connection in self.connections:
-                    connection.abort()
+                    connection.reset()
         if self.cluster is not None:
             await self.cluster.stop()
         self.passwords.shutdown()

@@ -10,8 +10,8 @@ import logging
 import socket
 from collections.abc import Callable
 
-from ..core.login import PasswordCheck
-from ..core.session import Session
+from ..core.register import PasswordCheck
+from ..core.session import Session, SessionState
 from ..errors import RemoteError
 from ..osc.framing import Framing
 from .running import RunningRouter
@@ -36,7 +36,7 @@ class HubConnection:
     def close(self) -> None:
         raise NotImplementedError
 
-    def abort(self) -> None:
+    def reset(self) -> None:
         raise NotImplementedError
 
     def socket(self) -> socket.socket | None:
@@ -60,15 +60,15 @@ class HubConnection:
             router.hub_failed(self, session)
             pause = 0.0
         router.output_ready()
-        if session.checking:  # a register's check was started: only ever this connection's
+        if session.state is SessionState.REGISTERING:  # its check may wait for the shell
             router.checks_ready()
         return pause
 
     def hub_checked(self, check: PasswordCheck) -> float:
-        """`Registrations.finished`, on the event loop once a worker thread has run `check`."""
+        """`Hub.checked`, on the event loop once a worker thread has run `check`."""
         router = self._router
         try:
-            pause = self._hub.checks.finished(check, router.now())
+            pause = self._hub.checked(check, router.now())
         except Exception:
             router.hub_failed(self, check.session)
             pause = 0.0
@@ -111,9 +111,9 @@ class HubConnection:
     def hub_gone(self) -> None:
         """The connection is gone, whoever closed it."""
         router = self._router
-        router.connections.discard(self)
+        router.connections.gone(self)
         session = self.session
         if session is not None:
-            self._hub.close(session, router.now())
+            self._hub.gone(session, router.now())
             router.output_ready()
         router.connection_closed()

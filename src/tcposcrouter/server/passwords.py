@@ -16,7 +16,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core.auth import PasswordHash
-from ..core.login import PasswordCheck
+from ..core.register import PasswordCheck
 from .running import ClusterEdge, RunningRouter
 
 __all__ = ["CHECK_BATCH", "PASSWORD_THREADS", "PasswordWorkers"]
@@ -46,7 +46,7 @@ class PasswordWorkers:
 
     def ready(self) -> None:
         """Schedule the hub's waiting password checks to start at the end of this loop turn."""
-        if not self._scheduled and self._router.hub.checks.waiting:
+        if not self._scheduled and self._router.hub.registers.waiting:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._start)
 
@@ -55,7 +55,7 @@ class PasswordWorkers:
         `CHECK_BATCH`: a storm of registers costs a hand-over per batch, not per register, and
         the registers a finished batch completes fit in one short turn of the event loop."""
         self._scheduled = False
-        checks = self._router.hub.checks.take()
+        checks = self._router.hub.registers.take()
         loop = asyncio.get_running_loop()
         batches = [checks[i : i + CHECK_BATCH] for i in range(0, len(checks), CHECK_BATCH)]
         cluster = self._router.cluster
@@ -93,19 +93,19 @@ class PasswordWorkers:
             connection = router.connections.of(check.session.id)
             if connection is None:
                 if error is None:  # gone while its check ran: the outcome still counts
-                    router.hub.checks.finished(check, router.now())
+                    router.hub.checked(check, router.now())
                 continue
             if error is not None:  # a bug in a check: those connections go, nobody else
                 self.failures += 1
                 log.error("password check of %s failed: %r", check.session.describe(), error)
-                connection.abort()
+                connection.reset()
             else:
                 connection.password_checked(check)
 
     def _abort(self, check: PasswordCheck) -> None:
         connection = self._router.connections.of(check.session.id)
         if connection is not None:
-            connection.abort()
+            connection.reset()
 
     async def check(self, expected: PasswordHash, password: str) -> bool:
         """Whether `password` matches `expected`: at once if no scrypt is needed, else in a

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from ..core.auth import PasswordHash
 from ..core.hub import Hub
-from ..core.login import PasswordCheck
+from ..core.register import PasswordCheck
 from ..core.session import Session
 from ..core.statistics import HubStatistics
 from .config import ServerConfig
@@ -40,7 +40,7 @@ class Connection(Protocol):
 
     def close(self) -> None: ...
 
-    def abort(self) -> None: ...
+    def reset(self) -> None: ...
 
     def socket(self) -> socket.socket | None:
         """The TCP socket under it (for the kernel's round-trip time), if there is one."""
@@ -60,7 +60,7 @@ class Connections:
     def bind(self, session: Session, connection: Connection) -> None:
         self._by_session[session.id] = connection
 
-    def discard(self, connection: Connection) -> None:
+    def gone(self, connection: Connection) -> None:
         self._open.discard(connection)
         session = connection.session
         if session is not None and self._by_session.get(session.id) is connection:

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import cast
 
-from ..core.login import PasswordCheck
-from ..core.registration import WAIT_FOR_CHECK
+from ..core.hub import WAIT_FOR_CHECK
+from ..core.register import PasswordCheck
 from ..core.session import SessionState
 from ..errors import ErrorCode
 from .connection import HubConnection
@@ -108,9 +108,9 @@ class TcpConnection(HubConnection, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         session = self.session
-        if session is None or session.state is SessionState.NEW or self._deferred:
-            # Not set up yet (bytes that came with the connection), or a register most likely:
-            # handled on a later turn too, after what came before it.
+        if session is None or session.state is not SessionState.REGISTERED or self._deferred:
+            # Not set up yet (bytes that came with the connection), or not a member yet (a
+            # register most likely): handled on a later turn too, after what came before it.
             if self._transport is not None:
                 self._transport.pause_reading()
             self._deferred += 1
@@ -239,7 +239,7 @@ class TcpConnection(HubConnection, asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()  # sends what is buffered first, then closes
 
-    def abort(self) -> None:
+    def reset(self) -> None:
         if self._transport is not None:
             reset(self._transport)
 

@@ -96,7 +96,7 @@ def move_to_owner(
             session = connection.session
             who = session.describe() if session is not None else "a connection"
             log.warning("%s closed: worker %d could not take it", who, owner)
-            connection.abort()
+            connection.reset()
         if settled is not None:
             settled()
 

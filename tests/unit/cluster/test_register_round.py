@@ -17,8 +17,8 @@ from tcposcrouter.cluster.register_round import (
     store_unavailable,
 )
 from tcposcrouter.core.auth import PasswordHash
-from tcposcrouter.core.login import PasswordCheck
 from tcposcrouter.core.pinned import GroupRules, PinnedGroup
+from tcposcrouter.core.register import PasswordCheck
 from tcposcrouter.core.session import SessionState
 from tcposcrouter.errors import ErrorCode
 from tcposcrouter.limits import Limits
@@ -46,7 +46,7 @@ def checking(
 
 def hand_back(net: Net, check: PasswordCheck) -> None:
     """What the node does with a check it has carried through the store."""
-    net.pauses[check.session.id] = net.hub.checks.finished(check, net.now)
+    net.pauses[check.session.id] = net.hub.checked(check, net.now)
     net.collect()
 
 
@@ -164,7 +164,7 @@ def test_with_the_store_away_only_what_this_node_knows_is_decided() -> None:
     new_group = checking(net, "carl", group="elsewhere")
     local, refused = split_when_away([known, new_user, new_group])
     assert local == [known] and refused == [new_user, new_group]
-    net.hub.checks.refused(new_group, store_unavailable(), net.now)
+    net.hub.registers.refused(new_group, store_unavailable(), net.now)
     net.collect()
     assert error_of(net, new_group.session) == ErrorCode.STORE_UNAVAILABLE
 

@@ -480,3 +480,13 @@ def test_websocket_register_replies_and_errors_are_messages() -> None:
     net.send(web, b"/bad")
     assert error_of(net, web) == "packet_invalid"
     assert web.state is SessionState.REGISTERED
+
+
+def test_each_user_counts_what_it_sent_while_registered() -> None:
+    net = Net()
+    ana = net.join("ana")
+    net.join("bob")
+    net.send(ana, msg("/a"), msg("/b"))
+    assert ana.user is not None
+    assert ana.user.packets_sent == 2
+    assert ana.user.bytes_sent == 2 * (len(msg("/a")) + 4)

@@ -107,10 +107,10 @@ def test_close_writes_what_is_queued_first_and_reset_drops_it() -> None:
     outbox.send(closing, msg("/too/late", 1))  # nothing is queued after the decision
     outbox.flush()
     assert closed_sink.writes == [frame(msg("/last", 1), LP)] and closed_sink.closed
-    assert reset_sink.writes == [] and reset_sink.reset and not reset_sink.closed
+    assert reset_sink.writes == [] and reset_sink.was_reset and not reset_sink.closed
     outbox.end(closing, Ending.RESET)  # an ending is carried out once
     outbox.flush()
-    assert not closed_sink.reset
+    assert not closed_sink.was_reset
 
 
 def test_no_reply_to_a_connection_that_never_showed_its_framing() -> None:
@@ -126,7 +126,7 @@ def test_a_discarded_mailbox_gets_nothing_more() -> None:
     outbox = Outbox()
     [(box, sink)] = boxes(outbox, LP)
     outbox.deliver([box], msg("/x"))
-    outbox.discard(box)
+    outbox.gone(box)
     outbox.end(box, Ending.CLOSE)
     outbox.flush()
     assert sink.writes == [] and not sink.closed

@@ -10,6 +10,7 @@ from tcposcrouter.core.auth import PasswordHash
 from tcposcrouter.core.pinned import GroupRules, PinnedGroup
 from tcposcrouter.core.session import SessionState
 from tcposcrouter.limits import Limits
+from tcposcrouter.server.config import ServerConfig
 
 
 def pinned(name: str = "class", password: str = "classpw", **options: Any) -> PinnedGroup:
@@ -138,7 +139,9 @@ def test_a_rule_change_during_a_password_check_is_checked_again() -> None:
 def test_new_limits_apply_to_newcomers_and_drop_nobody() -> None:
     net = Net(Limits(max_users_per_group=10, max_packet_size=4096))
     members = [net.join(name) for name in ("ana", "bob", "carl")]
-    net.hub.set_limits(Limits(max_users_per_group=2, max_packet_size=64), net.now)
+    net.hub.reconfigure(
+        ServerConfig(limits=Limits(max_users_per_group=2, max_packet_size=64)), net.now
+    )
     assert all(m.state is SessionState.REGISTERED for m in members)
     assert refused(net, "dan", "band", group_password="gpw").startswith("group_full")
     for m in members:

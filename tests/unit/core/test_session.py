@@ -12,12 +12,18 @@ from tcposcrouter.core.session import IllegalTransition, Session, SessionState
 from tcposcrouter.errors import RouterError
 from tcposcrouter.osc.framing import AutoDecoder, Framing, MessageDecoder
 
-NEW, REGISTERED, CLOSING, CLOSED = SessionState
+NEW, REFUSED, REGISTERING, REGISTERED, CLOSING, CLOSED = SessionState
 
 ALLOWED = {
-    (NEW, REGISTERED),
+    (NEW, REFUSED),
+    (NEW, REGISTERING),
     (NEW, CLOSING),
     (NEW, CLOSED),
+    (REFUSED, CLOSING),
+    (REFUSED, CLOSED),
+    (REGISTERING, REGISTERED),
+    (REGISTERING, CLOSING),
+    (REGISTERING, CLOSED),
     (REGISTERED, CLOSING),
     (REGISTERED, CLOSED),
     (CLOSING, CLOSED),
@@ -32,7 +38,14 @@ def session(framing: Framing | None = None) -> Session:
 
 def in_state(state: SessionState) -> Session:
     s = session()
-    path = {NEW: [], REGISTERED: [REGISTERED], CLOSING: [CLOSING], CLOSED: [CLOSED]}[state]
+    path = {
+        NEW: [],
+        REFUSED: [REFUSED],
+        REGISTERING: [REGISTERING],
+        REGISTERED: [REGISTERING, REGISTERED],
+        CLOSING: [CLOSING],
+        CLOSED: [CLOSED],
+    }[state]
     for step in path:
         s.move_to(step)
     return s
@@ -59,8 +72,14 @@ def test_every_other_move_is_refused_and_changes_nothing(
     assert issubclass(IllegalTransition, RouterError)
 
 
-def test_only_new_and_registered_sessions_take_input() -> None:
-    assert [in_state(state).accepts_input for state in SessionState] == [True, True, False, False]
+def test_only_sessions_the_router_has_not_given_up_on_take_input() -> None:
+    taking = [in_state(state).accepts_input for state in SessionState]
+    assert taking == [True, True, True, True, False, False]
+
+
+def test_a_register_cannot_skip_its_check() -> None:
+    with pytest.raises(IllegalTransition):
+        in_state(NEW).move_to(REGISTERED)
 
 
 def test_framing_is_taken_from_the_first_bytes_or_given() -> None:

@@ -46,13 +46,13 @@ class Connection:
     def __init__(self) -> None:
         self.session = None
         self.moved: list[tuple[int, str, str]] = []
-        self.aborted = False
+        self.was_reset = False
 
     def moved_to(self, owner: int, group: str, how: str) -> None:
         self.moved.append((owner, group, how))
 
-    def abort(self) -> None:
-        self.aborted = True
+    def reset(self) -> None:
+        self.was_reset = True
 
 
 def run(
@@ -91,18 +91,18 @@ def test_this_workers_group_stays_and_another_moves_at_once() -> None:
 def test_an_owner_that_cannot_take_it_yet_is_asked_again() -> None:
     taken, connection, offers, settled = run(Router(2), [None, None, "handed"])
     assert (taken, connection.moved, offers, settled) == (True, [(2, "trio", "handed")], 3, 1)
-    assert not connection.aborted
+    assert not connection.was_reset
 
 
 def test_an_owner_that_never_takes_it_closes_it_after_every_try() -> None:
     taken, connection, offers, settled = run(Router(2), [])
-    assert (taken, connection.moved, connection.aborted) == (True, [], True)
+    assert (taken, connection.moved, connection.was_reset) == (True, [], True)
     assert (offers, settled) == (1 + HANDOFF_TRIES, 1)
 
 
 def test_a_connection_gone_while_it_waited_is_left_alone() -> None:
     taken, connection, offers, settled = run(Router(2), [], here=False)
-    assert (taken, connection.aborted, offers, settled) == (True, False, 1, 1)
+    assert (taken, connection.was_reset, offers, settled) == (True, False, 1, 1)
 
 
 def test_in_a_cluster_it_stays_and_the_cluster_carries_it() -> None:

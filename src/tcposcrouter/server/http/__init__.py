@@ -9,6 +9,7 @@ and the browser client. One line a module:
     frame_guard.py       a WebSocket client's frame headers, refused where RFC 6455 says (pure)
     websocket.py         one /osc WebSocket: feeds the hub, is the hub's Sink
     live.py              the dashboard's /live socket: viewers and the views pushed to them
+    page_login.py        the dashboard's logins, throttled like registers (pure)
     dashboard.py         traffic sampled once a second, and the dashboard's views (pure)
     metrics.py           the Prometheus collector over the router's statistics
     security_headers.py  the security headers every page carries

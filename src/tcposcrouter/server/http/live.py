@@ -21,6 +21,7 @@ from ..sockets import round_trip_ms
 from ..whole import WholeRouter, merge_views, view_for
 from .dashboard import Traffic
 from .door import HttpDoor
+from .page_login import PageLogins
 from .websocket import client_address
 
 __all__ = ["Dashboards"]
@@ -53,6 +54,7 @@ class Dashboards:
 
     def __init__(self, server: RunningRouter) -> None:
         self._server = server
+        self._logins = PageLogins(server.hub.registers.throttle, server.hub.directory)
         self.traffic = Traffic()
         self._viewers: set[_Viewer] = set()
         self.whole: WholeRouter | None = None  # with --workers: the others' views too
@@ -201,7 +203,7 @@ class Dashboards:
         """None if `token` is the admin token, else why not; compared in constant time and
         throttled per address like a login."""
         server = self._server
-        pages = server.hub.login.group_pages
+        pages = self._logins
         wait = pages.claim_admin(address, server.now())
         if wait:
             return f"too many wrong tokens: try again in {max(1.0, wait):.0f} s"
@@ -217,7 +219,7 @@ class Dashboards:
         server = self._server
         hub = server.hub
         wrong = "wrong group name or password"
-        pages = hub.login.group_pages
+        pages = self._logins
         wait, expected = pages.claim(address, name, server.now())
         if wait:
             return None, f"too many wrong passwords: try again in {wait:.0f} s"

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ...core.login import PasswordCheck
-from ...core.registration import WAIT_FOR_CHECK
+from ...core.hub import WAIT_FOR_CHECK
+from ...core.register import PasswordCheck
 from ...core.session import SessionState
 from ...errors import ErrorCode, RemoteError
 from ...osc.framing import Framing, LengthPrefixDecoder, frame_length_prefix
@@ -57,6 +57,11 @@ def binary_frame(payload: bytes) -> bytes:
     if n < 65536:
         return struct.pack("!BBH", 0x82, 126, n) + payload
     return struct.pack("!BBQ", 0x82, 127, n) + payload
+
+
+# A first packet that may be relayed to its group's worker: no register has begun here (a
+# connection refused here for want of room may find it in the owner).
+_NOT_REGISTERING_YET = frozenset({SessionState.NEW, SessionState.REFUSED})
 
 
 class WebSocketConnection(HubConnection):
@@ -101,7 +106,7 @@ class WebSocketConnection(HubConnection):
             return
         session = self.session
         assert session is not None
-        if session.state is SessionState.NEW and self._router.handoff is not None:
+        if session.state in _NOT_REGISTERING_YET and self._router.handoff is not None:
             group = packet_group(data)
             if group is not None and await self._relay_to_owner(group, data):
                 return
@@ -215,7 +220,7 @@ class WebSocketConnection(HubConnection):
             closing.exception()  # taken, so that asyncio does not report it as lost
         self.lost()
 
-    def abort(self) -> None:
+    def reset(self) -> None:
         reset(self._transport)
 
     def socket(self) -> socket.socket | None:

@@ -1,7 +1,8 @@
 """The dashboard's logins: a group's name and password show that group's page, the admin token
 everything (docs/operating.md, "Dashboard, metrics and health"). Guesses at either are
-throttled like registers, at accounts of their own, so that guessing there slows nobody's login,
-and an address that never guessed wrong (the owner's) is checked at once.
+throttled by the registers' failed-login throttle (core/throttle.py), at accounts of their own,
+so that guessing there slows nobody's register, and an address that never guessed wrong (the
+owner's) is checked at once.
 
 Pure code: the caller passes the time; the password itself is checked by the shell in a worker
 thread (scrypt), against the hash `claim` returns.
@@ -9,14 +10,14 @@ thread (scrypt), against the hash `claim` returns.
 
 from __future__ import annotations
 
-from .auth import PasswordHash
-from .directory import Directory
-from .throttle import Account, LoginThrottle
+from ...core.auth import PasswordHash
+from ...core.directory import Directory
+from ...core.throttle import Account, LoginThrottle
 
-__all__ = ["GroupPageLogin"]
+__all__ = ["PageLogins"]
 
 
-class GroupPageLogin:
+class PageLogins:
     def __init__(self, throttle: LoginThrottle, directory: Directory) -> None:
         self._throttle = throttle
         self._directory = directory
