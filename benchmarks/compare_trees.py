@@ -1,10 +1,12 @@
-"""What a change that should not change behaviour must keep: this tree's router against another
-tree's, alternated in one run, on the two figures that move first: the capacity with one message
-per write (a sender's every message its own send, as sclang and Pd send them) and the ensemble's
-p50/p99 (a group of 8, all sending 50/s), with the C relay beside them as the floor.
+"""What a change that should not change behaviour must keep: the router of one checkout against
+another's, alternated in one run, on the two figures that move first: the capacity with one
+message per write (a sender's every message its own send, as sclang and Pd send them) and the
+ensemble's p50/p99 (a group of 8, all sending 50/s), with the C relay beside them as the floor.
 
-    .venv/bin/python benchmarks/compare_trees.py /path/to/other/checkout [--repeat 3]
+    git worktree add /tmp/before <commit>; git worktree add /tmp/after HEAD
+    .venv/bin/python benchmarks/compare_trees.py /tmp/before /tmp/after [--repeat 3]
 
+Each router runs from its checkout's src/ (so editing this one meanwhile changes nothing).
 Takes about 3 minutes a repetition. Prints each run and the medians; uses benchmarks/run.py's
 load generator and servers.
 """
@@ -14,19 +16,33 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import run
 
-SERVERS = ("baseline", "tcposcrouter", "c_relay")
+SERVERS = ("before", "after", "c_relay")
+
+
+def _router_of(checkout: Path) -> Callable[[int], list[str]]:
+    source = (checkout / "src").resolve()
+
+    def command(port: int) -> list[str]:
+        flags = run.router_flags(port)
+        return ["env", f"PYTHONPATH={source}", sys.executable, "-m", "tcposcrouter", *flags]
+
+    return command
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("other", type=Path, help="the other checkout (its src/ is used)")
+    parser.add_argument("before", type=Path, help="a checkout (its src/ is run)")
+    parser.add_argument("after", type=Path, help="another checkout")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ensemble-only", action="store_true", help="skip the capacity sweeps")
     args = parser.parse_args(argv)
-    run.BASELINE_SOURCE = (args.other / "src").resolve()
+    run.EXTRA_COMMANDS["before"] = _router_of(args.before)
+    run.EXTRA_COMMANDS["after"] = _router_of(args.after)
     run.prepare()
     capacity: dict[str, list[float]] = {s: [] for s in SERVERS}
     p50: dict[str, list[float]] = {s: [] for s in SERVERS}
@@ -34,7 +50,7 @@ def main(argv: list[str]) -> int:
     for rep in range(args.repeat):
         print(f"repetition {rep + 1} of {args.repeat}", flush=True)
         order = SERVERS if rep % 2 == 0 else tuple(reversed(SERVERS))
-        for server in order:
+        for server in () if args.ensemble_only else order:
             sweep = run.capacity_sweep(server, 3.0, False, "each")
             good = [r["delivered_per_s"] for r in sweep if run.passed(r)]
             capacity[server].append(max(good) if good else 0.0)
@@ -43,13 +59,19 @@ def main(argv: list[str]) -> int:
             print(f"    ensemble {server:13} {run.summary(ensemble)}", flush=True)
             p50[server].append(float(ensemble["p50_us"]))
             p99[server].append(float(ensemble["p99_us"]))
-    print(f"\nmedians of {args.repeat} ({args.other} is 'baseline'):")
+    print(f"\nmedians of {args.repeat} (before: {args.before}, after: {args.after}):")
     for server in SERVERS:
+        if capacity[server]:
+            print(
+                f"  {server:13} capacity, one message per write: "
+                f"{statistics.median(capacity[server]):>12,.0f} deliveries/s "
+                f"(runs {', '.join(f'{c:,.0f}' for c in capacity[server])})"
+            )
         print(
-            f"  {server:13} capacity, one message per write: "
-            f"{statistics.median(capacity[server]):>12,.0f} deliveries/s "
-            f"(runs {', '.join(f'{c:,.0f}' for c in capacity[server])}); ensemble p50 "
-            f"{statistics.median(p50[server]):.0f} us, p99 {statistics.median(p99[server]):.0f} us"
+            f"  {server:13} ensemble p50 {statistics.median(p50[server]):.0f} us "
+            f"(runs {', '.join(f'{v:.0f}' for v in p50[server])}), "
+            f"p99 {statistics.median(p99[server]):.0f} us "
+            f"(runs {', '.join(f'{v:.0f}' for v in p99[server])})"
         )
     return 0
 

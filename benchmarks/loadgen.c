@@ -12,8 +12,19 @@
  *       "batched" (the default) writes all the messages a sender is due with one send();
  *       "each" gives every message its own send(), as sclang and Pd do.
  *   loadgen idle  HOST PORT GROUPS USERS HOLD_SECONDS
- *       GROUPS x USERS connections connect and register all at once (a connection storm);
- *       reports the time until the last one had its reply, then holds them HOLD_SECONDS.
+ *       GROUPS x USERS connections connect one after the other, then all register at once (a
+ *       connection storm); reports the time until the last one had its reply, then holds them
+ *       HOLD_SECONDS.
+ *   loadgen storm HOST PORT GROUPS USERS HOLD_SECONDS
+ *       the same, harder: every connect is in flight at once (non-blocking), and each
+ *       connection registers as soon as it is connected, as when a venue's access point
+ *       restarts and every laptop's program reconnects.
+ *   loadgen rejoin HOST PORT GROUPS USERS HOLD_SECONDS
+ *       as storm, then after HOLD_SECONDS every connection drops at once and connects and
+ *       registers again as storm does (a venue's Wi-Fi restarting under a registered crowd);
+ *       reports the time of that second storm.
+ *   The environment variable LOADGEN_GROUP_PREFIX names the groups (default "g" for a flow,
+ *   "s" for the others), so that several loadgens on one router keep to groups of their own.
  *
  * Prints one JSON object on stdout. Speaks OSC 1.0 length-prefix framing.
  */
@@ -52,6 +63,8 @@ static int n_conns, groups, users, senders;
 /* Group names: g0, g1, ... for a flow; s0, s1, ... for a storm, so that a storm run beside a
  * flow (benchmarks/storm.py) never joins the flow's groups. */
 static const char *group_prefix = "g";
+static int epfd;
+static void poll_once(int timeout_ms);
 static uint32_t *hist;
 static uint64_t received, reordered, lost_gaps, hist_count;
 static uint64_t max_backlog;
@@ -130,6 +143,21 @@ static int connect_to(const char *host, int port) {
     return fd;
 }
 
+/* A connect that is in flight: the register goes once it is connected. */
+static int connect_in_flight(const char *host, int port) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, host, &addr.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) { perror("socket"); exit(2); }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS) {
+        perror("connect");
+        exit(2);
+    }
+    return fd;
+}
+
 /* One packet arrived on c. */
 static void on_packet(conn_t *c, const char *pkt, size_t len, double t) {
     if (!c->registered) {
@@ -188,8 +216,6 @@ static void on_readable(conn_t *c) {
     }
 }
 
-static int epfd;
-
 static void open_all(const char *host, int port) {
     n_conns = groups * users;
     conns = calloc(n_conns, sizeof *conns);
@@ -229,6 +255,72 @@ static double register_all(void) {
     return last;
 }
 
+static int connected_count;
+
+/* Every connection's connect in flight at once; each registers once connected. Returns the
+ * seconds from the first connect to the last register reply. */
+static double storm_all(const char *host, int port) {
+    double start = now_s();
+    connected_count = 0;
+    for (int i = 0; i < n_conns; i++) {
+        conn_t *c = &conns[i];
+        c->registered = 0;
+        c->in_len = c->out_len = 0;
+        c->fd = connect_in_flight(host, port);
+        struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+    }
+    char *sent = calloc((size_t)(n_conns > 0 ? n_conns : 1), 1);
+    int done = 0;
+    while (done < n_conns) {
+        if (now_s() - start > 120) { fprintf(stderr, "the storm took over 120 s\n"); exit(2); }
+        struct epoll_event events[256];
+        int n = epoll_wait(epfd, events, 256, 10);
+        for (int k = 0; k < n; k++) {
+            int i = (int)events[k].data.u32;
+            conn_t *c = &conns[i];
+            if (!sent[i] && (events[k].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+                int error = 0;
+                socklen_t len = sizeof error;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &len);
+                if (error) { fprintf(stderr, "connect: %s\n", strerror(error)); exit(2); }
+                sent[i] = 1;
+                connected_count++;
+                struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+                epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+                send_register(c, 1000 + i);
+            }
+            if (events[k].events & EPOLLIN) on_readable(c);
+        }
+        for (int i = 0; i < n_conns; i++) if (conns[i].out_len) flush(&conns[i]);
+        done = 0;
+        for (int i = 0; i < n_conns; i++) done += conns[i].registered;
+    }
+    free(sent);
+    double last = 0;
+    for (int i = 0; i < n_conns; i++)
+        if (conns[i].registered_at - start > last) last = conns[i].registered_at - start;
+    return last;
+}
+
+static void make_conns(void) {
+    n_conns = groups * users;
+    conns = calloc(n_conns, sizeof *conns);
+    epfd = epoll_create1(0);
+    for (int i = 0; i < n_conns; i++) {
+        conn_t *c = &conns[i];
+        c->group = i / users;
+        c->user = i % users;
+        c->in = malloc(INBUF);
+        c->next_seq = calloc(1, sizeof(int32_t));
+    }
+}
+
+static void hold_for(double seconds) {
+    double until = now_s() + seconds;
+    while (now_s() < until) poll_once(100);
+}
+
 static uint64_t percentile(double q) {
     uint64_t target = (uint64_t)(q * hist_count), seen = 0;
     for (int us = 0; us < HIST_US; us++) {
@@ -240,9 +332,37 @@ static uint64_t percentile(double q) {
 
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: see the comment at the top of loadgen.c\n"); return 2; }
+    const char *prefix = getenv("LOADGEN_GROUP_PREFIX");
+    if (prefix != NULL && *prefix) group_prefix = prefix;
+    int storm = strcmp(argv[1], "storm") == 0, rejoin = strcmp(argv[1], "rejoin") == 0;
+    if ((storm || rejoin) && argc == 7) {
+        groups = atoi(argv[4]); users = atoi(argv[5]); senders = 0;
+        if (prefix == NULL || !*prefix) group_prefix = "s";
+        double hold = atof(argv[6]);
+        make_conns();
+        double first = storm_all(argv[2], atoi(argv[3]));
+        if (storm) {
+            printf("{\"connections\": %d, \"all_registered_s\": %.4f}\n", n_conns, first);
+            fflush(stdout);
+            hold_for(hold);
+            return 0;
+        }
+        printf("{\"connections\": %d, \"first_registered_s\": %.4f}\n", n_conns, first);
+        fflush(stdout);
+        hold_for(hold);
+        for (int i = 0; i < n_conns; i++) {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, conns[i].fd, NULL);
+            close(conns[i].fd);
+        }
+        double again = storm_all(argv[2], atoi(argv[3]));
+        printf("{\"connections\": %d, \"all_registered_again_s\": %.4f}\n", n_conns, again);
+        fflush(stdout);
+        hold_for(0.5);
+        return 0;
+    }
     if (strcmp(argv[1], "idle") == 0 && argc == 7) {
         groups = atoi(argv[4]); users = atoi(argv[5]); senders = 0;
-        group_prefix = "s";
+        if (prefix == NULL || !*prefix) group_prefix = "s";
         double hold = atof(argv[6]);
         open_all(argv[2], atoi(argv[3]));
         double storm = register_all();

@@ -90,7 +90,9 @@ def test_record_then_replay_into_another_group(
             f"speed {speed:g}: inter-arrival error vs the recording: median "
             f"{statistics.median(errors_ms):.2f} ms, max {max(errors_ms):.2f} ms"
         )
-        assert max(errors_ms) < 5
+        # The gaps are the replay's point; a shared machine may hold any one process for a few
+        # milliseconds, so the bound is on the typical gap and a generous one on the worst.
+        assert statistics.median(errors_ms) < 2 and max(errors_ms) < 25
         listener.close()
 
 

@@ -40,11 +40,8 @@ TESTED_END_TO_END = {
     "server/http/door.py": "tests/integration/test_http_door.py",
     "server/http/live.py": "tests/integration/test_web_doors.py",
     "server/http/port.py": "tests/integration/test_web_doors.py",
-    "server/http/security_headers.py": "tests/integration/test_web_doors.py",
     "server/http/websocket.py": "tests/integration/test_websocket.py",
     "server/listeners.py": "tests/integration/test_router_process.py",
-    "server/passwords.py": "tests/integration/test_reload.py",
-    "server/relay.py": "tests/integration/test_workers.py",
     "server/tcp.py": "tests/integration/test_server_in_process.py",
 }
 ROOT = UNIT_TESTS.parents[1]

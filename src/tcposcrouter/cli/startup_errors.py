@@ -13,7 +13,7 @@ import re
 import ssl
 from pathlib import Path
 
-from ..server.config import ServerConfig
+from ..server.config import ServerConfig, osc_ports
 
 __all__ = ["cannot_listen", "cannot_load_certificate"]
 
@@ -22,16 +22,13 @@ _ADDRESS = re.compile(r"address \('([^']*)', (\d+)")
 
 def _ports(config: ServerConfig) -> dict[int, tuple[str, str]]:
     """Each port the router opens → (what it is, the flag that sets it)."""
-    ports = {
-        config.osc10_port: ("the OSC 1.0 port", "--osc-port"),
-        config.osc11_port: ("the OSC 1.1 (SLIP) port", "--osc11-port"),
-        config.http_port: ("the HTTP port", "--http-port"),
-    }
-    tls = config.tls
-    if tls is not None:
-        ports[tls.osc10_port] = ("the TLS OSC 1.0 port", "--tls-osc-port")
-        ports[tls.osc11_port] = ("the TLS OSC 1.1 port", "--tls-osc11-port")
-    return {port: what for port, what in ports.items() if port is not None}
+    ports: dict[int, tuple[str, str]] = {}
+    for osc in osc_ports(config):
+        # As the flags' help says: "the OSC 1.0 port", "the TLS OSC 1.1 port".
+        ports[osc.port] = (f"the {'TLS ' if osc.tls else ''}OSC {osc.version} port", osc.flag)
+    if config.http_port is not None:
+        ports[config.http_port] = ("the HTTP port", "--http-port")
+    return ports
 
 
 def cannot_listen(error: OSError, config: ServerConfig) -> str:

@@ -182,7 +182,7 @@ class Directory:
         user_password: PasswordHash | None = None,
     ) -> User:
         """Add `session` to the group as `user_name`, creating what does not exist yet with the
-        hashes given (the caller has checked the passwords, see `login.Login`)."""
+        hashes given (the caller has checked the passwords, see `register.Registers`)."""
         group = self.groups.get(group_name)
         if group is None:
             assert group_password is not None, "a new group needs its password"

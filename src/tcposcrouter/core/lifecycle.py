@@ -85,7 +85,7 @@ class Lifecycle:
     def end(self, session: Session, ending: Ending, reason: str, now: float) -> None:
         """The router gives up on `session`: it leaves its group now, and its connection is
         closed (or reset) at the next flush; a close that has not finished `close_grace`
-        seconds later is turned into a reset by the timers."""
+        seconds later is turned into a reset by the error policy's tick."""
         was_registered = session.state is REGISTERED
         self._admission.release(session)
         session.move_to(CLOSING)
@@ -118,7 +118,7 @@ class Lifecycle:
             log.info("leave %s", session.describe())
             self._leave(session)
         elif session.user is None:
-            log.debug("disconnect %s (never registered)", session.describe())
+            log.debug("gone %s (never registered)", session.describe())
         session.held = None
         session.move_to(CLOSED)
         self._outbox.gone(session.mailbox)

@@ -82,7 +82,8 @@ class ErrorPolicy:
         if session.state in _NOT_JOINED and code in _LOGIN_ERRORS:
             counters.count(counters.refusals, code)
             # Failed and throttled logins are summarised per address and minute (the login
-            # report, logged by the timers); only an address's first in its minute gets a line.
+            # report, logged by `Registers.tick`); only an address's first in its minute gets
+            # a line.
             if code not in _REPORTED or self._report.first(session.address):
                 log.info("register refused %s: %s: %s", session.describe(), code, error.detail)
         elif error.fatal or session.state is not REGISTERED:

@@ -129,7 +129,7 @@ class Session:
         self.held: list[bytes | InvalidFrame] | None = None
         self.closing_since = 0.0  # when it moved to CLOSING
         self.paused_until = 0.0  # when its rate budget lets it be read from again
-        # Error codes whose repeats are counted, not logged, with their tally (core/episodes.py).
+        # Error codes whose repeats are counted, not logged, with their tally (core/policy.py).
         self.quiet: dict[str, ErrorEpisode] | None = None
 
     @classmethod

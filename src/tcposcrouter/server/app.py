@@ -45,6 +45,9 @@ log = logging.getLogger("tcposcrouter.server")
 
 # How long a shutdown waits for queued output to reach the clients before it drops them.
 SHUTDOWN_GRACE_SECONDS = 5.0
+# How long a shutdown reads on before its goodbye: what clients sent before the signal is in the
+# kernel's buffers, and is routed rather than dropped (docs/protocol.md §7, "Goodbye").
+LAST_READS_SECONDS = 0.25
 # How often timeouts are checked: they are counted in seconds, so once a second is exact enough.
 TICK_SECONDS = 1.0
 # New connections set up, or reads of unregistered ones handled, per turn of the loop: at about
@@ -246,6 +249,18 @@ class RouterServer:
         self.config = dataclasses.replace(old, **{**taken, "tls": tls})
         return restart
 
+    async def _read_last_words(self) -> None:
+        """Turns of the loop until one reads nothing new (at most `LAST_READS_SECONDS`), so
+        that what clients had sent before the shutdown reaches their groups."""
+        deadline = self.now() + LAST_READS_SECONDS
+        seen = -1
+        while self.now() < deadline:
+            read = self.hub.statistics().bytes_in
+            if read == seen:
+                return
+            seen = read
+            await asyncio.sleep(0.01)
+
     async def stop(self) -> None:
         """Stop accepting; tell every client the router is shutting down, after what is queued
         for it; close; wait for them (at most `SHUTDOWN_GRACE_SECONDS`); close the HTTP side
@@ -257,6 +272,7 @@ class RouterServer:
             listener.close()
         if self.handoff is not None:
             self.handoff.stop()
+        await self._read_last_words()
         self.hub.shutdown(self.now())
         for connection in self.connections:
             if connection.session is None:  # accepted, not set up yet: nothing to say to it

@@ -24,7 +24,9 @@ __all__ = [
     "DEFAULT_TLS_OSC11_PORT",
     "DEFAULT_TRUSTED_PROXIES",
     "RELOADABLE",
+    "OscPort",
     "ServerConfig",
+    "osc_ports",
 ]
 
 # The default ports are the wire contract's (osc/framing.py), shared with the client library.
@@ -55,3 +57,31 @@ class ServerConfig:
 # What a reload (SIGHUP) can change without a restart; everything else is a listening socket
 # or set up once, and a change to it is logged as needing a restart.
 RELOADABLE = ("limits", "group_rules", "admin_token", "trusted_proxies", "tls")  # tls: its files
+
+
+@dataclass(frozen=True)
+class OscPort:
+    """One OSC port the router opens, as the listeners, the console and the error lines name
+    it."""
+
+    port: int
+    version: str  # "1.0" or "1.1"
+    framing: str  # "length prefix" or "SLIP"
+    tls: bool
+    flag: str  # the flag that sets it
+
+
+def osc_ports(config: ServerConfig) -> list[OscPort]:
+    """Every OSC port of `config`: the plain ones, then those over TLS."""
+    tls = config.tls
+    wanted = [
+        (config.osc10_port, "1.0", "length prefix", False, "--osc-port"),
+        (config.osc11_port, "1.1", "SLIP", False, "--osc11-port"),
+        (None if tls is None else tls.osc10_port, "1.0", "length prefix", True, "--tls-osc-port"),
+        (None if tls is None else tls.osc11_port, "1.1", "SLIP", True, "--tls-osc11-port"),
+    ]
+    return [
+        OscPort(port, version, framing, secure, flag)
+        for port, version, framing, secure, flag in wanted
+        if port is not None  # 0: a port the system chooses
+    ]

@@ -7,7 +7,7 @@ import asyncio
 import ssl
 
 from ..limits import Limits
-from .config import ServerConfig
+from .config import ServerConfig, osc_ports
 from .running import RunningRouter
 from .sockets import format_peer, tune_socket
 from .tcp import TcpConnection
@@ -22,25 +22,10 @@ LISTEN_BACKLOG = 4096
 
 def _osc_ports(config: ServerConfig) -> list[tuple[int, str, bool]]:
     """(port, what it is, over TLS) of every OSC port to open."""
-    ports = [
-        (port, label, False)
-        for port, label in (
-            (config.osc10_port, "OSC 1.0 length prefix"),
-            (config.osc11_port, "OSC 1.1 SLIP"),
-        )
-        if port is not None
+    return [
+        (p.port, f"OSC {p.version} {p.framing}" + (" over TLS" if p.tls else ""), p.tls)
+        for p in osc_ports(config)
     ]
-    tls = config.tls
-    if tls is not None:
-        ports += [
-            (port, label, True)
-            for port, label in (
-                (tls.osc10_port, "OSC 1.0 length prefix over TLS"),
-                (tls.osc11_port, "OSC 1.1 SLIP over TLS"),
-            )
-            if port is not None
-        ]
-    return ports
 
 
 async def open_osc_ports(

@@ -76,7 +76,7 @@ class PasswordWorkers:
             self.failures += 1
             log.exception("cluster password checks failed")
             for check in batch:
-                self._abort(check)
+                self._reset(check)
         router.output_ready()
         self.ready()
 
@@ -102,7 +102,7 @@ class PasswordWorkers:
             else:
                 connection.password_checked(check)
 
-    def _abort(self, check: PasswordCheck) -> None:
+    def _reset(self, check: PasswordCheck) -> None:
         connection = self._router.connections.of(check.session.id)
         if connection is not None:
             connection.reset()

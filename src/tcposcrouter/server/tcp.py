@@ -230,7 +230,7 @@ class TcpConnection(HubConnection, asyncio.Protocol):
             self._rate_timer.cancel()
             self._rate_timer = None
         if exc is not None and self.session is not None:
-            log.info("connection %s lost: %s", self.session.describe(), exc)
+            log.info("gone %s: %s", self.session.describe(), exc)
         self.hub_gone()
 
     # -- Sink: the hub's side (write: see the class attribute) ---------------------------------

@@ -24,7 +24,7 @@ from ..errors import ErrorCode
 from ..osc.first_bytes import Speaks, first_bytes_speak
 from ..osc.framing import Framing, frame
 from ..osc.messages import error_message
-from .config import ServerConfig
+from .config import ServerConfig, osc_ports
 
 __all__ = ["WrongPort", "on_http_port", "on_osc_port"]
 
@@ -59,18 +59,7 @@ def _websocket_url(config: ServerConfig, host: str) -> str | None:
 
 
 def _osc_ports(config: ServerConfig) -> str:
-    ports = [
-        f"{port} ({what})"
-        for port, what in ((config.osc10_port, "length prefix"), (config.osc11_port, "SLIP"))
-        if port is not None
-    ]
-    tls = config.tls
-    if tls is not None:
-        ports += [
-            f"{port} (TLS, {what})"
-            for port, what in ((tls.osc10_port, "length prefix"), (tls.osc11_port, "SLIP"))
-            if port is not None
-        ]
+    ports = [f"{p.port} ({'TLS, ' if p.tls else ''}{p.framing})" for p in osc_ports(config)]
     return ", ".join(ports) or "none"
 
 

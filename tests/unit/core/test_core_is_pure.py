@@ -25,7 +25,7 @@ PURE = sorted(
         PACKAGE / "server" / "wrong_port.py",
         *(
             PACKAGE / "server" / "http" / f"{name}.py"
-            for name in ("dashboard", "head_check", "waiting", "frame_guard")
+            for name in ("dashboard", "head_check", "waiting", "frame_guard", "page_login")
         ),
         PACKAGE / "bridge" / "retime.py",
     ]
