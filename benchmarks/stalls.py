@@ -4,8 +4,10 @@ uvloop, the ensemble and one stressor of benchmarks/stress.py against it, and th
 * a watchdog callback due every millisecond: how late each one ran is how long the loop was
   held (every stall over 2 ms is kept);
 * the garbage collector's own callbacks: each collection's generation and duration;
-* a sampling thread that reads the loop thread's stack every 0.5 ms: for the samples taken
-  inside a stall, the router's innermost functions, ranked.
+* with --sample, a thread that reads the loop thread's stack every 0.5 ms: for the samples
+  taken inside a stall, the router's innermost functions, ranked (it needs the GIL to read, so
+  it lengthens the stalls it watches, and cannot see inside C code that holds the GIL:
+  py-spy --native from outside can).
 
     .venv/bin/python benchmarks/stalls.py storm|rejoin|document|stuck_reader [--gc-freeze]
 
@@ -41,7 +43,7 @@ STALL_MS = 2.0
 
 class Witnesses:
     def __init__(self) -> None:
-        self.stalls: list[tuple[float, float]] = []  # (start, ms)
+        self.stalls: list[tuple[float, float, float]] = []  # (start, ms, of it on the CPU)
         self.collections: list[tuple[float, int, float]] = []  # (start, generation, ms)
         self.samples: list[tuple[float, str]] = []  # (time, innermost router frames)
         self._gc_started = 0.0
@@ -57,14 +59,17 @@ class Witnesses:
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         due = time.perf_counter() + 0.001
+        cpu_due = time.thread_time()
 
         def tick() -> None:
-            nonlocal due
-            now = time.perf_counter()
+            nonlocal due, cpu_due
+            now, cpu = time.perf_counter(), time.thread_time()
             late = (now - due) * 1000
             if late > STALL_MS:
-                self.stalls.append((due, late))
-            due = now + 0.001
+                # The loop thread's CPU time over the same span: much less than the stall
+                # means the process was not running (other processes had the cores).
+                self.stalls.append((due, late, (cpu - cpu_due) * 1000))
+            due, cpu_due = now + 0.001, cpu
             loop.call_later(0.001, tick)
 
         loop.call_later(0.001, tick)
@@ -93,14 +98,17 @@ class Witnesses:
 
     def report(self) -> str:
         lines = [f"stalls over {STALL_MS:g} ms: {len(self.stalls)}"]
+        if os.environ.get("STALLS_LIST"):
+            lines.append("  at " + ", ".join(f"{at:.3f}:{ms:.1f}" for at, ms, _ in self.stalls))
         longest = sorted(self.stalls, key=lambda s: -s[1])[:12]
-        for start, ms in longest:
+        for start, ms, cpu in longest:
             inside = [
                 f"gen{g} {took:.1f} ms"
                 for at, g, took in self.collections
                 if start - 0.002 <= at <= start + ms / 1000
             ]
-            lines.append(f"  {ms:7.1f} ms  GC inside: {', '.join(inside) or 'none'}")
+            gc_inside = ", ".join(inside) or "none"
+            lines.append(f"  {ms:7.1f} ms, on the CPU {cpu:5.1f} ms  GC inside: {gc_inside}")
         big = [c for c in self.collections if c[2] > 1.0]
         lines.append(
             f"collections: {len(self.collections)}, of them over 1 ms: "
@@ -108,7 +116,7 @@ class Witnesses:
         )
         in_stalls: collections.Counter[str] = collections.Counter()
         for at, where in self.samples:
-            for start, ms in self.stalls:
+            for start, ms, _ in self.stalls:
                 if start <= at <= start + ms / 1000:
                     in_stalls[where] += 1
                     break
@@ -123,6 +131,12 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stressor", choices=("none", "storm", "rejoin", "document"))
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once started")
+    parser.add_argument("--http", action="store_true", help="the HTTP side on, as by default")
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="sample the loop's stack (it takes the GIL every 0.5 ms: stalls grow)",
+    )
     args = parser.parse_args(argv)
     prepare()
     more_open_files()
@@ -136,7 +150,11 @@ def main(argv: list[str]) -> int:
         rate_limit_packets=0, rate_limit_bytes=0, max_connections=0, max_connections_per_address=0
     )
     config = ServerConfig(
-        hosts=["127.0.0.1"], osc10_port=0, osc11_port=None, http_port=None, limits=limits
+        hosts=["127.0.0.1"],
+        osc10_port=0,
+        osc11_port=None,
+        http_port=0 if args.http else None,
+        limits=limits,
     )
     witnesses = Witnesses()
     gc.callbacks.append(witnesses.on_gc)
@@ -150,7 +168,7 @@ def main(argv: list[str]) -> int:
             gc.freeze()
         loop = asyncio.get_running_loop()
         witnesses.watch(loop)
-        sampler = witnesses.start_sampling()
+        sampler = witnesses.start_sampling() if args.sample else None
 
         def run_loads() -> None:
             env = {**os.environ}
@@ -194,7 +212,8 @@ def main(argv: list[str]) -> int:
 
         await asyncio.to_thread(run_loads)
         witnesses.stop()
-        sampler.join()
+        if sampler is not None:
+            sampler.join()
         await server.stop()
 
     uvloop.run(scenario())

@@ -115,6 +115,19 @@ def _stuck_member(port: int) -> socket.socket:
     return sock
 
 
+def _was_reset(sock: socket.socket) -> bool:
+    """Whether the router ended the stuck member's connection: what it holds is read first."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(1 << 20):
+            pass
+    except BlockingIOError:
+        return False  # open, nothing more to read: never reset
+    except ConnectionResetError:
+        return True
+    return True  # closed
+
+
 async def _dashboards(http_port: int, count: int, seconds: float) -> int:
     """`count` dashboards on /live with the admin token for `seconds`; the views they got."""
     import aiohttp
@@ -188,13 +201,7 @@ def stressed(server: str, stressor: str) -> Run:
             extra["again"] = _line(helpers[0])
         if stressor == "stuck_reader":
             assert stuck is not None
-            stuck.setblocking(False)
-            try:
-                extra["stuck_reset"] = stuck.recv(1) == b""
-            except BlockingIOError:
-                extra["stuck_reset"] = False  # still open: never reset
-            except ConnectionResetError:
-                extra["stuck_reset"] = True
+            extra["stuck_reset"] = _was_reset(stuck)
     finally:
         for helper in helpers:
             if helper.poll() is None:
@@ -285,8 +292,8 @@ def main(argv: list[str]) -> int:
     run.EXTRA_COMMANDS["router"] = _router_command(None)
     servers: tuple[str, ...] = ("router", "c_relay")
     if args.baseline is not None:
-        run.EXTRA_COMMANDS["baseline"] = _router_command((args.baseline / "src").resolve())
-        servers = ("baseline", "router", "c_relay")
+        run.EXTRA_COMMANDS["before"] = _router_command((args.baseline / "src").resolve())
+        servers = ("before", "router", "c_relay")
     chosen = [s for s in args.only.split(",") if s]
     runs: list[Run] = []
     for rep in range(args.repeat):

@@ -35,7 +35,6 @@ TESTED_END_TO_END = {
     "cluster/traffic.py": "tests/integration/test_cluster.py",
     "cluster/workers.py": "tests/integration/test_workers.py",
     "cluster/writer.py": "tests/integration/test_cluster.py",
-    "server/app.py": "tests/integration/test_server_in_process.py",
     "server/connection.py": "tests/integration/test_server_in_process.py",
     "server/http/door.py": "tests/integration/test_http_door.py",
     "server/http/live.py": "tests/integration/test_web_doors.py",

@@ -11,6 +11,14 @@ empty or not.
 Every join and leave of a user is published as a `MembershipEvent` to the listeners an edge
 subscribed: in a cluster, the node announces them to the other nodes (cluster/node.py).
 
+User lists are sent once per turn of the event loop (docs/protocol.md §7, "User lists"): a
+change marks its group (`changed`), and the hub's flush tells every connection of each marked
+group the list, once, however many joins and leaves the turn brought (a thousand clients
+registering at once would otherwise cost every member of a group one write per newcomer). A
+joiner gets the list at once, right after its register reply, as the SuperCollider client needs
+(`tell_user_list`); each mailbox remembers which version of its group's list it has, so nobody
+gets the same list twice.
+
 Pure code.
 """
 
@@ -26,7 +34,15 @@ from .auth import PasswordHash
 from .outbox import Mailbox, Outbox
 from .pinned import GroupRules, PinnedGroup
 
-__all__ = ["Directory", "Group", "Member", "MembershipEvent", "User", "announce_members"]
+__all__ = [
+    "Directory",
+    "Group",
+    "Member",
+    "MembershipEvent",
+    "User",
+    "announce_changes",
+    "tell_user_list",
+]
 
 
 class Member(Protocol):
@@ -114,7 +130,7 @@ class User:
 
 
 class Group:
-    __slots__ = ("name", "password", "pinned", "remote_users", "users")
+    __slots__ = ("list_version", "name", "password", "pinned", "remote_users", "users")
 
     def __init__(self, name: str, password: PasswordHash | None) -> None:
         self.name = name
@@ -123,11 +139,13 @@ class Group:
         self.pinned: PinnedGroup | None = None  # defined by the operator: kept when empty
         # Users present on another node: while there are any, what is sent here goes there too.
         self.remote_users = 0
+        self.list_version = 0  # counts the changes of its user list
 
     def mailboxes(self) -> list[Mailbox]:
         return [session.mailbox for user in self.users.values() for session in user.sessions]
 
     def membership_changed(self) -> None:
+        self.list_version += 1
         for user in self.users.values():
             user.forget_receivers()
 
@@ -137,6 +155,8 @@ class Directory:
         self.groups: dict[str, Group] = {}
         self.rules = GroupRules()
         self._listeners: list[Callable[[MembershipEvent], None]] = []
+        # Groups whose user list changed since the last flush, in the order they changed.
+        self.changed: dict[Group, None] = {}
 
     def apply_rules(self, rules: GroupRules) -> None:
         """Pin the groups `rules` names and unpin the others; nobody connected is affected.
@@ -200,6 +220,7 @@ class Directory:
         user.sessions.append(session)
         session.user = user
         group.membership_changed()
+        self.changed[group] = None
         self._publish("joined", user)
         return user
 
@@ -213,6 +234,7 @@ class Directory:
         if not user.sessions and not user.remote:
             del group.users[user.name]
         group.membership_changed()
+        self.changed[group] = None
         self._publish("left", user)
         if not group.users:
             if group.pinned is None:
@@ -232,6 +254,7 @@ class Directory:
             user.remote = True
             group.remote_users += 1
             group.membership_changed()
+            self.changed[group] = None
             return group
         if not user.remote:
             user.remote = True
@@ -251,6 +274,7 @@ class Directory:
             return None  # still connected here
         del group.users[user_name]
         group.membership_changed()
+        self.changed[group] = None
         if not group.users:
             if group.pinned is None:
                 del self.groups[group_name]
@@ -261,7 +285,20 @@ class Directory:
         return sum(len(group.users) for group in self.groups.values())
 
 
-def announce_members(outbox: Outbox, group: Group) -> None:
-    """Send the group's user list to every connection of the group."""
+def tell_user_list(outbox: Outbox, group: Group, boxes: list[Mailbox]) -> None:
+    """Queue the group's user list for those of `boxes` that do not have its latest version."""
+    version = group.list_version
+    behind = [box for box in boxes if box.list_version != version]
+    if not behind:
+        return
+    for box in behind:
+        box.list_version = version
     names = [user.osc_name for user in group.users.values()]
-    outbox.deliver(group.mailboxes(), user_list_of(names))
+    outbox.deliver(behind, user_list_of(names))
+
+
+def announce_changes(outbox: Outbox, directory: Directory) -> None:
+    """Tell every connection of each group whose user list changed the list, once."""
+    changed, directory.changed = directory.changed, {}
+    for group in changed:
+        tell_user_list(outbox, group, group.mailboxes())

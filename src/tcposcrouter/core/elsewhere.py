@@ -16,7 +16,7 @@ from typing import Protocol
 
 from ..errors import ErrorCode, RemoteError
 from ..osc.validate import validate_packet
-from .directory import Directory, MembershipEvent, announce_members
+from .directory import Directory, MembershipEvent
 from .outbox import Outbox
 from .register import Registers
 from .statistics import Counters
@@ -108,12 +108,9 @@ class ClusterPort:
         return len(boxes)
 
     def remote_joined(self, group_name: str, user_name: str) -> None:
-        """`user_name` is in `group_name` on another node: it is in the user list here too."""
-        group = self._directory.add_remote(group_name, user_name)
-        if group is not None:
-            announce_members(self._outbox, group)
+        """`user_name` is in `group_name` on another node: it is in the user list here too
+        (told at the end of the turn)."""
+        self._directory.add_remote(group_name, user_name)
 
     def remote_left(self, group_name: str, user_name: str) -> None:
-        group = self._directory.remove_remote(group_name, user_name)
-        if group is not None:
-            announce_members(self._outbox, group)
+        self._directory.remove_remote(group_name, user_name)

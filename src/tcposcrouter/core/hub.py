@@ -22,7 +22,7 @@ from ..osc.messages import REGISTER, packet_summary
 from ..osc.validate import split_bundle_controls, validate_packet
 from .admission import Admission
 from .control import ControlMessages, not_registered
-from .directory import Directory
+from .directory import Directory, announce_changes, tell_user_list
 from .elsewhere import ClusterPort
 from .lifecycle import Lifecycle
 from .login_report import LoginReport
@@ -128,6 +128,10 @@ class Hub:
         session = check.session
         held = self.registers.finish(check, now)
         if held:
+            # The others learn of the newcomer before they hear what it sent.
+            assert session.user is not None
+            group = session.user.group
+            tell_user_list(self._outbox, group, group.mailboxes())
             self._route(session, held, now)
         if session.state is REGISTERING:  # checked again: the group changed meanwhile
             return WAIT_FOR_CHECK
@@ -166,10 +170,13 @@ class Hub:
 
     @property
     def has_output(self) -> bool:
-        return self._outbox.has_pending
+        return self._outbox.has_pending or bool(self.directory.changed)
 
     def flush(self) -> None:
-        """Write what is queued; close or reset the connections the hub gave up on."""
+        """Tell the user lists that changed this turn; write what is queued; close or reset
+        the connections the hub gave up on."""
+        if self.directory.changed:
+            announce_changes(self._outbox, self.directory)
         self._outbox.flush()
 
     def statistics(self) -> HubStatistics:

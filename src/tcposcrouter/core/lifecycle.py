@@ -14,7 +14,7 @@ from ..limits import Limits
 from ..osc.framing import Framing
 from ..osc.messages import error_message
 from .admission import Admission
-from .directory import Directory, announce_members
+from .directory import Directory
 from .outbox import Ending, Outbox, Sink
 from .rates import RateBudget
 from .session import Session, SessionState
@@ -142,10 +142,8 @@ class Lifecycle:
             outbox.end(session.mailbox, Ending.CLOSE)
 
     def _leave(self, session: Session) -> None:
-        group = self._directory.leave(session)
-        if group is not None:
-            announce_members(self._outbox, group)
-        elif session.user is not None:
+        group = self._directory.leave(session)  # the others hear it at the end of the turn
+        if group is None and session.user is not None:
             emptied = session.user.group
             if emptied.pinned is None:
                 log.info("group %s removed: nobody left in it", emptied.name)

@@ -66,6 +66,7 @@ class Mailbox:
         "_framing",
         "done",
         "ending",
+        "list_version",
         "owner",
         "queue",
         "queued",
@@ -75,6 +76,8 @@ class Mailbox:
 
     def __init__(self, sink: Sink, framing: Framing | None, owner: int) -> None:
         self.sink = sink
+        # The version of its group's user list it was last given (core/directory.py).
+        self.list_version = -1
         self.owner = owner  # the hub's id of the session this mailbox belongs to
         self.queue = _NOTHING
         self.queued = 0  # bytes in `queue`

@@ -30,7 +30,7 @@ from ..osc.framing import InvalidFrame
 from ..osc.messages import RegisterRequest, build_message, read_register
 from .admission import Admission
 from .auth import PasswordHash
-from .directory import Directory, Group, Member, User, announce_members
+from .directory import Directory, Group, Member, User, tell_user_list
 from .lifecycle import Lifecycle
 from .login_report import LoginReport
 from .outbox import Ending, Outbox
@@ -274,7 +274,8 @@ class Registers:
         outbox.send(mailbox, build_message(request.reply_address()))
         reply = build_message("/oscrouter/register", ("s", request.user), request.random_id)
         outbox.send(mailbox, reply)
-        announce_members(outbox, user.group)
+        # Its own list right after the reply; the others' at the end of the turn (directory).
+        tell_user_list(outbox, user.group, [mailbox])
 
     def _silent_twin(self, session: Session, user: User | None) -> Session | None:
         """The connection of `user` from `session`'s address that has been silent longest: the

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import gc
 import logging
 import secrets
 import socket
@@ -29,7 +30,7 @@ from ..core.hub import Hub
 from ..core.session import Session
 from .config import RELOADABLE, ServerConfig
 from .handoff import HTTP, RELAY, Handoff
-from .listeners import LISTEN_BACKLOG, open_osc_ports, tune_listeners
+from .listeners import LISTEN_BACKLOG, Listener, open_osc_ports, tune_listeners
 from .passwords import PasswordWorkers
 from .relay import Relayed, read_relayed
 from .running import ClusterEdge, Connection, Connections, ServerStatistics
@@ -50,9 +51,12 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 LAST_READS_SECONDS = 0.25
 # How often timeouts are checked: they are counted in seconds, so once a second is exact enough.
 TICK_SECONDS = 1.0
-# New connections set up, or reads of unregistered ones handled, per turn of the loop: at about
-# 35 us each (socket options, parsing a register, preparing its check), 32 keep a turn near 1 ms.
-DEFERRED_PER_TURN = 32
+# A turn of the loop that sets up new connections or handles their registers (RouterServer.defer)
+# spends at most this long on them, less what the last flush took (a register's user lists are
+# written there): the music waits for no turn much longer than this.
+TURN_SECONDS = 0.001
+# The least a turn gives them, however long the flushes: a storm still gets in.
+DEFERRED_LEAST_SECONDS = 0.0002
 
 
 class RouterServer:
@@ -74,12 +78,13 @@ class RouterServer:
         self.passwords = PasswordWorkers(self)
         self._http: HttpPort | None = None
         self._flushes = 0
-        self._listeners: list[asyncio.base_events.Server] = []
+        self._listeners: list[Listener] = []
         self._all_closed: asyncio.Event | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deferred: collections.deque[Callable[[], None]] = collections.deque()
+        self._last_flush_seconds = 0.0
 
     def now(self) -> float:
         """The time the hub is given. Not `loop.time()`: uvloop's counts whole milliseconds
@@ -96,7 +101,9 @@ class RouterServer:
     def _flush(self) -> None:
         self._flush_scheduled = False
         self._flushes += 1
+        started = time.perf_counter()
         self.hub.flush()
+        self._last_flush_seconds = time.perf_counter() - started
 
     def checks_ready(self) -> None:
         """Schedule the hub's waiting password checks to start at the end of this loop turn."""
@@ -104,10 +111,10 @@ class RouterServer:
 
     def defer(self, work: Callable[[], None]) -> None:
         """Do `work` (setting up a new connection, handling what it sent before registering) on
-        a later turn of the loop, in order, at most `DEFERRED_PER_TURN` per turn: a thousand
-        clients reconnecting at once then cost a thousand appends in the turn they arrive, and
-        the routing of everyone already playing goes on between the chunks (the loop polls the
-        network before each)."""
+        a later turn of the loop, in order, for at most `TURN_SECONDS` a turn less what the last
+        flush took: a thousand clients reconnecting at once then cost a thousand appends in the
+        turn they arrive, and the routing of everyone already playing goes on between the
+        chunks (the loop polls the network before each)."""
         self._deferred.append(work)
         if len(self._deferred) == 1:
             assert self._loop is not None
@@ -115,8 +122,12 @@ class RouterServer:
 
     def _run_deferred(self) -> None:
         deferred = self._deferred
-        for _ in range(min(DEFERRED_PER_TURN, len(deferred))):
+        clock = time.perf_counter
+        deadline = clock() + max(DEFERRED_LEAST_SECONDS, TURN_SECONDS - self._last_flush_seconds)
+        while deferred:
             deferred.popleft()()
+            if clock() >= deadline:
+                break
         if deferred:
             assert self._loop is not None
             self._loop.call_soon(self._run_deferred)
@@ -207,10 +218,16 @@ class RouterServer:
         tls = None if self.tls is None else self.tls.context
         if self.handoff is not None:
             self.handoff.start(self._take_handed)
-        self._listeners, addresses = await open_osc_ports(self, tls)
         if config.http_port is not None:
             from .http.port import HttpPort  # aiohttp is imported only when the HTTP side is on
-
+        # Everything made so far (the modules, aiohttp's and prometheus-client's included) lives
+        # as long as the process: out of the collector's sight, a full collection looks only at
+        # what comes from now on, and takes a millisecond or two instead of a dozen. (Before the
+        # ports open: the signal handlers are set once they are.)
+        gc.collect()
+        gc.freeze()
+        self._listeners, addresses = await open_osc_ports(self, tls)
+        if config.http_port is not None:
             self._http = HttpPort(self)
             scheme = "HTTPS" if tls is not None else "HTTP"
             for address in await self._http.start(

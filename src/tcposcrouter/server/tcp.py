@@ -231,7 +231,9 @@ class TcpConnection(HubConnection, asyncio.Protocol):
             self._rate_timer = None
         if exc is not None and self.session is not None:
             log.info("gone %s: %s", self.session.describe(), exc)
-        self.hub_gone()
+        # On a later turn, in order with the rest (RouterServer.defer): when a venue's Wi-Fi
+        # drops, hundreds of connections end in one turn, and each leave changes a user list.
+        self._router.defer(self.hub_gone)
 
     # -- Sink: the hub's side (write: see the class attribute) ---------------------------------
 

@@ -490,3 +490,40 @@ def test_each_user_counts_what_it_sent_while_registered() -> None:
     assert ana.user is not None
     assert ana.user.packets_sent == 2
     assert ana.user.bytes_sent == 2 * (len(msg("/a")) + 4)
+
+
+def test_user_lists_go_out_once_a_turn_with_the_group_as_it_is_then() -> None:
+    net = Net()
+    ana = net.join("ana")
+    net.got(ana)
+    # Three newcomers and a leave in one turn (one flush): each newcomer gets its reply and its
+    # own list at once, and ana one list, the last.
+    newcomers = [net.connect() for _ in range(3)]
+    for name, session in zip(("bob", "carl", "dora"), newcomers, strict=True):
+        net.hub.receive(session, frame(register(name), LP), net.now)
+        if name == "carl":
+            net.hub.gone(session, net.now)  # gone again before the turn ends
+    net.collect()
+    assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "bob", "dora"])]
+    bob_got = net.got_messages(newcomers[0])
+    assert [a for a, _ in bob_got][:3] == [
+        "/oscrouter/register/bob/1",
+        "/oscrouter/register",
+        "/oscrouter/userlist",
+    ]
+    assert bob_got[2] == ("/oscrouter/userlist", ["ana", "bob"])  # its own, right after
+    assert bob_got[3:] == [("/oscrouter/userlist", ["ana", "bob", "dora"])]  # the turn's last
+    dora_got = net.got_messages(newcomers[2])  # nothing changed after it joined: one list
+    assert dora_got[2:] == [("/oscrouter/userlist", ["ana", "bob", "dora"])]
+    net.tick(1)
+    assert net.got(ana) == []  # nothing changed since: nothing more
+
+
+def test_the_group_hears_of_a_newcomer_before_what_it_sent_with_its_register() -> None:
+    net = Net(hold_checks=True)
+    ana = net.join("ana")
+    net.got(ana)
+    bob = net.connect()
+    net.send(bob, register("bob"), msg("/hello", 1))
+    net.run_checks()
+    assert [a for a, _ in net.got_messages(ana)] == ["/oscrouter/userlist", "/hello"]
