@@ -3,8 +3,13 @@ each message its own write, as sclang and Pd send them) measured while one stres
 hits the same router, beside the C relay under the same stressor where it can take it.
 
     .venv/bin/python benchmarks/stress.py [--repeat 3] [--only storm,rejoin] [--baseline TREE]
+    .venv/bin/python benchmarks/stress.py --capacity
 
-Writes results/stress.md and results/stress.json. The stressors:
+Writes results/stress.md and results/stress.json. With --capacity, a public server's capacity
+instead (results/capacity.md): groups of 8, two senders each at 20 messages/s of 100 bytes (one
+message per write), more groups each step, until the p99 passes 5 ms; for the router, the router
+with --workers 2, and the C relay, with each server's CPU per delivery (not for --workers, whose
+workers are the supervisor's children). The stressors:
 
 * none          the ensemble alone: the floor of this machine
 * storm         1,000 clients (50 groups of 20) connect and register with every connect in
@@ -281,14 +286,57 @@ def render(table: dict[str, dict[str, Any]], servers: tuple[str, ...], repeat: i
     return "\n".join(lines) + "\n"
 
 
+CAPACITY_GROUPS = (128, 256, 384, 512, 768, 1024, 1536, 2048)
+CAPACITY_P99_US = 5_000
+
+
+def capacity(out: Path) -> int:
+    def workers(port: int) -> list[str]:
+        return [sys.executable, "-m", "tcposcrouter", *run.router_flags(port), "--workers", "2"]
+
+    run.EXTRA_COMMANDS["router --workers 2"] = workers
+    lines = [
+        f"# Capacity: groups of 8, two senders at 20/s each ({datetime.now(timezone.utc):%Y-%m-%d}"
+        f", {run.cpu_model()}, {os.cpu_count()} cores, load generator unpinned)",
+        "",
+        "| server | groups | deliveries/s | p50 ms | p99 ms | lost | CPU % | CPU µs per delivery |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for server in ("router", "router --workers 2", "c_relay"):
+        for groups in CAPACITY_GROUPS:
+            result = run.flow(server, groups, 8, 2, 20, 100, 8, "each")
+            if "p99_us" not in result:
+                print(f"  {server} {groups}: {result.get('error')}", flush=True)
+                break
+            # CPU % over the run's seconds, per delivered message, in microseconds.
+            micros = result["server_cpu_percent"] * 1e4 / max(1.0, result["delivered_per_s"])
+            per_delivery = "—" if "workers" in server else f"{micros:.1f}"
+            cpu = "—" if "workers" in server else f"{result['server_cpu_percent']:.0f}"
+            row = (
+                f"| {server} | {groups} | {result['delivered_per_s']:,.0f} | "
+                f"{result['p50_us'] / 1000:.2f} | {result['p99_us'] / 1000:.2f} | "
+                f"{result['lost'] + result['reordered']} | {cpu} | {per_delivery} |"
+            )
+            print(row, flush=True)
+            lines.append(row)
+            if result["p99_us"] > CAPACITY_P99_US or result["lost"] or result["reordered"]:
+                break
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name("capacity.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default=",".join(STRESSORS))
     parser.add_argument("--baseline", type=Path, help="also another checkout's router")
     parser.add_argument("--out", type=Path, default=RESULTS / "stress")
+    parser.add_argument("--capacity", action="store_true", help="a public server's capacity")
     args = parser.parse_args(argv)
     prepare()
+    if args.capacity:
+        return capacity(args.out)
     run.EXTRA_COMMANDS["router"] = _router_command(None)
     servers: tuple[str, ...] = ("router", "c_relay")
     if args.baseline is not None:
