@@ -21,15 +21,13 @@ from __future__ import annotations
 
 from ..errors import ErrorCode, RemoteError
 from ..limits import Limits
-from .session import Session, SessionState
+from .session import UNREGISTERED, Session, SessionState
 
 __all__ = ["PATIENCE_SECONDS", "Admission"]
 
 # How long a waiting connection is left alone: far more than any client takes to send its
 # register after connecting (a round trip), far less than the register timeout.
 PATIENCE_SECONDS = 2.0
-
-_WAITING = frozenset({SessionState.NEW, SessionState.REFUSED})
 
 
 class Admission:
@@ -72,7 +70,7 @@ class Admission:
     def checking(self, session: Session) -> None:
         """`session` sent a register (call before it moves to REGISTERING; again for a check
         repeated): it no longer gives way to newer connections."""
-        if session.state in _WAITING:
+        if session.state in UNREGISTERED:
             self._unwait(session)
 
     def room_for_member(self, address: str) -> bool:
@@ -90,7 +88,7 @@ class Admission:
         state = session.state
         if state is SessionState.CLOSING or state is SessionState.CLOSED:
             return
-        if state in _WAITING:
+        if state in UNREGISTERED:
             self._unwait(session)
         elif state is SessionState.REGISTERED:
             address = session.address

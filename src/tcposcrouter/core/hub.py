@@ -41,7 +41,7 @@ log = logging.getLogger("tcposcrouter.hub")
 # stop reading until `checked` says otherwise.
 WAIT_FOR_CHECK = math.inf
 
-NEW, REFUSED = SessionState.NEW, SessionState.REFUSED
+REFUSED = SessionState.REFUSED
 REGISTERING, REGISTERED = SessionState.REGISTERING, SessionState.REGISTERED
 
 

@@ -21,7 +21,7 @@ from .lifecycle import Lifecycle
 from .login_report import LoginReport
 from .outbox import Ending, Outbox
 from .rates import RateBudget
-from .session import ErrorEpisode, Session, SessionState, overdue
+from .session import UNREGISTERED, ErrorEpisode, Session, SessionState, overdue
 from .settings import Settings
 from .statistics import Counters
 
@@ -29,9 +29,9 @@ __all__ = ["ERROR_EPISODE_SECONDS", "ErrorPolicy", "end_episodes"]
 
 log = logging.getLogger("tcposcrouter.hub")
 
-NEW, REGISTERED = SessionState.NEW, SessionState.REGISTERED
+REGISTERED = SessionState.REGISTERED
 # Refusals of a connection that has not joined: its register's, or the router's when full.
-_NOT_JOINED = frozenset({NEW, SessionState.REFUSED, SessionState.REGISTERING})
+_NOT_JOINED = UNREGISTERED | {SessionState.REGISTERING}
 
 # An episode of one repeated error on one connection ends after this many quiet seconds; its
 # repeats are then logged as one line with their count.

@@ -44,7 +44,7 @@ __all__ = ["Joining", "PasswordCheck", "Registers"]
 
 log = logging.getLogger("tcposcrouter.hub")
 
-NEW, REGISTERING, REGISTERED = SessionState.NEW, SessionState.REGISTERING, SessionState.REGISTERED
+REGISTERING, REGISTERED = SessionState.REGISTERING, SessionState.REGISTERED
 
 Held = list[bytes | InvalidFrame]
 

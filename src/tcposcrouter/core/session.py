@@ -44,6 +44,7 @@ class ErrorEpisode:
 
 __all__ = [
     "REFUSAL_GRACE_SECONDS",
+    "UNREGISTERED",
     "ErrorEpisode",
     "IllegalTransition",
     "Session",
@@ -64,6 +65,10 @@ class SessionState(enum.Enum):
     CLOSING = "closing"
     CLOSED = "closed"
 
+
+# The states before a register has begun: the connections that give way at a cap
+# (core/admission.py), and that --workers may still move to their group's worker.
+UNREGISTERED = frozenset({SessionState.NEW, SessionState.REFUSED})
 
 _ALLOWED: dict[SessionState, frozenset[SessionState]] = {
     SessionState.NEW: frozenset(

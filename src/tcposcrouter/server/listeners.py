@@ -17,7 +17,7 @@ import socket
 import ssl
 
 from ..limits import Limits
-from .config import ServerConfig, osc_ports
+from .config import osc_ports
 from .running import RunningRouter
 from .sockets import format_peer, tune_socket
 from .tcp import TcpConnection
@@ -142,14 +142,6 @@ def _bind(host: str | None, port: int, reuse_port: bool) -> list[socket.socket]:
     return sockets
 
 
-def _osc_ports(config: ServerConfig) -> list[tuple[int, str, bool]]:
-    """(port, what it is, over TLS) of every OSC port to open."""
-    return [
-        (p.port, f"OSC {p.version} {p.framing}" + (" over TLS" if p.tls else ""), p.tls)
-        for p in osc_ports(config)
-    ]
-
-
 async def open_osc_ports(
     router: RunningRouter, tls: ssl.SSLContext | None
 ) -> tuple[list[Listener], list[str]]:
@@ -159,13 +151,14 @@ async def open_osc_ports(
     listeners: list[Listener] = []
     addresses: list[str] = []
     try:
-        for port, label, secure in _osc_ports(config):
+        for osc in osc_ports(config):
+            label = f"OSC {osc.version} {osc.framing}" + (" over TLS" if osc.tls else "")
             # A handshake that does not finish is a connection that never registers.
-            timeout = (config.limits.register_timeout or 10.0) if secure else None
+            timeout = (config.limits.register_timeout or 10.0) if osc.tls else None
             hosts: list[str | None] = list(config.hosts) if config.hosts else [None]
             for host in hosts:
-                for sock in _bind(host, port, config.reuse_port):
-                    listeners.append(Listener(router, sock, tls if secure else None, timeout))
+                for sock in _bind(host, osc.port, config.reuse_port):
+                    listeners.append(Listener(router, sock, tls if osc.tls else None, timeout))
                     name = format_peer(sock.getsockname())
                     addresses.append(f"{name} ({label}; framing auto-detected)")
     except BaseException:

@@ -22,7 +22,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ...core.hub import WAIT_FOR_CHECK
 from ...core.register import PasswordCheck
-from ...core.session import SessionState
+from ...core.session import UNREGISTERED
 from ...errors import ErrorCode, RemoteError
 from ...osc.framing import Framing, LengthPrefixDecoder, frame_length_prefix
 from ...osc.messages import error_message, register_message
@@ -57,11 +57,6 @@ def binary_frame(payload: bytes) -> bytes:
     if n < 65536:
         return struct.pack("!BBH", 0x82, 126, n) + payload
     return struct.pack("!BBQ", 0x82, 127, n) + payload
-
-
-# A first packet that may be relayed to its group's worker: no register has begun here (a
-# connection refused here for want of room may find it in the owner).
-_NOT_REGISTERING_YET = frozenset({SessionState.NEW, SessionState.REFUSED})
 
 
 class WebSocketConnection(HubConnection):
@@ -106,7 +101,9 @@ class WebSocketConnection(HubConnection):
             return
         session = self.session
         assert session is not None
-        if session.state in _NOT_REGISTERING_YET and self._router.handoff is not None:
+        # With --workers, a first packet may go to its group's worker while no register has
+        # begun here (one refused here for want of room may find room in the owner).
+        if session.state in UNREGISTERED and self._router.handoff is not None:
             group = packet_group(data)
             if group is not None and await self._relay_to_owner(group, data):
                 return
