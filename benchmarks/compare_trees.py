@@ -14,24 +14,14 @@ load generator and servers.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import run
 
 SERVERS = ("before", "after", "c_relay")
-
-
-def _router_of(checkout: Path) -> Callable[[int], list[str]]:
-    source = (checkout / "src").resolve()
-
-    def command(port: int) -> list[str]:
-        flags = run.router_flags(port)
-        return ["env", f"PYTHONPATH={source}", sys.executable, "-m", "tcposcrouter", *flags]
-
-    return command
 
 
 def main(argv: list[str]) -> int:
@@ -41,8 +31,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ensemble-only", action="store_true", help="skip the capacity sweeps")
     args = parser.parse_args(argv)
-    run.EXTRA_COMMANDS["before"] = _router_of(args.before)
-    run.EXTRA_COMMANDS["after"] = _router_of(args.after)
+    for name, checkout in (("before", args.before), ("after", args.after)):
+        source = (checkout / "src").resolve()
+        run.EXTRA_COMMANDS[name] = functools.partial(run.router_command, source=source)
     run.prepare()
     capacity: dict[str, list[float]] = {s: [] for s in SERVERS}
     p50: dict[str, list[float]] = {s: [] for s in SERVERS}

@@ -216,7 +216,7 @@ static void on_readable(conn_t *c) {
     }
 }
 
-static void open_all(const char *host, int port) {
+static void make_conns(void) {
     n_conns = groups * users;
     conns = calloc(n_conns, sizeof *conns);
     epfd = epoll_create1(0);
@@ -226,6 +226,18 @@ static void open_all(const char *host, int port) {
         c->user = i % users;
         c->in = malloc(INBUF);
         c->next_seq = calloc(senders > 0 ? senders : 1, sizeof(int32_t));
+    }
+}
+
+static void hold_for(double seconds) {
+    double until = now_s() + seconds;
+    while (now_s() < until) poll_once(100);
+}
+
+static void open_all(const char *host, int port) {
+    make_conns();
+    for (int i = 0; i < n_conns; i++) {
+        conn_t *c = &conns[i];
         c->fd = connect_to(host, port);
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
@@ -236,6 +248,14 @@ static void poll_once(int timeout_ms) {
     struct epoll_event events[256];
     int n = epoll_wait(epfd, events, 256, timeout_ms);
     for (int i = 0; i < n; i++) on_readable(&conns[events[i].data.u32]);
+}
+
+/* Seconds from `start` to the last register reply. */
+static double last_registered(double start) {
+    double last = 0;
+    for (int i = 0; i < n_conns; i++)
+        if (conns[i].registered_at - start > last) last = conns[i].registered_at - start;
+    return last;
 }
 
 static double register_all(void) {
@@ -249,10 +269,7 @@ static double register_all(void) {
         done = 0;
         for (int i = 0; i < n_conns; i++) done += conns[i].registered;
     }
-    double last = 0;
-    for (int i = 0; i < n_conns; i++)
-        if (conns[i].registered_at - start > last) last = conns[i].registered_at - start;
-    return last;
+    return last_registered(start);
 }
 
 static int connected_count;
@@ -297,29 +314,9 @@ static double storm_all(const char *host, int port) {
         for (int i = 0; i < n_conns; i++) done += conns[i].registered;
     }
     free(sent);
-    double last = 0;
-    for (int i = 0; i < n_conns; i++)
-        if (conns[i].registered_at - start > last) last = conns[i].registered_at - start;
-    return last;
+    return last_registered(start);
 }
 
-static void make_conns(void) {
-    n_conns = groups * users;
-    conns = calloc(n_conns, sizeof *conns);
-    epfd = epoll_create1(0);
-    for (int i = 0; i < n_conns; i++) {
-        conn_t *c = &conns[i];
-        c->group = i / users;
-        c->user = i % users;
-        c->in = malloc(INBUF);
-        c->next_seq = calloc(1, sizeof(int32_t));
-    }
-}
-
-static void hold_for(double seconds) {
-    double until = now_s() + seconds;
-    while (now_s() < until) poll_once(100);
-}
 
 static uint64_t percentile(double q) {
     uint64_t target = (uint64_t)(q * hist_count), seen = 0;
@@ -368,8 +365,7 @@ int main(int argc, char **argv) {
         double storm = register_all();
         printf("{\"connections\": %d, \"all_registered_s\": %.4f}\n", n_conns, storm);
         fflush(stdout);
-        double until = now_s() + hold;
-        while (now_s() < until) poll_once(100);
+        hold_for(hold);
         return 0;
     }
     if (strcmp(argv[1], "flow") != 0 || argc < 10 || argc > 11) { fprintf(stderr, "bad arguments\n"); return 2; }

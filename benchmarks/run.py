@@ -67,6 +67,19 @@ def router_flags(port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def router_command(
+    port: int, source: Path | None = None, http_port: int | None = None, token: str = ""
+) -> list[str]:
+    """The router as the benchmarks run it, from this checkout's installed package or from
+    another checkout's `source` (its src/ folder); with `http_port`, its HTTP side on."""
+    flags = router_flags(port)
+    if http_port is not None:
+        flags = [f for f in flags if f != "--no-http"]
+        flags += ["--http-port", str(http_port), "--admin-token", token]
+    prefix = [] if source is None else ["env", f"PYTHONPATH={source}"]
+    return [*prefix, sys.executable, "-m", "tcposcrouter", *flags]
+
+
 # Servers other scripts add (benchmarks/latency_profile.py's stamped router): name -> command.
 EXTRA_COMMANDS: dict[str, Callable[[int], list[str]]] = {}
 
@@ -129,7 +142,7 @@ class Server:
         elif name in EXTRA_COMMANDS:
             command = EXTRA_COMMANDS[name](port)
         else:  # tcposcrouter, or the baseline from another source tree
-            command = [sys.executable, "-m", "tcposcrouter", *router_flags(port)]
+            command = router_command(port)
         env = dict(os.environ)
         if name == "baseline":
             assert BASELINE_SOURCE is not None

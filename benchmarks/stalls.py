@@ -9,7 +9,9 @@ uvloop, the ensemble and one stressor of benchmarks/stress.py against it, and th
   it lengthens the stalls it watches, and cannot see inside C code that holds the GIL:
   py-spy --native from outside can).
 
-    .venv/bin/python benchmarks/stalls.py storm|rejoin|document|stuck_reader [--gc-freeze]
+    .venv/bin/python benchmarks/stalls.py STRESSOR [--http] [--gc-freeze] [--sample]
+
+(STRESSOR: one of benchmarks/stress.py's; dashboards needs --http.)
 
 Prints the ensemble's figures, the longest stalls with the collections inside them, and where
 the loop was. (The sampler costs the loop a little; the figures are for finding holds, not for
@@ -22,9 +24,7 @@ import argparse
 import asyncio
 import collections
 import gc
-import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -35,8 +35,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from run import LOADGEN, more_open_files, prepare  # noqa: E402
-from stress import ENSEMBLE, ENSEMBLE_SECONDS  # noqa: E402
+from run import more_open_files, prepare  # noqa: E402
+from stress import STRESSORS, TOKEN, play  # noqa: E402
 
 STALL_MS = 2.0
 
@@ -129,7 +129,7 @@ class Witnesses:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stressor", choices=("none", "storm", "rejoin", "document"))
+    parser.add_argument("stressor", choices=STRESSORS)
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once started")
     parser.add_argument("--http", action="store_true", help="the HTTP side on, as by default")
     parser.add_argument(
@@ -154,6 +154,7 @@ def main(argv: list[str]) -> int:
         osc10_port=0,
         osc11_port=None,
         http_port=0 if args.http else None,
+        admin_token=TOKEN,
         limits=limits,
     )
     witnesses = Witnesses()
@@ -163,52 +164,23 @@ def main(argv: list[str]) -> int:
     async def scenario() -> None:
         server = RouterServer(config)
         addresses = await server.start()
-        port = addresses[0].split(" ")[0].rsplit(":", 1)[1]
+        ports = {address.split(" ")[1]: address.split(" ")[0].rsplit(":", 1)[1]
+                 for address in addresses}  # fmt: skip
+        port, http = ports["(OSC"], ports.get("(HTTP:")
         if args.gc_freeze:
             gc.freeze()
         loop = asyncio.get_running_loop()
         witnesses.watch(loop)
         sampler = witnesses.start_sampling() if args.sample else None
 
-        def run_loads() -> None:
-            env = {**os.environ}
-            helpers = []
-            if args.stressor == "rejoin":
-                rejoin = subprocess.Popen(
-                    [str(LOADGEN), "rejoin", "127.0.0.1", port, "50", "10", "2.4"],
-                    stdout=subprocess.PIPE, text=True, env=env,
-                )  # fmt: skip
-                assert rejoin.stdout is not None
-                rejoin.stdout.readline()
-                helpers.append(rejoin)
-            if args.stressor == "document":
-                document = subprocess.Popen(
-                    [str(LOADGEN), "flow", "127.0.0.1", port, "1", "16", "1", "1", "61440",
-                     str(ENSEMBLE_SECONDS + 3), "each"],
-                    stdout=subprocess.PIPE, text=True, env={**env, "LOADGEN_GROUP_PREFIX": "d"},
-                )  # fmt: skip
-                assert document.stdout is not None
-                document.stdout.readline()
-                helpers.append(document)
-            ensemble = subprocess.Popen(
-                [str(LOADGEN), "flow", "127.0.0.1", port, *ENSEMBLE, str(ENSEMBLE_SECONDS),
-                 "each"],
-                stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            assert ensemble.stdout is not None
-            ensemble.stdout.readline()
-            time.sleep(1.0)
+        def clear() -> None:  # what happened before the burst is not the stressor's
             witnesses.stalls.clear()
             witnesses.collections.clear()
             witnesses.samples.clear()
-            if args.stressor == "storm":
-                storm = [str(LOADGEN), "storm", "127.0.0.1", port, "50", "20", "9"]
-                helpers.append(subprocess.Popen(storm, stdout=subprocess.DEVNULL, text=True))
-            results["music"] = json.loads(ensemble.stdout.readline())
-            ensemble.wait()
-            for helper in helpers:
-                helper.kill()
-                helper.wait()
+
+        def run_loads() -> None:
+            http_port = None if http is None else int(http)
+            results.update(play(int(port), args.stressor, http_port, at_burst=clear))
 
         await asyncio.to_thread(run_loads)
         witnesses.stop()

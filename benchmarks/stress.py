@@ -70,14 +70,8 @@ def _router_command(source: Path | None) -> Callable[[int], list[str]]:
     or from `source`."""
 
     def command(port: int) -> list[str]:
-        http = free_port()
-        _http_ports[port] = http
-        flags = [f for f in run.router_flags(port) if f != "--no-http"]
-        prefix = [] if source is None else ["env", f"PYTHONPATH={source}"]
-        return [
-            *prefix, sys.executable, "-m", "tcposcrouter", *flags,
-            "--http-port", str(http), "--admin-token", TOKEN,
-        ]  # fmt: skip
+        http = _http_ports[port] = free_port()
+        return run.router_command(port, source, http_port=http, token=TOKEN)
 
     return command
 
@@ -159,8 +153,24 @@ async def _dashboards(http_port: int, count: int, seconds: float) -> int:
 
 
 def stressed(server: str, stressor: str) -> Run:
+    """One run: `server` started afresh, the ensemble playing, `stressor` one second in."""
     srv = Server.start(server)
-    port = srv.port
+    try:
+        result = play(srv.port, stressor, _http_ports.get(srv.port))
+    finally:
+        srv.stop()
+    return {"server": server, **result}
+
+
+def play(
+    port: int,
+    stressor: str,
+    http_port: int | None = None,
+    at_burst: Callable[[], None] | None = None,
+) -> Run:
+    """The ensemble on the server at `port` while `stressor` runs (the dashboards need the
+    router's `http_port`); `at_burst` is called just before the stressor's burst. Return the
+    ensemble's figures as `music`, and what the stressor's own programs said."""
     helpers: list[subprocess.Popen[str]] = []
     extra: dict[str, Any] = {}
     stuck: socket.socket | None = None
@@ -170,36 +180,26 @@ def stressed(server: str, stressor: str) -> Run:
             rejoin = _loadgen("rejoin", "127.0.0.1", str(port), "50", "10", "2.4")
             helpers.append(rejoin)
             extra["first"] = _line(rejoin)
-        if stressor == "document":
-            seconds = str(ENSEMBLE_SECONDS + 3)
-            document = _loadgen(
-                "flow", "127.0.0.1", str(port), "1", "16", "1", "1", "61440", seconds, "each",
-                prefix="d",
-            )  # fmt: skip
-            helpers.append(document)
-            _line(document)  # registered
-        if stressor == "stuck_reader":
+        if stressor == "document":  # 60 KB once a second to a group of 16
+            helpers.append(_side_flow(port, "d", "16", "1", "61440", ENSEMBLE_SECONDS + 3))
+        if stressor == "stuck_reader":  # 64 x 64 KB a second to a group with a stuck member
             stuck = _stuck_member(port)
-            seconds = str(ENSEMBLE_SECONDS + 2)
-            flood = _loadgen(
-                "flow", "127.0.0.1", str(port), "1", "2", "1", "64", "65536", seconds, "each",
-                prefix="k",
-            )  # fmt: skip
-            helpers.append(flood)
-            _line(flood)  # registered
+            helpers.append(_side_flow(port, "k", "2", "64", "65536", ENSEMBLE_SECONDS + 2))
         ensemble = _loadgen(
             "flow", "127.0.0.1", str(port), *ENSEMBLE, str(ENSEMBLE_SECONDS), "each"
         )
         _line(ensemble)  # registered: the music starts now
         time.sleep(BURST_AFTER)
+        if at_burst is not None:
+            at_burst()
         if stressor == "storm":
             storm = _loadgen("storm", "127.0.0.1", str(port), "50", "20", str(ENSEMBLE_SECONDS))
             helpers.append(storm)
             extra["storm"] = _line(storm)
         if stressor == "dashboards":
-            http = _http_ports[port]
+            assert http_port is not None
             window = ENSEMBLE_SECONDS - BURST_AFTER
-            extra["views"] = asyncio.run(_dashboards(http, 50, window))
+            extra["views"] = asyncio.run(_dashboards(http_port, 50, window))
         music = _line(ensemble)
         ensemble.wait(60)
         if stressor == "rejoin":
@@ -217,8 +217,20 @@ def stressed(server: str, stressor: str) -> Run:
                     pipe.close()
         if stuck is not None:
             stuck.close()
-        srv.stop()
-    return {"server": server, "stressor": stressor, "music": music, **extra}
+    return {"stressor": stressor, "music": music, **extra}
+
+
+def _side_flow(
+    port: int, prefix: str, users: str, rate: str, size: str, seconds: float
+) -> subprocess.Popen[str]:
+    """One sender in a group of `users` of its own (named with `prefix`), registered before
+    this returns; it sends for `seconds`."""
+    flow = _loadgen(
+        "flow", "127.0.0.1", str(port), "1", users, "1", rate, size, str(seconds), "each",
+        prefix=prefix,
+    )  # fmt: skip
+    _line(flow)  # registered
+    return flow
 
 
 def summarise(runs: list[Run], servers: tuple[str, ...]) -> dict[str, dict[str, Any]]:
