@@ -7,6 +7,7 @@ import asyncio
 import os
 import threading
 
+from support.net import RecordingSink
 from support.osc import register
 from tcposcrouter.core.auth import PasswordHash
 from tcposcrouter.core.pinned import GroupRules, PinnedGroup
@@ -15,17 +16,6 @@ from tcposcrouter.osc.framing import Framing, frame
 from tcposcrouter.server.app import RouterServer
 from tcposcrouter.server.config import ServerConfig
 from tcposcrouter.server.passwords import PASSWORD_NICENESS
-
-
-class Sink:
-    def write(self, data: bytes) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
 
 
 def from_file(password: str) -> PasswordHash:
@@ -39,7 +29,7 @@ def test_a_register_that_needs_scrypt_is_checked_in_a_thread_and_finished_by_the
     router = RouterServer(ServerConfig(group_rules=rules))
 
     async def scenario() -> SessionState:
-        session = router.hub.open("192.0.2.1:1", "192.0.2.1", router.now(), Sink())
+        session = router.hub.open("192.0.2.1:1", "192.0.2.1", router.now(), RecordingSink())
         message = register("ana", "stage", group_password="stagepw")
         router.hub.receive(session, frame(message, Framing.LENGTH_PREFIX), router.now())
         assert session.state is SessionState.REGISTERING  # waiting for the thread
