@@ -4,7 +4,8 @@ module (docs/architecture.md draws them):
     app.py          RouterServer: start, the flush per loop turn, the tick, reload, shutdown
     config.py       ServerConfig: the ports, the limits, what a reload may change
     running.py      the seams the shells share: RunningRouter, Connection, ClusterEdge
-    listeners.py    the OSC ports, plain and TLS, opened with a public router's options
+    listeners.py    the OSC ports, plain and TLS, opened with a public router's options and
+                    accepted a few connections a turn
     connection.py   HubConnection: a shell's calls into the hub, each given the time
     tcp.py          one TCP connection: feeds the hub, is the hub's Sink
     wrong_port.py   what a port answers a client that speaks another port's protocol (pure)
