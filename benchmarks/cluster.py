@@ -49,7 +49,7 @@ sys.path.insert(0, str(HERE))
 
 from run import LOADGEN, more_open_files, passed, prepare  # noqa: E402
 from support.client import AsyncClient  # noqa: E402
-from support.process import free_port, wait_until_listening  # noqa: E402
+from support.process import cpu_seconds, free_port, wait_until_listening, with_children  # noqa: E402
 from tcposcrouter.osc.messages import build_message  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -178,7 +178,7 @@ def flow_run(
             )  # fmt: skip
             assert load.stdout is not None and load.stderr is not None
             load.stdout.readline()  # {"registered": N}: the flow starts now
-            routers = [router.pid, *children(router.pid)]
+            routers = with_children(router.pid)
             before = cpu_seconds(routers), cpu_seconds([] if redis is None else [redis.pid])
             line = load.stdout.readline()
             after = cpu_seconds(routers), cpu_seconds([] if redis is None else [redis.pid])
@@ -195,22 +195,6 @@ def flow_run(
                 stop(redis)
     result.update(workers=workers, rate=rate)
     return result
-
-
-def children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(child) for child in found.stdout.split()]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def sweep(

@@ -59,11 +59,12 @@ Run = dict[str, Any]
 
 
 def router_flags(port: int) -> list[str]:
-    """The router as every benchmark runs it: the rate and connection limits off (a benchmark
-    is one host sending as fast as it can; every packet is still validated)."""
+    """The router as every benchmark runs it: the rate, connection and group limits off (a
+    benchmark is one host sending as fast as it can; every packet is still validated)."""
     return [
         "--host", "127.0.0.1", "--osc-port", str(port), "--disable-osc11", "--no-rate-limit",
-        "--max-connections-per-address", "0", "--max-connections", "0", "-q", "--no-http",
+        "--max-connections-per-address", "0", "--max-unregistered-per-address", "0",
+        "--max-connections", "0", "--max-groups", "0", "-q", "--no-http",
     ]  # fmt: skip
 
 
@@ -86,11 +87,29 @@ EXTRA_COMMANDS: dict[str, Callable[[int], list[str]]] = {}
 # The test-support package is shared with the test suite and the soak tool.
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.process import free_port, rss_kib, wait_until_listening  # noqa: E402
+from support.process import (  # noqa: E402
+    cpu_times,
+    free_port,
+    rss_kib,
+    wait_until_listening,
+    with_children,
+)
+
+# Open files a benchmark's process may have: a crowd of 20,000 connections is that many sockets
+# in the router and in the load generators together.
+OPEN_FILES = 65_536
 
 
 def more_open_files() -> None:
+    """As many open files as the hard limit allows, raised to OPEN_FILES where this process
+    may raise it (as root)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < OPEN_FILES:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+            return
+        except (ValueError, OSError):
+            pass
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -115,19 +134,20 @@ class Server:
     logs: tempfile.TemporaryDirectory[str]
 
     @classmethod
-    def start(cls, name: str) -> Server:
-        """Start `name` on a free port; try again on another port if it does not come up
-        (a port found free can be taken by someone else before the server binds it)."""
+    def start(cls, name: str, cpus: str | None = None) -> Server:
+        """Start `name` on a free port (held to the CPUs `cpus`, as taskset names them, if
+        given); try again on another port if it does not come up (a port found free can be
+        taken by someone else before the server binds it)."""
         for attempt in range(3):
             try:
-                return cls._start(name)
+                return cls._start(name, cpus)
             except RuntimeError:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
     @classmethod
-    def _start(cls, name: str) -> Server:
+    def _start(cls, name: str, cpus: str | None) -> Server:
         port = free_port()
         logs = tempfile.TemporaryDirectory()
         if name == "original":
@@ -147,6 +167,8 @@ class Server:
         if name == "baseline":
             assert BASELINE_SOURCE is not None
             env["PYTHONPATH"] = str(BASELINE_SOURCE)
+        if cpus is not None:  # a router's --workers inherit the affinity
+            command = ["taskset", "-c", cpus, *command]
         process = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,
@@ -165,8 +187,13 @@ class Server:
         return cls(name, process, port, logs)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """The CPU time the server has used, its --workers' included."""
+        return sum(self.cpu_times())
+
+    def cpu_times(self) -> tuple[float, float]:
+        """The CPU time the server has used in user space and in the kernel, its --workers'
+        included."""
+        return cpu_times(with_children(self.process.pid))
 
     def memory_kib(self, field: str = "VmHWM") -> int:
         return rss_kib(self.process.pid, field)
@@ -190,11 +217,15 @@ def flow(
     size: int,
     seconds: float,
     writes: str = "batched",
+    *,
+    server_cpus: str | None = None,
+    loadgen_cpus: str | None = None,
 ) -> Run:
-    srv = Server.start(server)
+    srv = Server.start(server, server_cpus)
     try:
+        pin = [] if loadgen_cpus is None else ["taskset", "-c", loadgen_cpus]
         proc = subprocess.Popen(
-            [str(LOADGEN), "flow", "127.0.0.1", str(srv.port), str(groups), str(users),
+            [*pin, str(LOADGEN), "flow", "127.0.0.1", str(srv.port), str(groups), str(users),
              str(senders), str(rate), str(size), str(seconds), writes],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -203,16 +234,18 @@ def flow(
         )  # fmt: skip
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.readline()  # {"registered": N}: the flow starts now
-        cpu = srv.cpu_seconds()
+        user, system = srv.cpu_times()
         line = proc.stdout.readline()
-        cpu = srv.cpu_seconds() - cpu
+        user_after, system_after = srv.cpu_times()
+        user, system = user_after - user, system_after - system
         error = proc.stderr.read()
         proc.wait(60)
         proc.stdout.close()
         proc.stderr.close()
         result: Run = json.loads(line) if line else {"error": error.strip()[-300:]}
         # CPU over the flow and its drain; the loadgen's own figure of the flow time.
-        result["server_cpu_percent"] = 100 * cpu / seconds
+        result["server_cpu_percent"] = 100 * (user + system) / seconds
+        result["server_user_percent"] = 100 * user / seconds
         result["server_peak_rss_kib"] = srv.memory_kib()
     finally:
         srv.stop()

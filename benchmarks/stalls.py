@@ -79,13 +79,17 @@ class Witnesses:
         while not self._stop.is_set():
             frame = frames().get(self._main)  # type: ignore[arg-type]
             names: list[str] = []
+            innermost = ""  # where the loop was when no router code is on the stack
+            if frame is not None:
+                innermost = f"{Path(frame.f_code.co_filename).stem}.{frame.f_code.co_name}"
             while frame is not None and len(names) < 4:
                 code = frame.f_code
                 if "tcposcrouter" in code.co_filename:
                     module = Path(code.co_filename).stem
                     names.append(f"{module}.{code.co_name}")
                 frame = frame.f_back
-            self.samples.append((time.perf_counter(), " < ".join(names) or "(outside)"))
+            where = " < ".join(names) or f"(outside: {innermost or 'no Python frame'})"
+            self.samples.append((time.perf_counter(), where))
             time.sleep(0.0005)
 
     def start_sampling(self) -> threading.Thread:

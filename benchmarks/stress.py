@@ -3,13 +3,16 @@ each message its own write, as sclang and Pd send them) measured while one stres
 hits the same router, beside the C relay under the same stressor where it can take it.
 
     .venv/bin/python benchmarks/stress.py [--repeat 3] [--only storm,rejoin] [--baseline TREE]
-    .venv/bin/python benchmarks/stress.py --capacity
+    .venv/bin/python benchmarks/stress.py --capacity [--repeat 3]
+    .venv/bin/python benchmarks/stress.py --crowd
 
 Writes results/stress.md and results/stress.json. With --capacity, a public server's capacity
 instead (results/capacity.md): groups of 8, two senders each at 20 messages/s of 100 bytes (one
 message per write), more groups each step, until the p99 passes 5 ms; for the router, the router
-with --workers 2, and the C relay, with each server's CPU per delivery (not for --workers, whose
-workers are the supervisor's children). The stressors:
+with --workers 2, and the C relay, each held to CPU 0 and the load generator to CPU 1, with each
+server's CPU per delivery (its workers' included). With --crowd, 20,000 registered connections
+in 2,500 groups, 1 % of them playing (results/crowd.md): resident memory, the time to get them
+all in, and the players' latency. The stressors:
 
 * none          the ensemble alone: the floor of this machine
 * storm         1,000 clients (50 groups of 20) connect and register with every connect in
@@ -17,7 +20,8 @@ workers are the supervisor's children). The stressors:
 * rejoin        500 members of 50 groups drop and register again at once (a venue's Wi-Fi
                 restarting under a registered crowd)
 * document      a 60 KB document to a group of 16 every second (what SyncText sends)
-* dashboards    50 dashboards open with the admin token (the router only: the relay has none)
+* dashboards    50 dashboards opened at once with the admin token (the C relay has no HTTP
+                side: they open on a second router beside it, the same work for the machine)
 * stuck_reader  a member that stops reading while its group's sender sends 4 MB/s, until the
                 router resets it (the relay never does: it only stops writing to it)
 
@@ -33,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
 import statistics
 import struct
@@ -49,14 +54,14 @@ sys.path.insert(0, str(HERE))
 
 import run  # noqa: E402
 from run import LOADGEN, RESULTS, Server, more_open_files, prepare  # noqa: E402
-from support.process import free_port  # noqa: E402
+from support.process import free_port, rss_kib, with_children  # noqa: E402
 
 ENSEMBLE = ["1", "8", "8", "50", "100"]  # groups, users, senders, rate, size
 ENSEMBLE_SECONDS = 8.0
 BURST_AFTER = 1.0  # seconds into the ensemble
 TOKEN = "stress-admin-token"
 STRESSORS = ("none", "storm", "rejoin", "document", "dashboards", "stuck_reader")
-ROUTER_ONLY = {"dashboards"}
+NEED_HTTP = {"dashboards"}
 # The bounds of docs/performance.md: the ensemble's p99 and largest delay during a stressor, or
 # within this factor of the C relay's under the same stressor where the machine allows no less.
 BOUND_P99_US, BOUND_MAX_US, RELAY_FACTOR = 2_000, 10_000, 2.0
@@ -76,10 +81,12 @@ def _router_command(source: Path | None) -> Callable[[int], list[str]]:
     return command
 
 
-def _loadgen(*args: str, prefix: str = "") -> subprocess.Popen[str]:
+def _loadgen(*args: str, prefix: str = "", cpus: str | None = None) -> subprocess.Popen[str]:
+    """The load generator with `args`, its groups named with `prefix`, held to `cpus`."""
     env = {**os.environ, "LOADGEN_GROUP_PREFIX": prefix} if prefix else None
+    pin = [] if cpus is None else ["taskset", "-c", cpus]
     return subprocess.Popen(
-        [str(LOADGEN), *args],
+        [*pin, str(LOADGEN), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -153,12 +160,18 @@ async def _dashboards(http_port: int, count: int, seconds: float) -> int:
 
 
 def stressed(server: str, stressor: str) -> Run:
-    """One run: `server` started afresh, the ensemble playing, `stressor` one second in."""
+    """One run: `server` started afresh, the ensemble playing, `stressor` one second in. The C
+    relay has no HTTP side: for the dashboards, a router beside it takes them, so that the
+    machine does the same work while the relay carries the ensemble."""
     srv = Server.start(server)
+    beside = Server.start("router") if server == "c_relay" and stressor in NEED_HTTP else None
     try:
-        result = play(srv.port, stressor, _http_ports.get(srv.port))
+        http_port = _http_ports.get((beside or srv).port)
+        result = play(srv.port, stressor, http_port)
     finally:
         srv.stop()
+        if beside is not None:
+            beside.stop()
     return {"server": server, **result}
 
 
@@ -196,10 +209,17 @@ def play(
             storm = _loadgen("storm", "127.0.0.1", str(port), "50", "20", str(ENSEMBLE_SECONDS))
             helpers.append(storm)
             extra["storm"] = _line(storm)
-        if stressor == "dashboards":
+        if stressor == "dashboards":  # in a process of their own, as browsers are
             assert http_port is not None
             window = ENSEMBLE_SECONDS - BURST_AFTER
-            extra["views"] = asyncio.run(_dashboards(http_port, 50, window))
+            dashboards = subprocess.Popen(
+                [sys.executable, __file__, "--dashboards", str(http_port), "50", str(window)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            helpers.append(dashboards)
+            extra["views"] = _line(dashboards).get("views")
         music = _line(ensemble)
         ensemble.wait(60)
         if stressor == "rejoin":
@@ -298,44 +318,179 @@ def render(table: dict[str, dict[str, Any]], servers: tuple[str, ...], repeat: i
     return "\n".join(lines) + "\n"
 
 
-CAPACITY_GROUPS = (128, 256, 384, 512, 768, 1024, 1536, 2048)
+CAPACITY_GROUPS = (64, 128, 192, 256, 384, 512, 768, 1024)
 CAPACITY_P99_US = 5_000
 
 
-def capacity(out: Path) -> int:
+# A public server's capacity: each server held to CPU 0, the load generator to CPU 1.
+SERVER_CPUS, LOADGEN_CPUS = "0", "1"
+PINNED = {"server_cpus": SERVER_CPUS, "loadgen_cpus": LOADGEN_CPUS}
+
+
+def capacity(out: Path, repeat: int) -> int:
+    """More groups each step until a server's median p99 passes 5 ms; at each step the
+    servers take turns, `repeat` runs each (this machine's own pauses move one run's p99 by
+    tens of milliseconds)."""
+
     def workers(port: int) -> list[str]:
-        return [sys.executable, "-m", "tcposcrouter", *run.router_flags(port), "--workers", "2"]
+        return [*run.router_command(port), "--workers", "2"]
 
     run.EXTRA_COMMANDS["router --workers 2"] = workers
     lines = [
         f"# Capacity: groups of 8, two senders at 20/s each ({datetime.now(timezone.utc):%Y-%m-%d}"
-        f", {run.cpu_model()}, {os.cpu_count()} cores, load generator unpinned)",
+        f", {run.cpu_model()}, {os.cpu_count()} cores; each server on CPU {SERVER_CPUS} (its "
+        f"workers too), the load generator on CPU {LOADGEN_CPUS}; medians of {repeat} "
+        "[range])",
         "",
-        "| server | groups | deliveries/s | p50 ms | p99 ms | lost | CPU % | CPU µs per delivery |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | groups | deliveries/s | p50 ms | p99 ms | lost | CPU % | CPU µs per delivery "
+        "| of it in user space |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for server in ("router", "router --workers 2", "c_relay"):
-        for groups in CAPACITY_GROUPS:
-            result = run.flow(server, groups, 8, 2, 20, 100, 8, "each")
-            if "p99_us" not in result:
-                print(f"  {server} {groups}: {result.get('error')}", flush=True)
-                break
+    playing = ["router", "router --workers 2", "c_relay"]
+    for groups in CAPACITY_GROUPS:
+        if not playing:
+            break
+        results: dict[str, list[Run]] = {server: [] for server in playing}
+        for rep in range(repeat):
+            for server in playing if rep % 2 == 0 else reversed(playing):
+                results[server].append(run.flow(server, groups, 8, 2, 20, 100, 8, "each", **PINNED))
+        for server in list(playing):
+            good = [r for r in results[server] if "p99_us" in r]
+            if len(good) < repeat:
+                print(f"  {server} {groups}: {results[server][-1].get('error')}", flush=True)
+                playing.remove(server)
+                continue
+            p99 = [r["p99_us"] / 1000 for r in good]
+            cpu = [r["server_cpu_percent"] for r in good]
             # CPU % over the run's seconds, per delivered message, in microseconds.
-            micros = result["server_cpu_percent"] * 1e4 / max(1.0, result["delivered_per_s"])
-            per_delivery = "—" if "workers" in server else f"{micros:.1f}"
-            cpu = "—" if "workers" in server else f"{result['server_cpu_percent']:.0f}"
+            micros = [r["server_cpu_percent"] * 1e4 / max(1.0, r["delivered_per_s"]) for r in good]
+            user = [r["server_user_percent"] * 1e4 / max(1.0, r["delivered_per_s"]) for r in good]
+            faults = sum(r["lost"] + r["reordered"] for r in good)
+            delivered = statistics.median(r["delivered_per_s"] for r in good)
             row = (
-                f"| {server} | {groups} | {result['delivered_per_s']:,.0f} | "
-                f"{result['p50_us'] / 1000:.2f} | {result['p99_us'] / 1000:.2f} | "
-                f"{result['lost'] + result['reordered']} | {cpu} | {per_delivery} |"
+                f"| {server} | {groups} | {delivered:,.0f}"
+                f" | {statistics.median(r['p50_us'] for r in good) / 1000:.2f} | "
+                f"{statistics.median(p99):.2f} [{min(p99):.2f} to {max(p99):.2f}] | {faults} | "
+                f"{statistics.median(cpu):.0f} | {statistics.median(micros):.1f} "
+                f"[{min(micros):.1f} to {max(micros):.1f}] | {statistics.median(user):.1f} |"
             )
             print(row, flush=True)
             lines.append(row)
-            if result["p99_us"] > CAPACITY_P99_US or result["lost"] or result["reordered"]:
-                break
+            if statistics.median(p99) * 1000 > CAPACITY_P99_US or faults:
+                playing.remove(server)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_name("capacity.md").write_text("\n".join(lines) + "\n")
     return 0
+
+
+# The crowd: 20,000 registered connections in 2,500 groups of 8, 1 % of them playing (25 groups
+# whose 8 members all send 20 messages/s of 100 bytes, each its own write).
+CROWD_GROUPS, CROWD_PLAYING_GROUPS, CROWD_SECONDS = 2_500, 25, 10.0
+CROWD_LOADGENS = 2  # the quiet ones connect from two load generators at once
+
+
+def crowd(out: Path) -> int:
+    """Each server with the crowd: resident memory, the time until every quiet connection has
+    its register reply (all connects in flight at once), and the playing members' latency. A
+    process here may hold at most as many sockets as the hard limit on open files allows (no
+    privilege raises it on some machines): where that is below the crowd, one process takes
+    the largest crowd of whole groups it can hold, and `--workers 2` takes the whole crowd."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    one_process = min(CROWD_GROUPS, (hard - 100) // 8)
+    setups = [("router", one_process), ("router --workers 2", CROWD_GROUPS)]
+    setups.append(("c_relay", one_process))
+    run.EXTRA_COMMANDS["router --workers 2"] = lambda port: [
+        *run.router_command(port), "--workers", "2",
+    ]  # fmt: skip
+    rows = [_crowd_run(server, groups) for server, groups in setups]
+    lines = [
+        f"# The crowd ({datetime.now(timezone.utc):%Y-%m-%d}, {run.cpu_model()}, "
+        f"{os.cpu_count()} cores, at most {hard:,} open files a process; each server on CPU "
+        f"{SERVER_CPUS}, the load generators on CPU {LOADGEN_CPUS})",
+        "",
+        f"Groups of 8, all but {CROWD_PLAYING_GROUPS} of them quiet, connecting from "
+        f"{CROWD_LOADGENS} load generators with every connect in flight at once; then "
+        f"{CROWD_PLAYING_GROUPS} groups whose 8 members all send 20 messages/s of 100 B (each "
+        f"its own write) for {CROWD_SECONDS:g} s. Memory is the resident memory of all the "
+        "server's processes.",
+        "",
+        "| server | connections | all in, s | RSS empty MiB | RSS with the crowd MiB | RSS peak "
+        "MiB | CPU % | playing p50 / p99 / largest ms | lost |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for row in rows:
+        music = row["music"]
+        figures = (
+            f"{music['p50_us'] / 1000:.2f} / {music['p99_us'] / 1000:.2f} / "
+            f"{music['max_us'] / 1000:.1f}"
+            if "p99_us" in music
+            else str(music.get("error"))
+        )
+        got_in = f"{row['all_in_s']:.2f}" if not row["errors"] else "; ".join(row["errors"])
+        lines.append(
+            f"| {row['server']} | {row['connections']:,} | {got_in} | "
+            f"{row['rss_empty_mib']:.0f} | {row['rss_crowd_mib']:.0f} | "
+            f"{row['rss_peak_mib']:.0f} | {row['cpu_percent']:.0f} | {figures} | "
+            f"{music.get('lost', '?')} |"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name("crowd.md").write_text("\n".join(lines) + "\n")
+    out.with_name("crowd.json").write_text(json.dumps(rows, indent=1))
+    print("\n".join(lines))
+    return 0
+
+
+def _crowd_run(server: str, groups: int) -> dict[str, Any]:
+    """`server` with a crowd of `groups` groups of 8 (CROWD_PLAYING_GROUPS of them playing)."""
+    srv = Server.start(server, SERVER_CPUS)
+    quiet: list[subprocess.Popen[str]] = []
+
+    def rss_mib(field: str = "VmRSS") -> float:
+        return sum(rss_kib(pid, field) for pid in with_children(srv.process.pid)) / 1024
+
+    try:
+        time.sleep(1.0 if "workers" in server else 0.5)  # every worker listening
+        rss_empty = rss_mib()
+        quiet_groups = groups - CROWD_PLAYING_GROUPS
+        shares = [quiet_groups // CROWD_LOADGENS] * CROWD_LOADGENS
+        shares[0] += quiet_groups - sum(shares)
+        hold = str(CROWD_SECONDS + 60)
+        for i, share in enumerate(shares):
+            args = ("storm", "127.0.0.1", str(srv.port), str(share), "8", hold)
+            quiet.append(_loadgen(*args, prefix=f"q{i}", cpus=LOADGEN_CPUS))
+        got_in = [_line(process) for process in quiet]
+        time.sleep(1.0)
+        rss_quiet = rss_mib()
+        playing = _loadgen(
+            "flow", "127.0.0.1", str(srv.port), str(CROWD_PLAYING_GROUPS), "8", "8", "20",
+            "100", str(CROWD_SECONDS), "each", cpus=LOADGEN_CPUS,
+        )  # fmt: skip
+        _line(playing)  # registered
+        cpu = srv.cpu_seconds()
+        music = _line(playing)
+        cpu = srv.cpu_seconds() - cpu
+        playing.wait(60)
+        row = {
+            "server": server,
+            "connections": sum(g.get("connections", 0) for g in got_in) + CROWD_PLAYING_GROUPS * 8,
+            "all_in_s": max(g.get("all_registered_s", float("nan")) for g in got_in),
+            "errors": [g["error"] for g in got_in if "error" in g],
+            "rss_empty_mib": rss_empty,
+            "rss_crowd_mib": rss_quiet,
+            "rss_peak_mib": rss_mib("VmHWM"),
+            "cpu_percent": 100 * cpu / CROWD_SECONDS,
+            "music": music,
+        }
+        print(json.dumps(row), flush=True)
+        return row
+    finally:
+        for process in quiet:
+            process.kill()
+            process.wait()
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
+        srv.stop()
 
 
 def main(argv: list[str]) -> int:
@@ -345,10 +500,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--baseline", type=Path, help="also another checkout's router")
     parser.add_argument("--out", type=Path, default=RESULTS / "stress")
     parser.add_argument("--capacity", action="store_true", help="a public server's capacity")
+    parser.add_argument("--crowd", action="store_true", help="20,000 connections, 1 %% playing")
+    parser.add_argument(
+        "--dashboards", nargs=3, metavar=("HTTP_PORT", "COUNT", "SECONDS"), help=argparse.SUPPRESS
+    )  # the dashboards' stressor's own process
     args = parser.parse_args(argv)
+    if args.dashboards:
+        port, count, seconds = args.dashboards
+        views = asyncio.run(_dashboards(int(port), int(count), float(seconds)))
+        print(json.dumps({"views": views}), flush=True)
+        return 0
     prepare()
     if args.capacity:
-        return capacity(args.out)
+        return capacity(args.out, args.repeat)
+    if args.crowd:
+        return crowd(args.out)
     run.EXTRA_COMMANDS["router"] = _router_command(None)
     servers: tuple[str, ...] = ("router", "c_relay")
     if args.baseline is not None:
@@ -361,8 +527,6 @@ def main(argv: list[str]) -> int:
         for stressor in chosen:
             order = servers if rep % 2 == 0 else tuple(reversed(servers))
             for server in order:
-                if server == "c_relay" and stressor in ROUTER_ONLY:
-                    continue
                 result = stressed(server, stressor)
                 music = result["music"]
                 notes = {

@@ -34,7 +34,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.process import free_port, wait_until_listening  # noqa: E402
+from support.process import cpu_seconds, free_port, wait_until_listening  # noqa: E402
 from tcposcrouter.osc.framing import LengthPrefixDecoder, frame_length_prefix  # noqa: E402
 from tcposcrouter.osc.messages import build_message, register_message  # noqa: E402
 
@@ -163,18 +163,13 @@ def _run(setup: str, seconds: float) -> dict[str, Any]:
     try:
         wait_until_listening(router, [tcp_port, http_port])
         websockets = PLAYERS // 2 if setup == "half WebSocket" else 0
-        cpu_before = _cpu_seconds(router.pid)
+        cpu_before = cpu_seconds([router.pid])
         result = uvloop.run(_ensemble(tcp_port, http_port, websockets, seconds))
-        result["router_cpu_percent"] = 100 * (_cpu_seconds(router.pid) - cpu_before) / seconds
+        result["router_cpu_percent"] = 100 * (cpu_seconds([router.pid]) - cpu_before) / seconds
         return result
     finally:
         router.terminate()
         router.wait(10)
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:

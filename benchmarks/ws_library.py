@@ -36,6 +36,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from support.process import cpu_seconds  # noqa: E402
+
 RELAYS = ("websockets", "aiohttp", "aiohttp-write")
 REPEATS = 3
 CAPACITY_MESSAGES = 40_000
@@ -223,7 +227,7 @@ def _run_one(relay: str, scenario: str) -> dict[str, float]:
                 break
             except OSError:
                 time.sleep(0.05)
-        cpu_before = _cpu_seconds(server.pid)
+        cpu_before = cpu_seconds([server.pid])
         out = subprocess.run(
             [sys.executable, __file__, scenario, str(port)],
             check=True,
@@ -233,17 +237,12 @@ def _run_one(relay: str, scenario: str) -> dict[str, float]:
         ).stdout
         result: dict[str, float] = json.loads(out)
         if scenario == "capacity":
-            cpu = _cpu_seconds(server.pid) - cpu_before
+            cpu = cpu_seconds([server.pid]) - cpu_before
             result["relay_cpu_us_per_delivery"] = cpu / (CAPACITY_MESSAGES * RECEIVERS) * 1e6
         return result
     finally:
         server.terminate()
         server.wait()
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

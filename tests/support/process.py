@@ -1,8 +1,9 @@
-"""Running the real router process: free ports, waiting until it listens, its memory."""
+"""Running the real router process: free ports, waiting until it listens, its memory and CPU."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -16,12 +17,15 @@ from support.netns import Lab
 
 __all__ = [
     "RouterProcess",
+    "cpu_seconds",
+    "cpu_times",
     "free_port",
     "ipv6_loopback_works",
     "rss_kib",
     "start_router_process",
     "wait_until_listening",
     "wait_until_worker_listens",
+    "with_children",
     "worker_pids",
 ]
 
@@ -62,6 +66,32 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_times(pids: Sequence[int]) -> tuple[float, float]:
+    """The CPU time the processes `pids` have used so far, in user space and in the kernel; a
+    process that has ended counts nothing."""
+    user = system = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        user += int(fields[11]) / ticks
+        system += int(fields[12]) / ticks
+    return user, system
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """The CPU time (user and kernel) the processes `pids` have used so far."""
+    return sum(cpu_times(pids))
+
+
+def with_children(pid: int) -> list[int]:
+    """`pid` and the processes it started (a router's --workers)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [pid, *(int(child) for child in found.stdout.split())]
 
 
 def wait_until_listening(

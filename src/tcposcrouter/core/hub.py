@@ -84,11 +84,11 @@ class Hub:
         try:
             packets = session.decoder.feed(data)
         except RemoteError as error:
-            session.note_framing()
+            self._lifecycle.note_framing(session)
             self.errors.refuse(session, error, now)
             return 0.0
         if session.mailbox.framing is None:
-            session.note_framing()
+            self._lifecycle.note_framing(session)
         state = session.state
         if state is REFUSED:  # now its framing is known: tell it, and close
             assert session.refusal is not None
@@ -180,7 +180,7 @@ class Hub:
         self._outbox.flush()
 
     def statistics(self) -> HubStatistics:
-        return snapshot(self._counters, self._outbox, self._sessions.values(), self.directory)
+        return snapshot(self._counters, self._outbox, self._lifecycle.by_framing, self.directory)
 
     # -- the packet loop: the hot path -----------------------------------------------------
 

@@ -50,6 +50,13 @@ class Lifecycle:
         self._admission = admission
         self._counters = counters
         self._next_id = 1
+        # The connections the error policy's tick looks at: not registered yet, being closed,
+        # or with an episode open (core/policy.py). A registered connection is visited once
+        # and dropped from here: a crowd of quiet members costs the tick nothing.
+        self.watched: dict[int, Session] = {}
+        # Connections by framing ("unknown" until a client's first bytes show it), kept as they
+        # come and go so that the statistics never count twenty thousand connections.
+        self.by_framing: dict[str, int] = {}
 
     def open(
         self, peer: str, address: str, now: float, sink: Sink, framing: Framing | None
@@ -68,8 +75,25 @@ class Lifecycle:
         if RateBudget.needed(limits):
             session.budget = RateBudget(limits, now)
         self._sessions[session_id] = session
+        self.watched[session_id] = session
+        self._count_framing(session, 1)
         self._counters.connections_opened += 1
         return session
+
+    def note_framing(self, session: Session) -> None:
+        """The client's first bytes showed its framing (see `Session.note_framing`)."""
+        self._count_framing(session, -1)
+        session.note_framing()
+        self._count_framing(session, 1)
+
+    def _count_framing(self, session: Session, change: int) -> None:
+        framing = session.mailbox.framing
+        key = "unknown" if framing is None else framing.value
+        count = self.by_framing.get(key, 0) + change
+        if count:
+            self.by_framing[key] = count
+        else:
+            del self.by_framing[key]
 
     def set_limits(self, limits: Limits, now: float) -> None:
         """A reload's limits, for everyone from now on: a cap lowered below what is connected
@@ -90,6 +114,7 @@ class Lifecycle:
         self._admission.release(session)
         session.move_to(CLOSING)
         session.closing_since = now
+        self.watched[session.id] = session
         session.held = None
         if was_registered:
             self._leave(session)
@@ -112,6 +137,8 @@ class Lifecycle:
         if session.state is CLOSED:
             return
         del self._sessions[session.id]
+        self.watched.pop(session.id, None)
+        self._count_framing(session, -1)
         self._admission.release(session)
         self._counters.connections_closed += 1
         if session.state is REGISTERED:
@@ -139,6 +166,7 @@ class Lifecycle:
             self._directory.leave(session)
             session.move_to(CLOSING)
             session.closing_since = now
+            self.watched[session.id] = session
             outbox.end(session.mailbox, Ending.CLOSE)
 
     def _leave(self, session: Session) -> None:

@@ -36,6 +36,9 @@ _NOT_JOINED = UNREGISTERED | {SessionState.REGISTERING}
 # An episode of one repeated error on one connection ends after this many quiet seconds; its
 # repeats are then logged as one line with their count.
 ERROR_EPISODE_SECONDS = 10.0
+# Members the idle timeout's check looks at per tick (about a microsecond each): a router of up
+# to this many is checked every second, a crowd of 20,000 every 10 s.
+IDLE_CHECKS_PER_TICK = 2_000
 
 # Refusals summarised by the login report rather than logged one by one.
 _REPORTED = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.LOGIN_THROTTLED})
@@ -67,6 +70,12 @@ class ErrorPolicy:
         self._lifecycle = lifecycle
         self._report = report
         self._counters = counters
+        self._idle_queue: list[Session] = []  # the members the idle check has still to see
+
+    def watch(self, session: Session) -> None:
+        """`session` has an episode open: the tick looks at it until the episode ends."""
+        if session.accepts_input:
+            self._lifecycle.watched[session.id] = session
 
     def refuse(self, session: Session, error: RemoteError, now: float) -> None:
         """Send the error reply; close the connection when the error, or the state, says so.
@@ -90,6 +99,7 @@ class ErrorPolicy:
             log.info("error %s: %s: %s", session.describe(), code, error.detail)
         else:
             _note_episode(session, error, now)
+            self.watch(session)
         # A client that never spoke has shown no framing: it gets no reply (send() skips it).
         self._outbox.send(session.mailbox, error_message(code, error.detail))
         if error.fatal or session.state is not REGISTERED:
@@ -127,6 +137,7 @@ class ErrorPolicy:
         is logged and, for a member, answered (once, not per pause)."""
         counters = self._counters
         counters.rate_limit_pauses += 1
+        self.watch(session)
         if budget.episode_pauses == 1:
             notice = RateBudget.notice(self._settings.limits)
             log.info("%s: %s", session.describe(), notice)
@@ -139,10 +150,17 @@ class ErrorPolicy:
         end_episodes(session, now, 0.0)
 
     def tick(self, now: float) -> None:
-        """Once a second: timeouts, closes overdue, the ends of episodes."""
+        """Once a second: timeouts, closes overdue, the ends of episodes. Only the connections
+        that can have one are looked at (`Lifecycle.watched`), and, with an idle timeout, a
+        slice of the members (`IDLE_CHECKS_PER_TICK`): twenty thousand quiet members must not
+        hold the loop for tens of milliseconds every second."""
         limits = self._settings.limits
         grace = limits.close_grace
-        for session in list(self._sessions.values()):
+        watched = self._lifecycle.watched
+        for session in list(watched.values()):
+            if session.state is SessionState.CLOSED:
+                del watched[session.id]
+                continue
             if session.state is SessionState.CLOSING:
                 if grace and now - session.closing_since >= grace:
                     self._outbox.reset(session.mailbox)
@@ -163,6 +181,28 @@ class ErrorPolicy:
                         pauses,
                         seconds,
                     )
+            if (
+                session.state is REGISTERED
+                and session.quiet is None
+                and (budget is None or not budget.episode_pauses)
+            ):
+                del watched[session.id]  # nothing more to look at until something happens
+        if limits.idle_timeout:
+            self._check_idle(now)
+
+    def _check_idle(self, now: float) -> None:
+        """Members silent for `idle_timeout`, a slice a tick: each is looked at every second
+        up to IDLE_CHECKS_PER_TICK members, and every n/IDLE_CHECKS_PER_TICK seconds above."""
+        limits = self._settings.limits
+        if not self._idle_queue:
+            self._idle_queue = list(self._sessions.values())
+        queue = self._idle_queue
+        for _ in range(min(IDLE_CHECKS_PER_TICK, len(queue))):
+            session = queue.pop()
+            if session.state is REGISTERED:
+                reason = overdue(session, limits, now)
+                if reason is not None:
+                    self.refuse(session, reason, now)
 
 
 def _note_episode(session: Session, error: RemoteError, now: float) -> None:

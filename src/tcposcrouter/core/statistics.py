@@ -5,14 +5,12 @@ Pure code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .directory import Directory
     from .outbox import Outbox
-    from .session import Session
 
 __all__ = ["Counters", "HubStatistics", "snapshot"]
 
@@ -76,18 +74,12 @@ class HubStatistics:
 
 
 def snapshot(
-    counters: Counters, outbox: Outbox, sessions: Iterable[Session], directory: Directory
+    counters: Counters, outbox: Outbox, by_framing: dict[str, int], directory: Directory
 ) -> HubStatistics:
-    by_framing: dict[str, int] = {}
-    connections = 0
-    for session in sessions:
-        connections += 1
-        framing = session.mailbox.framing
-        key = "unknown" if framing is None else framing.value
-        by_framing[key] = by_framing.get(key, 0) + 1
+    """The hub's figures at this moment; `by_framing`: its connections by framing."""
     return HubStatistics(
-        connections=connections,
-        connections_by_framing=by_framing,
+        connections=sum(by_framing.values()),
+        connections_by_framing=dict(by_framing),
         connections_opened=counters.connections_opened,
         connections_closed=counters.connections_closed,
         registrations=counters.registrations,

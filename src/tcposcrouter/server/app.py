@@ -30,7 +30,7 @@ from ..core.hub import Hub
 from ..core.session import Session
 from .config import RELOADABLE, ServerConfig
 from .handoff import HTTP, RELAY, Handoff
-from .listeners import LISTEN_BACKLOG, Listener, open_osc_ports, tune_listeners
+from .listeners import Listener, open_osc_ports, tune_listeners
 from .passwords import PasswordWorkers
 from .relay import Relayed, read_relayed
 from .running import ClusterEdge, Connection, Connections, ServerStatistics
@@ -231,7 +231,7 @@ class RouterServer:
             self._http = HttpPort(self)
             scheme = "HTTPS" if tls is not None else "HTTP"
             for address in await self._http.start(
-                config.hosts, config.http_port, LISTEN_BACKLOG, tls, reuse_port=config.reuse_port
+                config.hosts, config.http_port, tls, reuse_port=config.reuse_port
             ):
                 addresses.append(
                     f"{address} ({scheme}: OSC over WebSocket at /osc, dashboard at /, /metrics)"

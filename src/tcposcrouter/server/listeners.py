@@ -1,20 +1,24 @@
-"""The listening sockets of the OSC ports (plain and TLS, framing detected from the first byte),
-opened with the options a public router needs, and accepted a few connections a turn.
+"""The router's listening sockets, accepted a few connections a turn: the OSC ports (plain and
+TLS, framing detected from the first byte), opened with the options a public router needs, and
+the HTTP port's (server/http/door.py).
 
 The event loop's own servers accept every waiting connection in one go: when a venue's access
 point restarts, hundreds of laptops reconnect within milliseconds, and accepting them all (a
-transport and a protocol each) holds the loop for tens of milliseconds while a group plays. A
-`Listener` accepts at most `ACCEPTS_PER_TURN` each time the loop finds its socket readable; the
-rest wait in the kernel's backlog for the next turn, and the music is routed in between.
+transport and a protocol each) holds the loop for tens of milliseconds while a group plays; fifty
+dashboards opened at once are fifty WebSocket handshakes in the turn after. A `Listener` accepts
+at most its `accepts_per_turn` each time the loop finds its socket readable; the rest wait in the
+kernel's backlog for the next turn, and the music is routed in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 
 from ..limits import Limits
 from .config import osc_ports
@@ -22,7 +26,15 @@ from .running import RunningRouter
 from .sockets import format_peer, tune_socket
 from .tcp import TcpConnection
 
-__all__ = ["ACCEPTS_PER_TURN", "LISTEN_BACKLOG", "Listener", "open_osc_ports", "tune_listeners"]
+__all__ = [
+    "ACCEPTS_PER_TURN",
+    "HTTP_ACCEPTS_PER_TURN",
+    "LISTEN_BACKLOG",
+    "Listener",
+    "bind",
+    "open_osc_ports",
+    "tune_listeners",
+]
 
 log = logging.getLogger("tcposcrouter.server")
 
@@ -33,34 +45,43 @@ LISTEN_BACKLOG = 4096
 # Connections accepted per listening socket and turn of the loop: about 20 us each (a transport,
 # a protocol), so a storm costs a turn at most a third of a millisecond here.
 ACCEPTS_PER_TURN = 16
+# The HTTP port's: the request an HTTP client sent with its connect is read in the turn after, and
+# a WebSocket handshake through aiohttp (a dashboard's, a browser player's) costs about 0.3 ms of
+# it, so a few a turn keep a burst of them near a millisecond a turn.
+HTTP_ACCEPTS_PER_TURN = 2
 # Out of file descriptors (or kernel memory): accepting pauses this long, as asyncio's does.
 ACCEPT_RETRY_SECONDS = 1.0
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
+Opening = asyncio.Future[tuple[asyncio.Transport, asyncio.BaseProtocol]]
+
+
 class Listener:
-    """One listening socket: its connections accepted a few a turn, each made a TcpConnection
-    (over TLS on a TLS port)."""
+    """One listening socket: its connections accepted a few a turn, each given the protocol
+    `make_protocol` makes (over TLS with `tls`)."""
 
     def __init__(
         self,
-        router: RunningRouter,
         sock: socket.socket,
+        make_protocol: Callable[[], asyncio.BaseProtocol],
         tls: ssl.SSLContext | None,
         handshake_timeout: float | None,
+        accepts_per_turn: int = ACCEPTS_PER_TURN,
     ) -> None:
-        self._router = router
         self._sock = sock
+        self._make_protocol = make_protocol
         self._tls = tls
         self._handshake_timeout = handshake_timeout
+        self._accepts_per_turn = accepts_per_turn
         self.sockets = [sock]
         self._loop = asyncio.get_running_loop()
-        self._opening: set[asyncio.Future[tuple[asyncio.Transport, TcpConnection]]] = set()
+        self._opening: set[Opening] = set()
         self._loop.add_reader(sock.fileno(), self._accept)
 
     def _accept(self) -> None:
         loop = self._loop
-        for _ in range(ACCEPTS_PER_TURN):
+        for _ in range(self._accepts_per_turn):
             try:
                 conn, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -77,7 +98,7 @@ class Listener:
             conn.setblocking(False)
             opening = asyncio.ensure_future(
                 loop.connect_accepted_socket(
-                    lambda: TcpConnection(self._router),
+                    self._make_protocol,
                     conn,
                     ssl=self._tls,
                     ssl_handshake_timeout=self._handshake_timeout,
@@ -86,7 +107,7 @@ class Listener:
             self._opening.add(opening)  # held until done: the loop keeps weak references
             opening.add_done_callback(self._opened)
 
-    def _opened(self, opening: asyncio.Future[tuple[asyncio.Transport, TcpConnection]]) -> None:
+    def _opened(self, opening: Opening) -> None:
         self._opening.discard(opening)
         if not opening.cancelled() and opening.exception() is not None:
             # A TLS handshake that failed or never finished: a connection that never was.
@@ -108,7 +129,7 @@ class Listener:
             await asyncio.gather(*self._opening, return_exceptions=True)
 
 
-def _bind(host: str | None, port: int, reuse_port: bool) -> list[socket.socket]:
+def bind(host: str | None, port: int, reuse_port: bool) -> list[socket.socket]:
     """Listening sockets for `host` (None: every interface, IPv4 and IPv6) and `port`; an error
     says the address as the event loop's own servers do (cli/startup_errors.py reads it)."""
     infos = socket.getaddrinfo(
@@ -157,8 +178,9 @@ async def open_osc_ports(
             timeout = (config.limits.register_timeout or 10.0) if osc.tls else None
             hosts: list[str | None] = list(config.hosts) if config.hosts else [None]
             for host in hosts:
-                for sock in _bind(host, osc.port, config.reuse_port):
-                    listeners.append(Listener(router, sock, tls if osc.tls else None, timeout))
+                for sock in bind(host, osc.port, config.reuse_port):
+                    connection = functools.partial(TcpConnection, router)
+                    listeners.append(Listener(sock, connection, tls if osc.tls else None, timeout))
                     name = format_peer(sock.getsockname())
                     addresses.append(f"{name} ({label}; framing auto-detected)")
     except BaseException:

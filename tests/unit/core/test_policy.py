@@ -1,5 +1,6 @@
-"""The error policy (core/policy.py): replies, counts and closes; what time decides once a second;
-slow consumers reset; a spent rate budget told once."""
+"""The error policy (core/policy.py): replies, counts and closes; what time decides once a second,
+looking only at the connections that can have something due; slow consumers reset; a spent rate
+budget told once."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import pytest
 
 from support.net import Net, error_of
 from support.osc import msg, register
-from tcposcrouter.core.policy import ERROR_EPISODE_SECONDS
-from tcposcrouter.core.session import SessionState
+from tcposcrouter.core.policy import ERROR_EPISODE_SECONDS, IDLE_CHECKS_PER_TICK
+from tcposcrouter.core.session import Session, SessionState
 from tcposcrouter.errors import ErrorCode, RemoteError
 from tcposcrouter.limits import Limits
 from tcposcrouter.osc.framing import Framing
@@ -172,3 +173,50 @@ def test_a_members_repeated_error_is_logged_once_then_as_one_line_with_its_count
     net.tick(ERROR_EPISODE_SECONDS)
     lines = [r.getMessage() for r in caplog.records if "unknown_user" in r.getMessage()]
     assert len(lines) == 2 and lines[1].endswith("unknown_user 4 more times in 0 s")
+
+
+def test_a_crowd_of_quiet_members_is_not_walked_by_the_tick_yet_timeouts_and_episodes_are_seen(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    net = Net(Limits(register_timeout=10))
+    members = [_member(net, i) for i in range(50)]
+    watched = net.hub._lifecycle.watched
+    assert len(watched) == 50  # each registered since the last tick
+    net.tick(1)
+    assert watched == {}  # registered, nothing open: nothing to look at
+    stranger = net.connect()
+    assert stranger.id in watched
+    caplog.set_level("INFO", logger="tcposcrouter.hub")
+    for _ in range(3):
+        net.send(members[0], msg("/oscrouter/private", "nobody", "/hi"))
+    assert list(watched) == [stranger.id, members[0].id]  # an episode is open
+    net.tick(ERROR_EPISODE_SECONDS)
+    assert stranger.state is SessionState.CLOSING  # its register timeout came
+    assert net.got(stranger) == []  # it never spoke: no reply, closed
+    lines = [r.getMessage() for r in caplog.records if "unknown_user" in r.getMessage()]
+    assert lines[-1].endswith("unknown_user 2 more times in 0 s")  # the episode's end
+    assert list(watched) == [stranger.id]  # closing, until it is gone
+    net.hub.gone(stranger, net.now)
+    assert watched == {}
+
+
+def test_an_idle_timeout_finds_every_silent_member_of_a_crowd_a_slice_a_tick() -> None:
+    net = Net(Limits(idle_timeout=60))
+    crowd = [_member(net, i) for i in range(IDLE_CHECKS_PER_TICK + 500)]
+    net.tick(1)  # each new member looked at once
+    net.tick(59)  # every member's silence has reached the timeout
+    closed = [s for s in crowd if s.state is SessionState.CLOSING]
+    assert 0 < len(closed) <= IDLE_CHECKS_PER_TICK  # at most one slice a tick
+    net.tick(1)
+    closed = [s for s in crowd if s.state is SessionState.CLOSING]
+    assert len(closed) == len(crowd)
+    assert net.got_messages(crowd[-1])[-1] == (
+        "/oscrouter/error",
+        ["idle_timeout", "nothing received for 60 s"],
+    )
+
+
+def _member(net: Net, number: int) -> Session:
+    """One of a crowd: ten to a group, each from an address of its own."""
+    address = f"10.0.{number // 200}.{number % 200 + 1}"
+    return net.join(f"u{number}", f"g{number // 10}", address=address)

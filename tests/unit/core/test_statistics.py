@@ -42,6 +42,9 @@ def test_statistics_after_a_scripted_evening() -> None:
     net.collect()
 
     stats = net.hub.statistics()
+    # The intruder and the stranger are gone; the reset WebSocket connection is not yet.
+    assert stats.connections_by_framing == {"length-prefix": 1, "slip": 1, "websocket": 1}
+    assert stats.connections == 3
     assert stats.packets_in == 4 + 2 + 1 + 20  # registers, notes, the bad one, the flood
     assert stats.drops == {"packet_invalid": 1}
     assert stats.errors == {

@@ -66,7 +66,13 @@ class Traffic:
         # (when, code, how many): error replies per second, for the last ten minutes.
         self._errors: collections.deque[tuple[float, str, int]] = collections.deque()
 
-    def sample(self, statistics: HubStatistics, directory: Directory, now: float) -> None:
+    def sample(
+        self, statistics: HubStatistics, directory: Directory, now: float, watched: bool = True
+    ) -> None:
+        """This second's rates. The router's own always; every member's and group's only while
+        a dashboard is `watched`: with twenty thousand members that walk holds the loop for
+        tens of milliseconds, which nobody needs when nobody looks (a page opened afterwards
+        shows the groups' rates from its second second on)."""
         elapsed = None if self._last_time is None else now - self._last_time
         self._last_time = now
         packets_in, bytes_in = statistics.packets_in, statistics.bytes_in
@@ -80,7 +86,7 @@ class Traffic:
         users: dict[User, tuple[int, int]] = {}
         self.users = {}
         self.groups = {}
-        for group in directory.groups.values():
+        for group in directory.groups.values() if watched else ():
             group_rate = _Rate()
             for user in group.users.values():
                 sent = users[user] = (user.packets_sent, user.bytes_sent)

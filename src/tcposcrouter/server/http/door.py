@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import ssl
 import struct
 from typing import Protocol, cast
@@ -33,6 +34,7 @@ from typing import Protocol, cast
 from aiohttp import web
 
 from ..handoff import HTTP, url_group
+from ..listeners import HTTP_ACCEPTS_PER_TURN, Listener, bind
 from ..running import RunningRouter
 from ..sockets import format_peer, peer_host
 from ..wrong_port import on_http_port
@@ -303,9 +305,10 @@ class HttpDoor(asyncio.Protocol):
 
 
 class GuardedSite(web.BaseSite):
-    """aiohttp's TCPSite with an `HttpDoor` in front of every connection."""
+    """aiohttp's TCPSite with an `HttpDoor` in front of every connection, accepted a few a turn
+    (server/listeners.py)."""
 
-    __slots__ = ("_doors", "_host", "_port", "_reuse_port")
+    __slots__ = ("_doors", "_host", "_listeners", "_port", "_reuse_port")
 
     def __init__(
         self,
@@ -314,32 +317,42 @@ class GuardedSite(web.BaseSite):
         host: str | None,
         port: int,
         *,
-        backlog: int,
         ssl_context: ssl.SSLContext | None,
         reuse_port: bool,
     ) -> None:
-        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        super().__init__(runner, ssl_context=ssl_context)
         self._doors = doors
         self._host = host
         self._port = port
         self._reuse_port = reuse_port
+        self._listeners: list[Listener] = []
 
     @property
     def name(self) -> str:
         scheme = "https" if self._ssl_context else "http"
         return f"{scheme}://{self._host or '0.0.0.0'}:{self._port}"
 
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [sock for listener in self._listeners for sock in listener.sockets]
+
     async def start(self) -> None:
         await super().start()
         server = self._runner.server
         assert server is not None
         doors = self._doors
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: HttpDoor(doors, server()),
-            self._host,
-            self._port,
-            ssl=self._ssl_context,
-            backlog=self._backlog,
-            reuse_address=True,
-            reuse_port=self._reuse_port or None,
-        )
+        for sock in bind(self._host, self._port, self._reuse_port):
+            self._listeners.append(
+                Listener(
+                    sock,
+                    lambda: HttpDoor(doors, server()),
+                    self._ssl_context,
+                    None,  # the event loop's default handshake deadline, as aiohttp's site
+                    HTTP_ACCEPTS_PER_TURN,
+                )
+            )
+
+    async def stop(self) -> None:
+        for listener in self._listeners:
+            listener.close()
+        await super().stop()

@@ -57,6 +57,7 @@ class Dashboards:
         self._logins = PageLogins(server.hub.registers.throttle, server.hub.directory)
         self.traffic = Traffic()
         self._viewers: set[_Viewer] = set()
+        self._texts: dict[object, str] = {}  # this second's views, by access or group
         self.whole: WholeRouter | None = None  # with --workers: the others' views too
 
     async def stop(self) -> None:
@@ -66,7 +67,10 @@ class Dashboards:
     def tick(self, now: float) -> None:
         hub = self._server.hub
         statistics = hub.statistics()
-        self.traffic.sample(statistics, hub.directory, now)
+        # With --workers, another worker's dashboards ask for this one's view at any time.
+        watched = bool(self._viewers) or self.whole is not None
+        self.traffic.sample(statistics, hub.directory, now, watched)
+        self._texts.clear()  # a new second
         if self.whole is None:
             self._push(self._viewers, statistics)
         elif self._viewers:
@@ -101,16 +105,15 @@ class Dashboards:
             sending.add_done_callback(_forget_failure)
 
     def _push(self, viewers: set[_Viewer], statistics: HubStatistics | None = None) -> None:
-        """Send each viewer its view; viewers with the same access share one JSON text.
+        """Send each viewer its view; viewers with the same access share one JSON text, made
+        once a second (the tick starts a new one): a dashboard opened within the second is sent
+        this second's, so fifty dashboards opened at once cost one view, not fifty.
         `statistics`: the hub's snapshot of this moment, if the caller has taken it."""
         if not viewers:
             return
         server = self._server
         hub = server.hub
-        if statistics is None:
-            statistics = hub.statistics()
-        uptime = server.now() - server.started_at
-        texts: dict[object, str] = {}
+        texts = self._texts
         for viewer in list(viewers):
             if viewer.sending is not None and not viewer.sending.done():
                 continue  # a dashboard that has not taken the last view skips this one
@@ -121,6 +124,9 @@ class Dashboards:
             key: object = group if group is not None else viewer.access
             text = texts.get(key)
             if text is None:
+                if statistics is None:
+                    statistics = hub.statistics()
+                uptime = server.now() - server.started_at
                 if viewer.access == "admin":
                     view = self.traffic.admin_view(
                         statistics, hub.directory, uptime, self._round_trip

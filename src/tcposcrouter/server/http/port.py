@@ -97,7 +97,6 @@ class HttpPort:
         self,
         hosts: list[str] | None,
         port: int,
-        backlog: int,
         ssl_context: ssl.SSLContext | None = None,
         *,
         reuse_port: bool = False,
@@ -115,22 +114,23 @@ class HttpPort:
             keepalive_timeout=self._server.config.limits.register_timeout or 10.0,
         )
         await runner.setup()
+        sites: list[GuardedSite] = []
         for host in hosts or [None]:  # type: ignore[list-item]
             site = GuardedSite(
                 runner,
                 self.doors,
                 host,
                 port,
-                backlog=backlog,
                 ssl_context=ssl_context,
                 reuse_port=reuse_port,
             )
             await site.start()
+            sites.append(site)
         handoff = self._server.handoff
         if handoff is not None:
             self.whole = self.dashboards.whole = WholeRouter(handoff, handoff.folder)
             await self.whole.start(self._own_figures())
-        return [format_peer(a) for a in runner.addresses]
+        return [format_peer(sock.getsockname()) for site in sites for sock in site.sockets]
 
     def _own_figures(self) -> web.Application:
         """This worker's own figures, for the others (server/whole.py)."""

@@ -53,6 +53,31 @@ def test_rates_per_user_group_and_router() -> None:
     assert traffic.total.packets == 40 / 2
 
 
+def test_while_nobody_watches_only_the_routers_own_rates_are_sampled() -> None:
+    net, traffic = Net(), Traffic()
+    ana = net.join("ana", "band")
+    net.join("bob", "band")
+    traffic.sample(net.hub.statistics(), net.hub.directory, net.now, watched=False)
+    for _ in range(30):
+        net.send(ana, msg("/n", 1))
+    net.now += 2.0
+    traffic.sample(net.hub.statistics(), net.hub.directory, net.now, watched=False)
+    assert traffic.total.packets == 30 / 2
+    assert traffic.users == {} and traffic.groups == {}  # no walk through every member
+    band = net.hub.directory.groups["band"]
+    assert traffic.group_view(band, no_rtt, with_addresses=False)["messages_per_second"] == 0
+    # A dashboard opens: the groups' rates are there from its second sample on.
+    for _ in range(10):
+        net.send(ana, msg("/n", 1))
+    net.now += 1.0
+    sample(net, traffic)
+    for _ in range(10):
+        net.send(ana, msg("/n", 1))
+    net.now += 1.0
+    sample(net, traffic)
+    assert traffic.group_view(band, no_rtt, with_addresses=False)["messages_per_second"] == 10
+
+
 def test_a_user_who_leaves_and_returns_starts_from_nothing() -> None:
     net, traffic = Net(), Traffic()
     ana = net.join("ana")
