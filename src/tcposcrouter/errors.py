@@ -19,6 +19,7 @@ class ErrorCode:
     NOT_REGISTERED = "not_registered"  # the first packet on a connection was not a register
     BAD_PRIVATE = "bad_private"  # a private message without a target name and an address
     BAD_TIME = "bad_time"  # /oscrouter/time without exactly one time tag
+    BAD_TEMPO = "bad_tempo"  # a tempo request or change outside the contract (docs/protocol.md)
     UNKNOWN_USER = "unknown_user"  # a private message to somebody not in the group
     UNKNOWN_COMMAND = "unknown_command"  # an /oscrouter/ address a client may not send
     PACKET_INVALID = "packet_invalid"  # the packet is not valid OSC; it is dropped

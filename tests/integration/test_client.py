@@ -19,7 +19,7 @@ from support.client import Client
 from support.osc import msg
 from support.process import RouterProcess, free_port, wait_until_listening
 from tcposcrouter.client import BlockingClient, RegisterRefused, RouterClient
-from tcposcrouter.client.protocol import build_message
+from tcposcrouter.client.protocol import TempoLine, build_message
 
 
 def servers(router: RouterProcess) -> list[str]:
@@ -77,6 +77,38 @@ def test_a_refused_register_raises_with_the_code(router: RouterProcess, group: s
         await first.close()
         with pytest.raises(OSError):
             await RouterClient.connect(f"127.0.0.1:{free_port()}", "x", "y", group, "z")
+
+    asyncio.run(scenario())
+
+
+def test_the_client_knows_the_groups_tempo_and_hears_a_change(
+    router: RouterProcess, group: str
+) -> None:
+    async def scenario() -> None:
+        heard: list[TempoLine] = []
+        ana = await RouterClient.connect(
+            servers(router)[0], "ana", "pw", group, "gpw", on_tempo=heard.append
+        )
+        bob = await RouterClient.connect(servers(router)[1], "bob", "pw", group, "gpw")
+        try:
+            for _ in range(100):
+                if ana.tempo is not None and bob.tempo is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert ana.tempo == bob.tempo and ana.tempo is not None
+            assert (ana.tempo.bpm, ana.tempo.quantum, ana.tempo.playing) == (120.0, 4, 1)
+            await bob.send("/oscrouter/tempo/set", 80.0)
+            for _ in range(100):
+                if len(heard) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert heard[-1].bpm == 80.0 and ana.tempo == heard[-1]
+            assert heard[-1].beat_at(heard[-1].t0 + 3.0) == pytest.approx(heard[-1].beat0 + 4)
+            with pytest.raises(asyncio.TimeoutError):  # the tempo is not handed on as a packet
+                await asyncio.wait_for(ana.receive(), 0.3)
+        finally:
+            await ana.close()
+            await bob.close()
 
     asyncio.run(scenario())
 

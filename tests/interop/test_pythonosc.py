@@ -38,18 +38,22 @@ def test_python_osc_clients_join_and_exchange(
 ) -> None:
     old, new = clients
     old.send_message("/oscrouter/register", ["old", "pw", group, "gpw", 11])
-    replies = messages(old, 3)
-    assert [(m.address, list(m.params)) for m in replies] == [
+    replies = messages(old, 4)
+    assert [(m.address, list(m.params)) for m in replies[:3]] == [
         ("/oscrouter/register/old/11", []),
         ("/oscrouter/register", ["old", 11]),
         ("/oscrouter/userlist", ["old"]),
     ]
+    # The group's tempo, which python-osc reads: T0 as a time tag, then B0 bpm Q playing.
+    assert replies[3].address == "/oscrouter/tempo"
+    assert list(replies[3].params)[1:] == [0.0, 120.0, 4, 1]
     new.send_message("/oscrouter/register", ["new", "pw", group, "gpw", 22])
-    replies = messages(new, 3)
+    replies = messages(new, 4)
     assert [m.address for m in replies] == [
         "/oscrouter/register/new/22",
         "/oscrouter/register",
         "/oscrouter/userlist",
+        "/oscrouter/tempo",
     ]
     assert list(replies[2].params) == ["old", "new"]
     assert list(messages(old, 1)[0].params) == ["old", "new"]

@@ -159,11 +159,13 @@ class Client:
     def join(
         self, user: str, group: str = "band", *, password: str = "pw", group_password: str = "gpw"
     ) -> Client:
-        """Register and consume the two replies and the first user list."""
+        """Register and consume the two replies, the first user list and the group's tempo
+        (docs/protocol.md §11)."""
         self.send(register(user, group, password=password, group_password=group_password))
         first = self.recv()
         assert first.address == f"/oscrouter/register/{user}/1", first.address
         self.recv_until("/oscrouter/userlist")
+        self.recv_until("/oscrouter/tempo")
         return self
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ from .protocol import (
     Registered,
     RegisterRefused,
     RouterErrorReply,
+    TempoLine,
     TimeReply,
     UserList,
     build_bundle,
@@ -88,6 +89,7 @@ class RouterClient:
         on_users: Callable[[list[str]], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
         on_error: Callable[[str, str], None] | None = None,
+        on_tempo: Callable[[TempoLine], None] | None = None,
     ) -> None:
         self.server = server
         self._credentials = (user, password, group, group_password)
@@ -97,6 +99,10 @@ class RouterClient:
         self.on_users = on_users
         self.on_reconnect = on_reconnect
         self.on_error = on_error
+        self.on_tempo = on_tempo
+        # The group's tempo as the router last told it (docs/protocol.md §11): a change sent
+        # ahead of its beat is told at once, so a caller keeps the line in force until `t0`.
+        self.tempo: TempoLine | None = None
         self.clock = ClockEstimate()
         self.users: list[str] = []
         self.connected = False
@@ -210,6 +216,10 @@ class RouterClient:
                 self._register_failed(RegisterRefused(event.code, event.detail))
         elif isinstance(event, TimeReply):
             await self._time_replies.put((event, received_at))
+        elif isinstance(event, TempoLine):
+            self.tempo = event
+            if self.on_tempo is not None:
+                self.on_tempo(event)
         elif isinstance(event, RouterErrorReply):
             log.info("router says %s: %s", event.code, event.detail)
             if self.on_error is not None:

@@ -31,6 +31,7 @@ from ..osc.framing import (
 from ..osc.messages import TIME, register_message, time_tag, unix_time
 from ..osc.messages import build_bundle as osc_bundle
 from ..osc.reading import read_message
+from ..osc.tempo import read_tempo_message
 
 __all__ = [
     "Argument",
@@ -42,6 +43,7 @@ __all__ = [
     "RegisterRefused",
     "Registered",
     "RouterErrorReply",
+    "TempoLine",
     "TimeReply",
     "UserList",
     "as_private",
@@ -154,7 +156,24 @@ class TimeReply:
     server_send: float
 
 
-Event = Registered | Refused | UserList | RouterErrorReply | TimeReply | Packet | NotOsc
+@dataclass(frozen=True)
+class TempoLine:
+    """The group's tempo (`/oscrouter/tempo ,tddii`, docs/protocol.md §11): from `t0` (Unix
+    seconds on the router's clock) the group is at beat `beat0`, moving at `bpm`, in bars of
+    `quantum` beats, its transport `playing` (1) or stopped (0)."""
+
+    t0: float
+    beat0: float
+    bpm: float
+    quantum: int
+    playing: int
+
+    def beat_at(self, router_time: float) -> float:
+        """The group's beat at `router_time` (Unix seconds on the router's clock)."""
+        return self.beat0 + (router_time - self.t0) * self.bpm / 60.0
+
+
+Event = Registered | Refused | UserList | RouterErrorReply | TimeReply | TempoLine | Packet | NotOsc
 
 
 def build_message(address: str, *args: Argument) -> bytes:
@@ -275,6 +294,9 @@ class ClientProtocol:
             return TimeReply(
                 unix_time(packet[24:32]), unix_time(packet[32:40]), unix_time(packet[40:48])
             )
+        tempo = read_tempo_message(packet)
+        if tempo is not None:
+            return TempoLine(*tempo)
         if address == "/oscrouter/register":
             return None  # the second form of the register reply: Registered said it already
         return Packet(packet)  # anything newer the router may send

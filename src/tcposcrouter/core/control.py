@@ -1,6 +1,7 @@
-"""A member's control messages: private, ping and time, and the rest of the `/oscrouter/`
-namespace (docs/protocol.md §3, §9). The register is core/register.py's. A refusal is raised as
-a `RemoteError` for the hub's error policy to answer.
+"""A member's control messages: private, ping, time and tempo, `/oscrouter/info` (before the
+register too), and the rest of the `/oscrouter/` namespace (docs/protocol.md §3, §9, §11,
+§12). The register is core/register.py's, the tempo's workings core/tempo.py's. A refusal is
+raised as a `RemoteError` for the hub's error policy to answer.
 
 Pure code.
 """
@@ -9,26 +10,33 @@ from __future__ import annotations
 
 import logging
 
+from .. import __version__
 from ..errors import ErrorCode, RemoteError
 from ..osc.messages import (
     PING,
     PRIVATE,
     TIME,
     message_address,
+    osc_string,
     printable,
     read_private,
     read_time_request,
     time_reply,
     time_tag,
 )
+from ..osc.tempo import INFO, TEMPO, TEMPO_ADDRESSES, info_message
 from .elsewhere import ClusterPort
 from .outbox import Outbox
 from .session import Session, SessionState
 from .settings import Settings
+from .tempo import GroupTempo
 
 __all__ = ["ControlMessages", "not_registered"]
 
 log = logging.getLogger("tcposcrouter.hub")
+
+_INFO = osc_string(INFO)
+_TEMPO = TEMPO.encode()  # the prefix of every tempo address
 
 
 def not_registered(packet: bytes) -> RemoteError:
@@ -47,19 +55,35 @@ class ControlMessages:
         self._settings = settings
         self._outbox = outbox
         self._cluster = cluster
+        self._tempo = GroupTempo(settings, outbox)
 
     def handle(self, session: Session, message: bytes, now: float) -> None:
         """Act on one control message other than a register from `session`; raise the
         refusal, if any."""
-        if session.state is not SessionState.REGISTERED:
+        if message.startswith(_INFO):
+            self._info(session, message)
+        elif session.state is not SessionState.REGISTERED:
             raise not_registered(message)
         elif message.startswith(PRIVATE):
             self._private(session, message)
         elif message.startswith(TIME):
             self._time(session, message, now)
+        elif message.startswith(_TEMPO) and message_address(message) in TEMPO_ADDRESSES:
+            user = session.user
+            assert user is not None
+            self._tempo.handle(user.group, session.mailbox, message, now)
         elif not message.startswith(PING):  # a ping only shows the connection is alive
             reserved = f"{message_address(message)} is reserved for the router"
             raise RemoteError(ErrorCode.UNKNOWN_COMMAND, reserved)
+
+    def _info(self, session: Session, message: bytes) -> None:
+        """What this router supports, to anyone who asks, registered or not: a client tells
+        an old router from a new one by it (docs/protocol.md §12). The tempo is each node's
+        own in a cluster, so a clustered router does not offer it."""
+        features = ["time"]
+        if self._cluster.elsewhere is None:
+            features.append("tempo")
+        self._outbox.send(session.mailbox, info_message(__version__, features))
 
     def _time(self, session: Session, message: bytes, now: float) -> None:
         """Answer the sender alone with when the request arrived and when the answer left

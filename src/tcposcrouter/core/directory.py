@@ -26,13 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..osc.framing import Framing
 from ..osc.messages import osc_string, user_list_of
 from .auth import PasswordHash
 from .outbox import Mailbox, Outbox
 from .pinned import GroupRules, PinnedGroup
+
+if TYPE_CHECKING:
+    from .tempo import Timeline
 
 __all__ = [
     "Directory",
@@ -130,7 +133,7 @@ class User:
 
 
 class Group:
-    __slots__ = ("list_version", "name", "password", "pinned", "remote_users", "users")
+    __slots__ = ("list_version", "name", "password", "pinned", "remote_users", "timeline", "users")
 
     def __init__(self, name: str, password: PasswordHash | None) -> None:
         self.name = name
@@ -140,6 +143,7 @@ class Group:
         # Users present on another node: while there are any, what is sent here goes there too.
         self.remote_users = 0
         self.list_version = 0  # counts the changes of its user list
+        self.timeline: Timeline | None = None  # its tempo, from its first member (core/tempo.py)
 
     def mailboxes(self) -> list[Mailbox]:
         return [session.mailbox for user in self.users.values() for session in user.sessions]

@@ -38,6 +38,7 @@ from .policy import ErrorPolicy
 from .session import Session, SessionState
 from .settings import Settings
 from .statistics import Counters
+from .tempo import tell_tempo
 from .throttle import LoginThrottle
 
 __all__ = ["Joining", "PasswordCheck", "Registers"]
@@ -214,7 +215,7 @@ class Registers:
                 full = RemoteError(ErrorCode.SERVER_FULL, detail, fatal=True)
                 self._errors.refuse(session, full, now)
                 return None
-        self._join(session, check.request, joining)
+        self._join(session, check.request, joining, now)
         if twin is not None:  # after the join, so that the user itself never leaves
             self._counters.replaced += 1
             reason = "a newer connection of the same user took its place"
@@ -256,7 +257,9 @@ class Registers:
         self._check_sizes(request, group)
         return joining
 
-    def _join(self, session: Session, request: RegisterRequest, joining: Joining) -> None:
+    def _join(
+        self, session: Session, request: RegisterRequest, joining: Joining, now: float
+    ) -> None:
         """Register `session` as `_outcome` allowed: join, reply, announce."""
         created = joining.group is None
         self._admission.registered(session)
@@ -274,8 +277,10 @@ class Registers:
         outbox.send(mailbox, build_message(request.reply_address()))
         reply = build_message("/oscrouter/register", ("s", request.user), request.random_id)
         outbox.send(mailbox, reply)
-        # Its own list right after the reply; the others' at the end of the turn (directory).
+        # Its own list right after the reply, then the group's tempo; the others' lists at the
+        # end of the turn (directory).
         tell_user_list(outbox, user.group, [mailbox])
+        tell_tempo(outbox, self._settings, user.group, now, [mailbox])
 
     def _silent_twin(self, session: Session, user: User | None) -> Session | None:
         """The connection of `user` from `session`'s address that has been silent longest: the

@@ -6,6 +6,7 @@ no clock. One line a module:
     framing.py      length-prefix, SLIP and WebSocket framings: decoders, framers
     validate.py     the hot path's byte walk; control messages inside bundles
     messages.py     the router's own messages: built, and register/private/time read
+    tempo.py        the wire forms of a group's tempo and of /oscrouter/info
     reading.py      packets read into values for clients: strings UTF-8, else Latin-1
     first_bytes.py  what a stream speaks, from its first byte: OSC, HTTP or TLS
 """

@@ -31,7 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 from ..core.lifecycle import PRE_REGISTER_MAX_PACKET_SIZE
 from ..errors import RemoteError
 from ..osc.framing import AutoDecoder
-from ..osc.messages import REGISTER, read_register
+from ..osc.messages import REGISTER, osc_string, read_register
+from ..osc.tempo import INFO
 from ..osc.validate import validate_packet
 
 __all__ = [
@@ -79,18 +80,31 @@ def url_group(head: bytes) -> str | None:
     return groups[0] if groups else None
 
 
-def register_group(data: bytes) -> tuple[bool, str | None]:
-    """(whether the first packet of the stream `data` is complete, the group it registers for):
-    None when it is not a well-formed register (the hub then answers it, in the worker that has
-    it)."""
+def register_group(data: bytes) -> tuple[bool, str | None, bool]:
+    """(whether the first packet of the stream `data` is complete, the group it registers for,
+    whether all it holds so far are `/oscrouter/info` requests). The group is None when the
+    packet is not a well-formed register (the hub then answers it, in the worker that has it).
+    Info requests may come before the register (docs/protocol.md §12): the first packet after
+    them is the one looked at, and when only they have come, the worker answers them and looks
+    at the next packet."""
     try:
         packets = AutoDecoder(PRE_REGISTER_MAX_PACKET_SIZE).feed(data)
     except RemoteError:
-        return True, None
-    if not packets:
-        return False, None
-    first = packets[0]
-    return True, packet_group(first) if isinstance(first, bytes) else None
+        return True, None, False
+    asked = 0
+    while asked < len(packets) and _is_info(packets[asked]):
+        asked += 1
+    if asked == len(packets):
+        return bool(asked), None, bool(asked)
+    first = packets[asked]
+    return True, packet_group(first) if isinstance(first, bytes) else None, False
+
+
+_INFO = osc_string(INFO)
+
+
+def _is_info(packet: bytes | object) -> bool:
+    return isinstance(packet, bytes) and packet.startswith(_INFO)
 
 
 def packet_group(packet: bytes) -> str | None:

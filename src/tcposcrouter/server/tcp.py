@@ -134,8 +134,9 @@ class TcpConnection(HubConnection, asyncio.Protocol):
                 if not self._deferred:
                     self._resume()
                 return
-            self._first = None
-            data, group = read
+            data, group, asking = read
+            if not asking:  # else the info requests are answered, and the register awaited
+                self._first = None
             if group is not None and self._to_owner(group, data):
                 return
         pause = self.hub_receive(session, data)

@@ -46,16 +46,18 @@ class FirstPacket:
     def __init__(self) -> None:
         self._held = b""
 
-    def add(self, data: bytes) -> tuple[bytes, str | None] | None:
-        """None while the first packet is not whole yet; then everything read, and the group
-        that packet registers for (None: not a register, or past `MAX_HANDED_BYTES`)."""
+    def add(self, data: bytes) -> tuple[bytes, str | None, bool] | None:
+        """None while the first packet is not whole yet; then everything read, the group that
+        packet registers for (None: not a register, or past `MAX_HANDED_BYTES`), and whether
+        it was all `/oscrouter/info` requests, which this worker answers before it looks at
+        the next packet (server/handoff.py `register_group`)."""
         held = self._held + data
-        whole, group = register_group(held)
+        whole, group, asking = register_group(held)
         if not whole and len(held) < MAX_HANDED_BYTES:
             self._held = held
             return None
         self._held = b""
-        return held, group
+        return held, group, asking
 
 
 def move_to_owner(

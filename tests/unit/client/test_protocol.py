@@ -12,6 +12,7 @@ from tcposcrouter.client.protocol import (
     Refused,
     Registered,
     RouterErrorReply,
+    TempoLine,
     TimeReply,
     UserList,
     build_bundle,
@@ -19,6 +20,7 @@ from tcposcrouter.client.protocol import (
 )
 from tcposcrouter.osc.framing import Framing, LengthPrefixDecoder, frame
 from tcposcrouter.osc.messages import TIME, time_tag
+from tcposcrouter.osc.tempo import tempo_message
 
 
 def registered(framing: Framing = Framing.LENGTH_PREFIX) -> tuple[ClientProtocol, bytes]:
@@ -72,6 +74,17 @@ def test_after_the_register_packets_errors_and_time() -> None:
     assert events[2].private_from == "bob"  # type: ignore[union-attr]
     assert events[3] == RouterErrorReply("unknown_user", "no x")
     assert events[4] == TimeReply(100.5, 200.25, 200.25)
+
+
+def test_the_groups_tempo_is_an_event_of_its_own_not_a_packet() -> None:
+    protocol, _ = registered(Framing.LENGTH_PREFIX)
+    protocol.receive_data(frame(msg("/oscrouter/register/ana/7"), Framing.LENGTH_PREFIX))
+    told = tempo_message(1_800_000_000.5, 8.0, 90.0, 3, 1)
+    (event,) = protocol.receive_data(frame(told, Framing.LENGTH_PREFIX))
+    assert isinstance(event, TempoLine)
+    assert (event.beat0, event.bpm, event.quantum, event.playing) == (8.0, 90.0, 3, 1)
+    assert event.t0 == pytest.approx(1_800_000_000.5, abs=1e-6)
+    assert event.beat_at(event.t0 + 2.0) == pytest.approx(11.0)  # 1.5 beats a second
 
 
 def test_what_the_client_sends() -> None:

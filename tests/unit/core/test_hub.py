@@ -23,11 +23,22 @@ def test_register_replies_in_the_contract_order() -> None:
     net = Net()
     ana = net.connect()
     net.send(ana, register("ana", random_id=4242))
-    assert net.got_messages(ana) == [
+    got = net.got_messages(ana)
+    assert got[:3] == [
         ("/oscrouter/register/ana/4242", []),
         ("/oscrouter/register", ["ana", 4242]),
         ("/oscrouter/userlist", ["ana"]),
     ]
+    # Then the group's tempo (docs/protocol.md §10): a new group's, from now, at beat 0.
+    (address, (_, beat, bpm, quantum, playing)), *rest = got[3:]
+    assert (address, beat, bpm, quantum, playing, rest) == (
+        "/oscrouter/tempo",
+        0.0,
+        120.0,
+        4,
+        1,
+        [],
+    )
     assert ana.state is SessionState.REGISTERED
 
 
@@ -75,7 +86,7 @@ def test_second_connection_of_a_user_and_the_user_list() -> None:
     assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "bob"])]
     ana2 = net.connect()
     net.send(ana2, register("ana"))
-    assert net.got_messages(ana2)[-1] == ("/oscrouter/userlist", ["ana", "bob"])
+    assert net.got_messages(ana2)[-2] == ("/oscrouter/userlist", ["ana", "bob"])  # then tempo
     assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "bob"])]
     assert net.got_messages(bob) == [("/oscrouter/userlist", ["ana", "bob"])]
 
@@ -197,6 +208,7 @@ def test_register_inside_a_bundle_then_the_rest_is_forwarded() -> None:
         "/oscrouter/register/ana/3",
         "/oscrouter/register",
         "/oscrouter/userlist",
+        "/oscrouter/tempo",
     ]
     assert net.got(bob) == [
         msg("/oscrouter/userlist", "bob", "ana"),
@@ -475,6 +487,7 @@ def test_websocket_register_replies_and_errors_are_messages() -> None:
         "/oscrouter/register/web/1",
         "/oscrouter/register",
         "/oscrouter/userlist",
+        "/oscrouter/tempo",
     ]
     net.got(web)
     net.send(web, b"/bad")
@@ -506,15 +519,17 @@ def test_user_lists_go_out_once_a_turn_with_the_group_as_it_is_then() -> None:
     net.collect()
     assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "bob", "dora"])]
     bob_got = net.got_messages(newcomers[0])
-    assert [a for a, _ in bob_got][:3] == [
+    assert [a for a, _ in bob_got][:4] == [
         "/oscrouter/register/bob/1",
         "/oscrouter/register",
         "/oscrouter/userlist",
+        "/oscrouter/tempo",
     ]
     assert bob_got[2] == ("/oscrouter/userlist", ["ana", "bob"])  # its own, right after
-    assert bob_got[3:] == [("/oscrouter/userlist", ["ana", "bob", "dora"])]  # the turn's last
+    assert bob_got[4:] == [("/oscrouter/userlist", ["ana", "bob", "dora"])]  # the turn's last
     dora_got = net.got_messages(newcomers[2])  # nothing changed after it joined: one list
-    assert dora_got[2:] == [("/oscrouter/userlist", ["ana", "bob", "dora"])]
+    assert [a for a, _ in dora_got[2:]] == ["/oscrouter/userlist", "/oscrouter/tempo"]
+    assert dora_got[2] == ("/oscrouter/userlist", ["ana", "bob", "dora"])
     net.tick(1)
     assert net.got(ana) == []  # nothing changed since: nothing more
 

@@ -12,21 +12,34 @@ def test_the_group_of_a_register_in_either_framing() -> None:
     packet = register("ana", "trio")
     for framing in (Framing.LENGTH_PREFIX, Framing.SLIP):
         stream = frame(packet, framing) + frame(msg("/note", 60), framing)
-        assert register_group(stream) == (True, "trio")
-        assert register_group(stream[: len(packet) // 2]) == (False, None)  # wait for more
+        assert register_group(stream) == (True, "trio", False)
+        assert register_group(stream[: len(packet) // 2]) == (False, None, False)  # wait
 
 
 def test_what_is_not_a_register_stays_where_it_landed() -> None:
-    assert register_group(frame(msg("/note", 60), Framing.LENGTH_PREFIX)) == (True, None)
+    note = frame(msg("/note", 60), Framing.LENGTH_PREFIX)
+    assert register_group(note) == (True, None, False)
     broken = b"/oscrouter/register\x00,ss\x00"  # a register cut short: the hub answers it
-    assert register_group(frame(broken, Framing.LENGTH_PREFIX)) == (True, None)
-    assert register_group(b"") == (False, None)
+    assert register_group(frame(broken, Framing.LENGTH_PREFIX)) == (True, None, False)
+    assert register_group(b"") == (False, None, False)
     # A first packet declared bigger than an unregistered connection may send is not waited
     # for: the hub refuses it at once.
     assert register_group((100_000).to_bytes(4, "big") + b"/oscrouter/register\x00") == (
         True,
         None,
+        False,
     )
+
+
+def test_info_requests_before_the_register_are_answered_where_they_landed() -> None:
+    info = msg("/oscrouter/info")
+    for framing in (Framing.LENGTH_PREFIX, Framing.SLIP):
+        asked = frame(info, framing)
+        # Only the question so far: this worker answers it and waits for the register.
+        assert register_group(asked) == (True, None, True)
+        # The question and the register in one write: the register decides where it goes.
+        both = asked + frame(register("ana", "trio"), framing)
+        assert register_group(both) == (True, "trio", False)
 
 
 def test_every_worker_names_the_same_owner_and_groups_spread() -> None:

@@ -22,10 +22,11 @@ def test_the_first_packet_is_gathered_across_reads() -> None:
     first = FirstPacket()
     assert first.add(stream[:5]) is None
     assert first.add(stream[5:20]) is None
-    assert first.add(stream[20:]) == (stream, "trio")  # everything read goes with it
+    assert first.add(stream[20:]) == (stream, "trio", False)  # everything read goes with it
     assert FirstPacket().add(b"\x00\x00\x00\x08/x\x00\x00,\x00\x00\x00") == (
         b"\x00\x00\x00\x08/x\x00\x00,\x00\x00\x00",
         None,  # not a register: it stays where it is
+        False,
     )
 
 
