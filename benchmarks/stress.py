@@ -24,6 +24,9 @@ resident memory, the time to get them all in, and the players' latency. The stre
                 side: they open on a second router beside it, the same work for the machine)
 * stuck_reader  a member that stops reading while its group's sender sends 4 MB/s, until the
                 router resets it (the relay never does: it only stops writing to it)
+* tempo         a tempo change every second in each of 100 groups of 4, one bar ahead, from a
+                process of its own; on the router, every member checks that each change came
+                before its beat (the relay only passes the requests on, the same traffic)
 
 Each run starts the server afresh, then the stressor's own members (where they must be in before
 the ensemble starts), then the ensemble (benchmarks/loadgen.c) for ENSEMBLE_SECONDS, with the
@@ -60,7 +63,7 @@ ENSEMBLE = ["1", "8", "8", "50", "100"]  # groups, users, senders, rate, size
 ENSEMBLE_SECONDS = 8.0
 BURST_AFTER = 1.0  # seconds into the ensemble
 TOKEN = "stress-admin-token"
-STRESSORS = ("none", "storm", "rejoin", "document", "dashboards", "stuck_reader")
+STRESSORS = ("none", "storm", "rejoin", "document", "dashboards", "stuck_reader", "tempo")
 NEED_HTTP = {"dashboards"}
 # The bounds of docs/performance.md: the ensemble's p99 and largest delay during a stressor, or
 # within this factor of the C relay's under the same stressor where the machine allows no less.
@@ -92,6 +95,13 @@ def _loadgen(*args: str, prefix: str = "", cpus: str | None = None) -> subproces
         text=True,
         preexec_fn=more_open_files,
         env=env,
+    )
+
+
+def _this_script(*args: str) -> subprocess.Popen[str]:
+    """This benchmark in a process of its own, playing one stressor's part (`args`)."""
+    return subprocess.Popen(
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -159,6 +169,73 @@ async def _dashboards(http_port: int, count: int, seconds: float) -> int:
     return got
 
 
+TEMPO_GROUP_SIZE = 4
+
+
+async def _tempo_changes(port: int, groups: int, seconds: float) -> dict[str, Any]:
+    """`groups` groups of TEMPO_GROUP_SIZE on the server at `port`; each second, in each group,
+    one member moves the tempo (100 and 120 bpm in turn) at the next bar. Every member reads
+    what it is sent; on a router each change is checked to arrive before its `T0` (this
+    machine's clock is the router's). What was sent, heard, and heard late."""
+    from tcposcrouter.osc.framing import LengthPrefixDecoder, frame_length_prefix
+    from tcposcrouter.osc.messages import build_message, register_message
+    from tcposcrouter.osc.tempo import read_tempo_message
+
+    lines: dict[int, tuple[float, float, float, int, int]] = {}  # each group's latest line
+    counts: dict[str, Any] = {"sent": 0, "heard": 0, "late": 0, "earliest_margin_ms": None}
+
+    async def member(group: int, index: int) -> asyncio.StreamWriter:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        name, group_name = f"t{index}", f"tempo{group}"
+        writer.write(frame_length_prefix(register_message(name, "pw", group_name, "gpw", 1)))
+
+        async def read() -> None:
+            decoder = LengthPrefixDecoder(1 << 20)
+            while data := await reader.read(1 << 16):
+                for packet in decoder.feed(data):
+                    line = read_tempo_message(packet) if isinstance(packet, bytes) else None
+                    if line is None:
+                        continue
+                    lines[group] = line
+                    counts["heard"] += 1
+                    margin = (line[0] - time.time()) * 1000
+                    if counts["sent"]:  # a change, not the tempo told on joining
+                        earliest = counts["earliest_margin_ms"]
+                        counts["earliest_margin_ms"] = (
+                            margin if earliest is None else min(earliest, margin)
+                        )
+                        counts["late"] += margin < 0
+
+        asyncio.get_running_loop().create_task(read())
+        return writer
+
+    writers = [
+        [await member(group, index) for index in range(TEMPO_GROUP_SIZE)] for group in range(groups)
+    ]
+    await asyncio.sleep(0.5)
+    start = time.monotonic()
+    turn = 0
+    while time.monotonic() < start + seconds:
+        turn += 1
+        for group, members in enumerate(writers):
+            line = lines.get(group)
+            if line is None:  # a relay tells no tempo: any beat will do
+                line = (time.time(), 0.0, 120.0, 4, 1)
+            t0, beat0, bpm, quantum, _ = line
+            beat_now = beat0 + (time.time() - t0) * bpm / 60
+            next_bar = (beat_now // quantum + 1) * quantum
+            bpm_next = 100.0 if turn % 2 else 120.0
+            change = build_message("/oscrouter/tempo/set", ("d", bpm_next), ("d", next_bar))
+            members[turn % TEMPO_GROUP_SIZE].write(frame_length_prefix(change))
+            counts["sent"] += 1
+        await asyncio.sleep(max(0.0, start + turn - time.monotonic()))  # once a second
+    await asyncio.sleep(0.5)
+    for members in writers:
+        for writer in members:
+            writer.close()
+    return counts
+
+
 def stressed(server: str, stressor: str) -> Run:
     """One run: `server` started afresh, the ensemble playing, `stressor` one second in. The C
     relay has no HTTP side: for the dashboards, a router beside it takes them, so that the
@@ -209,15 +286,14 @@ def play(
             storm = _loadgen("storm", "127.0.0.1", str(port), "50", "20", str(ENSEMBLE_SECONDS))
             helpers.append(storm)
             extra["storm"] = _line(storm)
+        window = str(ENSEMBLE_SECONDS - BURST_AFTER)
+        if stressor == "tempo":  # in a process of its own
+            changes = _this_script("--tempo-changes", str(port), "100", window)
+            helpers.append(changes)
+            extra["tempo"] = _line(changes)
         if stressor == "dashboards":  # in a process of their own, as browsers are
             assert http_port is not None
-            window = ENSEMBLE_SECONDS - BURST_AFTER
-            dashboards = subprocess.Popen(
-                [sys.executable, __file__, "--dashboards", str(http_port), "50", str(window)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            dashboards = _this_script("--dashboards", str(http_port), "50", window)
             helpers.append(dashboards)
             extra["views"] = _line(dashboards).get("views")
         music = _line(ensemble)
@@ -508,11 +584,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--dashboards", nargs=3, metavar=("HTTP_PORT", "COUNT", "SECONDS"), help=argparse.SUPPRESS
     )  # the dashboards' stressor's own process
+    parser.add_argument(
+        "--tempo-changes", nargs=3, metavar=("PORT", "GROUPS", "SECONDS"), help=argparse.SUPPRESS
+    )  # the tempo stressor's own process
     args = parser.parse_args(argv)
     if args.dashboards:
         port, count, seconds = args.dashboards
         views = asyncio.run(_dashboards(int(port), int(count), float(seconds)))
         print(json.dumps({"views": views}), flush=True)
+        return 0
+    if args.tempo_changes:
+        port, groups, seconds = args.tempo_changes
+        sys.path.insert(0, str(HERE.parent / "src"))
+        counts = asyncio.run(_tempo_changes(int(port), int(groups), float(seconds)))
+        print(json.dumps(counts), flush=True)
         return 0
     prepare()
     if args.capacity:

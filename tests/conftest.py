@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from support.client import Client
-from support.process import RouterProcess, start_router_process
+from support.process import RouterProcess, TwoWorkers, start_router_process
 
 # Property tests: a few thousand examples each in every run (CI included); the "fuzz" profile is
 # the long run described in the README (scripts/fuzz, or --hypothesis-profile=fuzz).
@@ -67,3 +68,14 @@ def close_clients() -> Iterator[None]:
 def group() -> str:
     """A group name no other test uses."""
     return "g-" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[TwoWorkers]:
+    """`tcposcrouter --workers 2` of the test's own; stopped after it."""
+    router = TwoWorkers(tmp_path)
+    try:
+        yield router
+    finally:
+        router.process.send_signal(signal.SIGTERM)
+        router.process.wait(30)

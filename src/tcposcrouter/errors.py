@@ -20,6 +20,8 @@ class ErrorCode:
     BAD_PRIVATE = "bad_private"  # a private message without a target name and an address
     BAD_TIME = "bad_time"  # /oscrouter/time without exactly one time tag
     BAD_TEMPO = "bad_tempo"  # a tempo request or change outside the contract (docs/protocol.md)
+    BAD_STATE = "bad_state"  # a state set, clear or follow outside the contract
+    STATE_FULL = "state_full"  # the group's state would pass its bounds: neither kept nor sent
     UNKNOWN_USER = "unknown_user"  # a private message to somebody not in the group
     UNKNOWN_COMMAND = "unknown_command"  # an /oscrouter/ address a client may not send
     PACKET_INVALID = "packet_invalid"  # the packet is not valid OSC; it is dropped

@@ -76,6 +76,11 @@ class Limits:
     # more than any known one; 1,000 groups fits a festival-sized public server. 0: no limit.
     max_users_per_group: int = 256
     max_groups: int = 1000
+    # A group's state for late joiners (docs/protocol.md §13): the addresses kept, and their
+    # messages' bytes in all. A shared editor's text, a mixer's faders and a few sequences fit
+    # well within; a megabyte a group is what a public router can hold for a thousand groups.
+    max_state_addresses: int = 1024
+    max_state_bytes: int = 1_048_576
     # Failed logins at one account (a user name in a group) from one address before that
     # address must wait for its next try at that account: 1, 2, 4 ... `login_max_delay` s. The
     # same number of failures at one account from anywhere puts the account's further checks

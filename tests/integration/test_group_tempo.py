@@ -5,23 +5,13 @@ worker. Drives core/tempo.py and osc/tempo.py end to end."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from support.client import Client, Received, WsClient
 from support.osc import msg, register
-from support.process import (
-    RouterProcess,
-    free_port,
-    wait_until_listening,
-    wait_until_worker_listens,
-)
+from support.process import RouterProcess, TwoWorkers
 from tcposcrouter.osc.framing import Framing
 from tcposcrouter.osc.tempo import read_tempo_message
 
@@ -101,37 +91,9 @@ def test_info_before_the_register_and_the_register_on_the_same_connection(
     client.send(msg("/oscrouter/info"))
     answer = client.recv()
     assert answer.address == "/oscrouter/info"
-    assert answer.args[1:] == ["time", "tempo"]
+    assert answer.args[1:] == ["time", "tempo", "state"]
     client.send(register("ana", group))
     assert client.recv().address == "/oscrouter/register/ana/1"
-
-
-class TwoWorkers:
-    """`tcposcrouter --workers 2`, each worker logging to a file of its own."""
-
-    def __init__(self, folder: Path) -> None:
-        self.osc, self.http = free_port(), free_port()
-        self.logs = folder / "logs"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1",
-             "--osc-port", str(self.osc), "--disable-osc11", "--http-port", str(self.http),
-             "--admin-token", "token", "--workers", "2", "--node-id", "tempo",
-             "--log-dir", str(self.logs), "-v"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_until_listening(self.process, [self.osc, self.http])
-        for index in (1, 2):
-            wait_until_worker_listens(self.logs / f"tcposcrouter-tempo-{index}.log", self.http)
-
-
-@pytest.fixture
-def two_workers(tmp_path: Path) -> Iterator[TwoWorkers]:
-    router = TwoWorkers(tmp_path)
-    try:
-        yield router
-    finally:
-        router.process.send_signal(signal.SIGTERM)
-        router.process.wait(30)
 
 
 def test_with_two_workers_the_group_keeps_one_tempo_and_info_first_still_finds_the_group(
@@ -143,7 +105,7 @@ def test_with_two_workers_the_group_keeps_one_tempo_and_info_first_still_finds_t
     for _ in range(8):
         member = Client(two_workers.osc)
         member.send(msg("/oscrouter/info"))
-        assert member.recv().args[1:] == ["time", "tempo"]
+        assert member.recv().args[1:] == ["time", "tempo", "state"]
         members.append(member)
     lines = [joined(member, f"m{index}", group) for index, member in enumerate(members)]
     assert all(told == lines[0] for told in lines)  # one timeline: the owner's

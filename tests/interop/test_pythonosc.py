@@ -38,7 +38,7 @@ def test_python_osc_clients_join_and_exchange(
 ) -> None:
     old, new = clients
     old.send_message("/oscrouter/register", ["old", "pw", group, "gpw", 11])
-    replies = messages(old, 4)
+    replies = messages(old, 6)
     assert [(m.address, list(m.params)) for m in replies[:3]] == [
         ("/oscrouter/register/old/11", []),
         ("/oscrouter/register", ["old", 11]),
@@ -48,12 +48,14 @@ def test_python_osc_clients_join_and_exchange(
     assert replies[3].address == "/oscrouter/tempo"
     assert list(replies[3].params)[1:] == [0.0, 120.0, 4, 1]
     new.send_message("/oscrouter/register", ["new", "pw", group, "gpw", 22])
-    replies = messages(new, 4)
+    replies = messages(new, 6)
     assert [m.address for m in replies] == [
         "/oscrouter/register/new/22",
         "/oscrouter/register",
         "/oscrouter/userlist",
         "/oscrouter/tempo",
+        "/oscrouter/state/begin",
+        "/oscrouter/state/end",
     ]
     assert list(replies[2].params) == ["old", "new"]
     assert list(messages(old, 1)[0].params) == ["old", "new"]

@@ -159,13 +159,14 @@ class Client:
     def join(
         self, user: str, group: str = "band", *, password: str = "pw", group_password: str = "gpw"
     ) -> Client:
-        """Register and consume the two replies, the first user list and the group's tempo
-        (docs/protocol.md §11)."""
+        """Register and consume the two replies, the first user list, the group's tempo and its
+        state (docs/protocol.md §11, §13)."""
         self.send(register(user, group, password=password, group_password=group_password))
         first = self.recv()
         assert first.address == f"/oscrouter/register/{user}/1", first.address
         self.recv_until("/oscrouter/userlist")
         self.recv_until("/oscrouter/tempo")
+        self.recv_until("/oscrouter/state/end")
         return self
 
     def close(self) -> None:

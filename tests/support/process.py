@@ -17,6 +17,7 @@ from support.netns import Lab
 
 __all__ = [
     "RouterProcess",
+    "TwoWorkers",
     "cpu_seconds",
     "cpu_times",
     "free_port",
@@ -218,3 +219,21 @@ def worker_pids(node: str) -> list[int]:
         ["pgrep", "-f", "--", f"--node-id {node} --reuse-port"], capture_output=True, text=True
     )
     return [int(pid) for pid in found.stdout.split()]
+
+
+class TwoWorkers:
+    """`tcposcrouter --workers 2`, each worker logging to a file of its own."""
+
+    def __init__(self, folder: Path) -> None:
+        self.osc, self.http = free_port(), free_port()
+        self.logs = folder / "logs"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tcposcrouter", "--host", "127.0.0.1",
+             "--osc-port", str(self.osc), "--disable-osc11", "--http-port", str(self.http),
+             "--admin-token", "token", "--workers", "2", "--node-id", "tempo",
+             "--log-dir", str(self.logs), "-v"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until_listening(self.process, [self.osc, self.http])
+        for index in (1, 2):
+            wait_until_worker_listens(self.logs / f"tcposcrouter-tempo-{index}.log", self.http)

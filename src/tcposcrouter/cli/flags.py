@@ -97,6 +97,10 @@ LIMIT_FLAGS: tuple[tuple[str, str, Callable[[str], float], str, str], ...] = (
     ("--max-users-per-group", "max_users_per_group", _count, "N",
      "users in one group; 0: no limit"),
     ("--max-groups", "max_groups", _count, "N", "groups on the router; 0: no limit"),
+    ("--max-state-addresses", "max_state_addresses", _count, "N",
+     "addresses whose last message a group keeps for late joiners"),
+    ("--max-state-bytes", "max_state_bytes", _size, "BYTES",
+     "bytes of those messages a group keeps in all"),
     ("--login-failures", "login_failures_allowed", _count, "N",
      "failed logins at one account from one address before that address waits 1, 2, 4 ... 60 s "
      "for its next try there"),

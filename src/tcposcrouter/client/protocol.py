@@ -175,6 +175,8 @@ class TempoLine:
 
 Event = Registered | Refused | UserList | RouterErrorReply | TimeReply | TempoLine | Packet | NotOsc
 
+_STATE_FRAME = frozenset({"/oscrouter/state/begin", "/oscrouter/state/end"})
+
 
 def build_message(address: str, *args: Argument) -> bytes:
     builder = OscMessageBuilder(address)
@@ -299,4 +301,8 @@ class ClientProtocol:
             return TempoLine(*tempo)
         if address == "/oscrouter/register":
             return None  # the second form of the register reply: Registered said it already
+        if address in _STATE_FRAME:
+            # The frame of the group's state told on joining (docs/protocol.md §13): what is
+            # between is the state's messages, handed on as the messages they are.
+            return None
         return Packet(packet)  # anything newer the router may send

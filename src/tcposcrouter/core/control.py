@@ -1,7 +1,8 @@
-"""A member's control messages: private, ping, time and tempo, `/oscrouter/info` (before the
-register too), and the rest of the `/oscrouter/` namespace (docs/protocol.md §3, §9, §11,
-§12). The register is core/register.py's, the tempo's workings core/tempo.py's. A refusal is
-raised as a `RemoteError` for the hub's error policy to answer.
+"""A member's control messages: private, ping, time, tempo and state, `/oscrouter/info`
+(before the register too), and the rest of the `/oscrouter/` namespace (docs/protocol.md §3,
+§9, §11, §12, §13). The register is core/register.py's, the tempo's and the state's workings
+core/tempo.py's and core/state.py's. A refusal is raised as a `RemoteError` for the hub's error
+policy to answer.
 
 Pure code.
 """
@@ -24,11 +25,13 @@ from ..osc.messages import (
     time_reply,
     time_tag,
 )
+from ..osc.state import STATE, STATE_ADDRESSES
 from ..osc.tempo import INFO, TEMPO, TEMPO_ADDRESSES, info_message
 from .elsewhere import ClusterPort
 from .outbox import Outbox
 from .session import Session, SessionState
 from .settings import Settings
+from .state import StateMessages
 from .tempo import GroupTempo
 
 __all__ = ["ControlMessages", "not_registered"]
@@ -37,6 +40,7 @@ log = logging.getLogger("tcposcrouter.hub")
 
 _INFO = osc_string(INFO)
 _TEMPO = TEMPO.encode()  # the prefix of every tempo address
+_STATE = STATE.encode()  # and of every state address
 
 
 def not_registered(packet: bytes) -> RemoteError:
@@ -56,6 +60,7 @@ class ControlMessages:
         self._outbox = outbox
         self._cluster = cluster
         self._tempo = GroupTempo(settings, outbox)
+        self._state = StateMessages(settings, outbox)
 
     def handle(self, session: Session, message: bytes, now: float) -> None:
         """Act on one control message other than a register from `session`; raise the
@@ -72,17 +77,21 @@ class ControlMessages:
             user = session.user
             assert user is not None
             self._tempo.handle(user.group, session.mailbox, message, now)
+        elif message.startswith(_STATE) and message_address(message) in STATE_ADDRESSES:
+            user = session.user
+            assert user is not None
+            self._state.handle(user.group, session.mailbox, user.receivers(), message)
         elif not message.startswith(PING):  # a ping only shows the connection is alive
             reserved = f"{message_address(message)} is reserved for the router"
             raise RemoteError(ErrorCode.UNKNOWN_COMMAND, reserved)
 
     def _info(self, session: Session, message: bytes) -> None:
         """What this router supports, to anyone who asks, registered or not: a client tells
-        an old router from a new one by it (docs/protocol.md §12). The tempo is each node's
-        own in a cluster, so a clustered router does not offer it."""
+        an old router from a new one by it (docs/protocol.md §12). The tempo and the state are
+        each node's own in a cluster, so a clustered router does not offer them."""
         features = ["time"]
         if self._cluster.elsewhere is None:
-            features.append("tempo")
+            features += ["tempo", "state"]
         self._outbox.send(session.mailbox, info_message(__version__, features))
 
     def _time(self, session: Session, message: bytes, now: float) -> None:

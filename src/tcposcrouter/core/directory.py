@@ -35,6 +35,7 @@ from .outbox import Mailbox, Outbox
 from .pinned import GroupRules, PinnedGroup
 
 if TYPE_CHECKING:
+    from .state import GroupState
     from .tempo import Timeline
 
 __all__ = [
@@ -133,7 +134,16 @@ class User:
 
 
 class Group:
-    __slots__ = ("list_version", "name", "password", "pinned", "remote_users", "timeline", "users")
+    __slots__ = (
+        "list_version",
+        "name",
+        "password",
+        "pinned",
+        "remote_users",
+        "state",
+        "timeline",
+        "users",
+    )
 
     def __init__(self, name: str, password: PasswordHash | None) -> None:
         self.name = name
@@ -144,6 +154,7 @@ class Group:
         self.remote_users = 0
         self.list_version = 0  # counts the changes of its user list
         self.timeline: Timeline | None = None  # its tempo, from its first member (core/tempo.py)
+        self.state: GroupState | None = None  # for late joiners, from its first set (state.py)
 
     def mailboxes(self) -> list[Mailbox]:
         return [session.mailbox for user in self.users.values() for session in user.sessions]

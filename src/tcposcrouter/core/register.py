@@ -37,6 +37,7 @@ from .outbox import Ending, Outbox
 from .policy import ErrorPolicy
 from .session import Session, SessionState
 from .settings import Settings
+from .state import tell_state
 from .statistics import Counters
 from .tempo import tell_tempo
 from .throttle import LoginThrottle
@@ -277,10 +278,11 @@ class Registers:
         outbox.send(mailbox, build_message(request.reply_address()))
         reply = build_message("/oscrouter/register", ("s", request.user), request.random_id)
         outbox.send(mailbox, reply)
-        # Its own list right after the reply, then the group's tempo; the others' lists at the
-        # end of the turn (directory).
+        # Its own list right after the reply, then the group's tempo and state; the others'
+        # lists at the end of the turn (directory).
         tell_user_list(outbox, user.group, [mailbox])
         tell_tempo(outbox, self._settings, user.group, now, [mailbox])
+        tell_state(outbox, user.group, mailbox)
 
     def _silent_twin(self, session: Session, user: User | None) -> Session | None:
         """The connection of `user` from `session`'s address that has been silent longest: the

@@ -87,6 +87,14 @@ def test_the_groups_tempo_is_an_event_of_its_own_not_a_packet() -> None:
     assert event.beat_at(event.t0 + 2.0) == pytest.approx(11.0)  # 1.5 beats a second
 
 
+def test_the_state_told_on_joining_is_handed_on_as_its_messages() -> None:
+    protocol, _ = registered(Framing.LENGTH_PREFIX)
+    protocol.receive_data(frame(msg("/oscrouter/register/ana/7"), Framing.LENGTH_PREFIX))
+    told = [msg("/oscrouter/state/begin", 1), msg("/fader", 0.5), msg("/oscrouter/state/end")]
+    events = protocol.receive_data(b"".join(frame(m, Framing.LENGTH_PREFIX) for m in told))
+    assert events == [Packet(msg("/fader", 0.5))]
+
+
 def test_what_the_client_sends() -> None:
     assert build_message("/n", 1, 0.5, "x", b"\x01", True, None, ("d", 0.25), ("h", 2**40)) == (
         b"/n\x00\x00,ifsbTNdh\x00\x00\x00"

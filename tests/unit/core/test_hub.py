@@ -29,16 +29,11 @@ def test_register_replies_in_the_contract_order() -> None:
         ("/oscrouter/register", ["ana", 4242]),
         ("/oscrouter/userlist", ["ana"]),
     ]
-    # Then the group's tempo (docs/protocol.md §10): a new group's, from now, at beat 0.
+    # Then the group's tempo (docs/protocol.md §11): a new group's, from now, at beat 0; then
+    # its state (§13), empty.
     (address, (_, beat, bpm, quantum, playing)), *rest = got[3:]
-    assert (address, beat, bpm, quantum, playing, rest) == (
-        "/oscrouter/tempo",
-        0.0,
-        120.0,
-        4,
-        1,
-        [],
-    )
+    assert (address, beat, bpm, quantum, playing) == ("/oscrouter/tempo", 0.0, 120.0, 4, 1)
+    assert rest == [("/oscrouter/state/begin", [0]), ("/oscrouter/state/end", [])]
     assert ana.state is SessionState.REGISTERED
 
 
@@ -86,7 +81,7 @@ def test_second_connection_of_a_user_and_the_user_list() -> None:
     assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "bob"])]
     ana2 = net.connect()
     net.send(ana2, register("ana"))
-    assert net.got_messages(ana2)[-2] == ("/oscrouter/userlist", ["ana", "bob"])  # then tempo
+    assert net.got_messages(ana2)[-4] == ("/oscrouter/userlist", ["ana", "bob"])  # then tempo
     assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "bob"])]
     assert net.got_messages(bob) == [("/oscrouter/userlist", ["ana", "bob"])]
 
@@ -209,6 +204,8 @@ def test_register_inside_a_bundle_then_the_rest_is_forwarded() -> None:
         "/oscrouter/register",
         "/oscrouter/userlist",
         "/oscrouter/tempo",
+        "/oscrouter/state/begin",
+        "/oscrouter/state/end",
     ]
     assert net.got(bob) == [
         msg("/oscrouter/userlist", "bob", "ana"),
@@ -488,6 +485,8 @@ def test_websocket_register_replies_and_errors_are_messages() -> None:
         "/oscrouter/register",
         "/oscrouter/userlist",
         "/oscrouter/tempo",
+        "/oscrouter/state/begin",
+        "/oscrouter/state/end",
     ]
     net.got(web)
     net.send(web, b"/bad")
@@ -519,16 +518,19 @@ def test_user_lists_go_out_once_a_turn_with_the_group_as_it_is_then() -> None:
     net.collect()
     assert net.got_messages(ana) == [("/oscrouter/userlist", ["ana", "bob", "dora"])]
     bob_got = net.got_messages(newcomers[0])
-    assert [a for a, _ in bob_got][:4] == [
+    assert [a for a, _ in bob_got][:6] == [
         "/oscrouter/register/bob/1",
         "/oscrouter/register",
         "/oscrouter/userlist",
         "/oscrouter/tempo",
+        "/oscrouter/state/begin",
+        "/oscrouter/state/end",
     ]
     assert bob_got[2] == ("/oscrouter/userlist", ["ana", "bob"])  # its own, right after
-    assert bob_got[4:] == [("/oscrouter/userlist", ["ana", "bob", "dora"])]  # the turn's last
+    assert bob_got[6:] == [("/oscrouter/userlist", ["ana", "bob", "dora"])]  # the turn's last
     dora_got = net.got_messages(newcomers[2])  # nothing changed after it joined: one list
-    assert [a for a, _ in dora_got[2:]] == ["/oscrouter/userlist", "/oscrouter/tempo"]
+    assert [a for a, _ in dora_got[2:4]] == ["/oscrouter/userlist", "/oscrouter/tempo"]
+    assert len(dora_got) == 6
     assert dora_got[2] == ("/oscrouter/userlist", ["ana", "bob", "dora"])
     net.tick(1)
     assert net.got(ana) == []  # nothing changed since: nothing more
