@@ -31,6 +31,7 @@ from ..osc.framing import (
 from ..osc.messages import TIME, register_message, time_tag, unix_time
 from ..osc.messages import build_bundle as osc_bundle
 from ..osc.reading import read_message
+from ..osc.state import STATE_BEGIN, STATE_END
 from ..osc.tempo import read_tempo_message
 
 __all__ = [
@@ -175,7 +176,7 @@ class TempoLine:
 
 Event = Registered | Refused | UserList | RouterErrorReply | TimeReply | TempoLine | Packet | NotOsc
 
-_STATE_FRAME = frozenset({"/oscrouter/state/begin", "/oscrouter/state/end"})
+_STATE_FRAME = frozenset({STATE_BEGIN, STATE_END})
 
 
 def build_message(address: str, *args: Argument) -> bytes:

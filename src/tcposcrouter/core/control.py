@@ -18,7 +18,6 @@ from ..osc.messages import (
     PRIVATE,
     TIME,
     message_address,
-    osc_string,
     printable,
     read_private,
     read_time_request,
@@ -26,7 +25,7 @@ from ..osc.messages import (
     time_tag,
 )
 from ..osc.state import STATE, STATE_ADDRESSES
-from ..osc.tempo import INFO, TEMPO, TEMPO_ADDRESSES, info_message
+from ..osc.tempo import INFO_PREFIX, TEMPO, TEMPO_ADDRESSES, info_message
 from .elsewhere import ClusterPort
 from .outbox import Outbox
 from .session import Session, SessionState
@@ -38,7 +37,6 @@ __all__ = ["ControlMessages", "not_registered"]
 
 log = logging.getLogger("tcposcrouter.hub")
 
-_INFO = osc_string(INFO)
 _TEMPO = TEMPO.encode()  # the prefix of every tempo address
 _STATE = STATE.encode()  # and of every state address
 
@@ -65,7 +63,7 @@ class ControlMessages:
     def handle(self, session: Session, message: bytes, now: float) -> None:
         """Act on one control message other than a register from `session`; raise the
         refusal, if any."""
-        if message.startswith(_INFO):
+        if message.startswith(INFO_PREFIX):
             self._info(session, message)
         elif session.state is not SessionState.REGISTERED:
             raise not_registered(message)

@@ -199,12 +199,12 @@ class GroupTempo:
         """Answer or carry out one tempo request of a member of `group` (whose mailbox is
         `mailbox`); raise `bad_tempo` for one the contract refuses."""
         address = message_address(message)
-        offset = self._settings.wall_clock_offset
-        timeline = timeline_of(group, now, offset)
         if address == TEMPO:
             read_tempo_ask(message)
             tell_tempo(self._outbox, self._settings, group, now, [mailbox])
             return
+        offset = self._settings.wall_clock_offset
+        timeline = timeline_of(group, now, offset)
         if address == TEMPO_SET:
             request = read_tempo_set(message)
             line = timeline.set_tempo(now, request.bpm, request.at_beat, request.quantum, offset)

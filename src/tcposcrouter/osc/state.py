@@ -13,7 +13,9 @@ from .messages import CONTROL_PREFIX, osc_string, parse_arguments, read_string
 __all__ = [
     "STATE",
     "STATE_ADDRESSES",
+    "STATE_BEGIN",
     "STATE_CLEAR",
+    "STATE_END",
     "STATE_FOLLOW",
     "bad_state",
     "read_state_clear",
@@ -29,8 +31,10 @@ STATE = "/oscrouter/state"
 STATE_CLEAR = "/oscrouter/state/clear"
 STATE_FOLLOW = "/oscrouter/state/follow"
 STATE_ADDRESSES = frozenset({STATE, STATE_CLEAR, STATE_FOLLOW})
+STATE_BEGIN = "/oscrouter/state/begin"
+STATE_END = "/oscrouter/state/end"
 _STATE = osc_string(STATE)
-_STATE_END = osc_string("/oscrouter/state/end") + osc_string(",")
+_STATE_END = osc_string(STATE_END) + osc_string(",")
 
 
 def bad_state(detail: str) -> RemoteError:
@@ -98,7 +102,7 @@ def read_state_follow(message: bytes) -> bool:
 
 def state_begin(count: int) -> bytes:
     """`/oscrouter/state/begin ,i count`."""
-    return osc_string("/oscrouter/state/begin") + osc_string(",i") + count.to_bytes(4, "big")
+    return osc_string(STATE_BEGIN) + osc_string(",i") + count.to_bytes(4, "big")
 
 
 def state_end() -> bytes:

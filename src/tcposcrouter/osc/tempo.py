@@ -15,6 +15,7 @@ from .messages import Argument, osc_string, parse_arguments, time_tag, unix_time
 
 __all__ = [
     "INFO",
+    "INFO_PREFIX",
     "TEMPO",
     "TEMPO_ADDRESSES",
     "TEMPO_HEAD",
@@ -37,6 +38,8 @@ TEMPO_SET = "/oscrouter/tempo/set"
 TEMPO_PLAY = "/oscrouter/tempo/play"
 TEMPO_ADDRESSES = frozenset({TEMPO, TEMPO_SET, TEMPO_PLAY})
 INFO = "/oscrouter/info"
+# The bytes every `/oscrouter/info` request begins with: its address, NUL-padded.
+INFO_PREFIX = osc_string(INFO)
 
 # The address and type tags every `/oscrouter/tempo` the router sends begins with; its 8-byte
 # time tag and 24 bytes of numbers follow.
@@ -132,6 +135,6 @@ def read_tempo_message(packet: bytes) -> tuple[float, float, float, int, int] | 
 def info_message(version: str, features: list[str]) -> bytes:
     """`/oscrouter/info ,s… version feature…`."""
     tags = "," + "s" * (1 + len(features))
-    parts = [osc_string(INFO), osc_string(tags), osc_string(version)]
+    parts = [INFO_PREFIX, osc_string(tags), osc_string(version)]
     parts.extend(osc_string(feature) for feature in features)
     return b"".join(parts)

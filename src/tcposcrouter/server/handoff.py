@@ -31,8 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 from ..core.lifecycle import PRE_REGISTER_MAX_PACKET_SIZE
 from ..errors import RemoteError
 from ..osc.framing import AutoDecoder
-from ..osc.messages import REGISTER, osc_string, read_register
-from ..osc.tempo import INFO
+from ..osc.messages import REGISTER, read_register
+from ..osc.tempo import INFO_PREFIX
 from ..osc.validate import validate_packet
 
 __all__ = [
@@ -100,11 +100,8 @@ def register_group(data: bytes) -> tuple[bool, str | None, bool]:
     return True, packet_group(first) if isinstance(first, bytes) else None, False
 
 
-_INFO = osc_string(INFO)
-
-
 def _is_info(packet: bytes | object) -> bool:
-    return isinstance(packet, bytes) and packet.startswith(_INFO)
+    return isinstance(packet, bytes) and packet.startswith(INFO_PREFIX)
 
 
 def packet_group(packet: bytes) -> str | None:
