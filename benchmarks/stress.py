@@ -25,8 +25,14 @@ resident memory, the time to get them all in, and the players' latency. The stre
 * stuck_reader  a member that stops reading while its group's sender sends 4 MB/s, until the
                 router resets it (the relay never does: it only stops writing to it)
 * tempo         a tempo change every second in each of 100 groups of 4, one bar ahead, from a
-                process of its own; on the router, every member checks that each change came
-                before its beat (the relay only passes the requests on, the same traffic)
+                process of its own, each group at its own moment in the second (group g at
+                g/100 s: independent groups); on the router, every member checks that each change
+                came before its beat (the relay only passes the requests on, the same traffic).
+                `tempo_at_once` sends all 100 changes in the same millisecond instead
+* resume        500 members of 50 groups, each with a session (docs/protocol.md §14), are cut
+                off at once (reset) and resume on new connections at once; each checks that
+                the packets of the gap arrive, once. A server that cannot resume (the C relay,
+                an older router) has them register again instead, the same load
 
 Each run starts the server afresh, then the stressor's own members (where they must be in before
 the ensemble starts), then the ensemble (benchmarks/loadgen.c) for ENSEMBLE_SECONDS, with the
@@ -63,7 +69,11 @@ ENSEMBLE = ["1", "8", "8", "50", "100"]  # groups, users, senders, rate, size
 ENSEMBLE_SECONDS = 8.0
 BURST_AFTER = 1.0  # seconds into the ensemble
 TOKEN = "stress-admin-token"
-STRESSORS = ("none", "storm", "rejoin", "document", "dashboards", "stuck_reader", "tempo")
+STRESSORS = (
+    "none", "storm", "rejoin", "document", "dashboards", "stuck_reader", "tempo", "resume",
+)  # fmt: skip
+# Not run unless asked for (--only): the tempo stressor's changes all in the same millisecond.
+MORE_STRESSORS = ("tempo_at_once",)
 NEED_HTTP = {"dashboards"}
 # The bounds of docs/performance.md: the ensemble's p99 and largest delay during a stressor, or
 # within this factor of the C relay's under the same stressor where the machine allows no less.
@@ -172,11 +182,14 @@ async def _dashboards(http_port: int, count: int, seconds: float) -> int:
 TEMPO_GROUP_SIZE = 4
 
 
-async def _tempo_changes(port: int, groups: int, seconds: float) -> dict[str, Any]:
+async def _tempo_changes(
+    port: int, groups: int, seconds: float, at_once: bool = False
+) -> dict[str, Any]:
     """`groups` groups of TEMPO_GROUP_SIZE on the server at `port`; each second, in each group,
-    one member moves the tempo (100 and 120 bpm in turn) at the next bar. Every member reads
-    what it is sent; on a router each change is checked to arrive before its `T0` (this
-    machine's clock is the router's). What was sent, heard, and heard late."""
+    one member moves the tempo (100 and 120 bpm in turn) at the next bar, group g at g/groups
+    of the second (`at_once`: all at the start of the second). Every member reads what it is
+    sent; on a router each change is checked to arrive before its `T0` (this machine's clock is
+    the router's). What was sent, heard, and heard late."""
     from tcposcrouter.osc.framing import LengthPrefixDecoder, frame_length_prefix
     from tcposcrouter.osc.messages import build_message, register_message
     from tcposcrouter.osc.tempo import read_tempo_message
@@ -218,6 +231,8 @@ async def _tempo_changes(port: int, groups: int, seconds: float) -> dict[str, An
     while time.monotonic() < start + seconds:
         turn += 1
         for group, members in enumerate(writers):
+            if not at_once:
+                await asyncio.sleep(max(0.0, start + turn - 1 + group / groups - time.monotonic()))
             line = lines.get(group)
             if line is None:  # a relay tells no tempo: any beat will do
                 line = (time.time(), 0.0, 120.0, 4, 1)
@@ -234,6 +249,92 @@ async def _tempo_changes(port: int, groups: int, seconds: float) -> dict[str, An
         for writer in members:
             writer.close()
     return counts
+
+
+RESUME_GROUPS, RESUME_USERS = 50, 10
+
+
+async def _resumes(port: int) -> None:
+    """The resume stressor's own process: RESUME_GROUPS groups of RESUME_USERS members, each
+    with a session; one line when they are in; then, on a line from stdin, all cut off at once
+    and resumed at once (or registered again where the server cannot resume), while one member
+    of each group sends one message into the gap; one line with what happened."""
+    from tcposcrouter.osc.framing import LengthPrefixDecoder, frame_length_prefix
+    from tcposcrouter.osc.messages import build_message, register_message
+
+    def framed(address: str, *args: tuple[str, object]) -> bytes:
+        return frame_length_prefix(build_message(address, *args))
+
+    class Member:
+        def __init__(self, group: int, index: int) -> None:
+            self.group, self.name = f"resume{group}", f"r{index}"
+            self.token = ""
+            self.received = 0  # numbered packets
+            self.gap_heard = 0
+
+        async def join(self) -> None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+            register = register_message(self.name, "pw", self.group, "gpw", 1)
+            self.writer.write(frame_length_prefix(register))
+            self.writer.write(framed("/oscrouter/session", ("i", 30)))
+            self.decoder = LengthPrefixDecoder(1 << 20)
+            self.task = asyncio.get_running_loop().create_task(self.read())
+
+        async def read(self) -> None:
+            while data := await self.reader.read(1 << 16):
+                for packet in self.decoder.feed(data):
+                    if not isinstance(packet, bytes):
+                        continue
+                    if packet.startswith(b"/oscrouter/session\x00"):
+                        self.token = packet[24:].split(b"\x00")[0].decode()
+                        continue
+                    if packet.startswith(b"/oscrouter/session/resumed"):
+                        continue
+                    self.received += bool(self.token)
+                    self.gap_heard += packet.startswith(b"/gap\x00")
+
+        def cut(self) -> None:
+            sock = self.writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.writer.transport.abort()
+            self.task.cancel()
+
+        async def resume(self) -> None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+            self.decoder = LengthPrefixDecoder(1 << 20)
+            if self.token:
+                resume = build_message(
+                    "/oscrouter/session/resume", ("s", self.group), ("s", self.token),
+                    ("i", self.received),
+                )  # fmt: skip
+                self.writer.write(frame_length_prefix(resume))
+            else:  # a server without sessions: register again
+                register = register_message(self.name, "pw", self.group, "gpw", 1)
+                self.writer.write(frame_length_prefix(register))
+            self.task = asyncio.get_running_loop().create_task(self.read())
+
+    members = [Member(g, i) for g in range(RESUME_GROUPS) for i in range(RESUME_USERS)]
+    for member in members:
+        await member.join()
+    await asyncio.sleep(1.0)
+    with_session = sum(bool(m.token) for m in members)
+    print(json.dumps({"in": len(members), "sessions": with_session}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    started = time.monotonic()
+    for member in members:
+        member.cut()
+    senders = members[::RESUME_USERS]  # the first of each group sends into the gap
+    await asyncio.gather(*(m.resume() for m in members))
+    await asyncio.sleep(0.05)
+    for sender in senders:
+        sender.writer.write(framed("/gap", ("i", 1)))
+    await asyncio.sleep(1.5)
+    heard = sum(m.gap_heard for m in members)
+    expected = (RESUME_USERS - 1) * RESUME_GROUPS
+    print(json.dumps({"resumed_in_s": round(time.monotonic() - started, 3),
+                      "gap_heard": heard, "gap_expected": expected}), flush=True)  # fmt: skip
+    for member in members:
+        member.writer.close()
 
 
 def stressed(server: str, stressor: str) -> Run:
@@ -272,6 +373,14 @@ def play(
             extra["first"] = _line(rejoin)
         if stressor == "document":  # 60 KB once a second to a group of 16
             helpers.append(_side_flow(port, "d", "16", "1", "61440", ENSEMBLE_SECONDS + 3))
+        resumes = None
+        if stressor == "resume":  # in a process of its own, in before the music starts
+            resumes = subprocess.Popen(
+                [sys.executable, __file__, "--resumes", str(port)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            helpers.append(resumes)
+            extra["resume_in"] = _line(resumes)
         if stressor == "stuck_reader":  # 64 x 64 KB a second to a group with a stuck member
             stuck = _stuck_member(port)
             helpers.append(_side_flow(port, "k", "2", "64", "65536", ENSEMBLE_SECONDS + 2))
@@ -287,10 +396,16 @@ def play(
             helpers.append(storm)
             extra["storm"] = _line(storm)
         window = str(ENSEMBLE_SECONDS - BURST_AFTER)
-        if stressor == "tempo":  # in a process of its own
-            changes = _this_script("--tempo-changes", str(port), "100", window)
+        if stressor in ("tempo", "tempo_at_once"):  # in a process of its own
+            at_once = ["--at-once"] if stressor == "tempo_at_once" else []
+            changes = _this_script("--tempo-changes", str(port), "100", window, *at_once)
             helpers.append(changes)
             extra["tempo"] = _line(changes)
+        if stressor == "resume":
+            assert resumes is not None and resumes.stdin is not None
+            resumes.stdin.write("go\n")
+            resumes.stdin.flush()
+            extra["resume"] = _line(resumes)
         if stressor == "dashboards":  # in a process of their own, as browsers are
             assert http_port is not None
             dashboards = _this_script("--dashboards", str(http_port), "50", window)
@@ -587,7 +702,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--tempo-changes", nargs=3, metavar=("PORT", "GROUPS", "SECONDS"), help=argparse.SUPPRESS
     )  # the tempo stressor's own process
+    parser.add_argument("--at-once", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--resumes", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.resumes:
+        sys.path.insert(0, str(HERE.parent / "src"))
+        asyncio.run(_resumes(args.resumes))
+        return 0
     if args.dashboards:
         port, count, seconds = args.dashboards
         views = asyncio.run(_dashboards(int(port), int(count), float(seconds)))
@@ -596,7 +717,7 @@ def main(argv: list[str]) -> int:
     if args.tempo_changes:
         port, groups, seconds = args.tempo_changes
         sys.path.insert(0, str(HERE.parent / "src"))
-        counts = asyncio.run(_tempo_changes(int(port), int(groups), float(seconds)))
+        counts = asyncio.run(_tempo_changes(int(port), int(groups), float(seconds), args.at_once))
         print(json.dumps(counts), flush=True)
         return 0
     prepare()

@@ -1,5 +1,7 @@
 // The tcposcrouter browser client: joins a group over OSC-over-WebSocket (/osc), shows the user
-// list and everything that arrives, and sends messages and bundles with typed arguments.
+// list, the group's beat and bar (its tempo through the router's clock, docs/protocol.md §9,
+// §11), its state for late joiners (§13) and everything that arrives, and sends messages and
+// bundles with typed arguments.
 // OSC encoding and decoding is osc.js's (vendor/osc-browser.min.js); this file is the page.
 "use strict";
 
@@ -107,13 +109,114 @@
     if (names.includes(chosen)) target.value = chosen;
   }
 
+  // -- the group's beat and state ----------------------------------------------------------
+
+  const NTP_EPOCH = 2208988800;
+  let lines = []; // tempo lines told, by t0: the first in force until the next one's t0
+  let offset = 0; // seconds to add to this machine's clock for the router's
+  let bestTrip = Infinity;
+  let state = new Map(); // address → packet, the group's state
+  let inStateFrame = false;
+  let following = false;
+
+  function seconds(tag) {
+    return tag.raw[0] - NTP_EPOCH + tag.raw[1] / 4294967296;
+  }
+
+  function askTime() {
+    for (let i = 0; i < 8; i++) {
+      setTimeout(() => {
+        if (port && joined) port.send({ address: "/oscrouter/time", args: [{ type: "t", value: osc.timeTag(0) }] });
+      }, i * 25);
+    }
+  }
+
+  function timeReply(args, arrived) {
+    const [sent, received, answered] = args.map((a) => seconds(a.value));
+    const trip = (arrived - sent) - (answered - received);
+    if (trip < bestTrip) { // the quickest exchange is the truest (NTP's rule)
+      bestTrip = trip;
+      offset = ((received - sent) + (answered - arrived)) / 2;
+    }
+  }
+
+  function showBeat() {
+    const panel = $("beat");
+    if (!lines.length) {
+      panel.textContent = "no tempo yet";
+      return;
+    }
+    const now = Date.now() / 1000 + offset;
+    let line = lines[0];
+    for (const later of lines.slice(1)) if (later.t0 <= now) line = later;
+    const beat = line.beat0 + (now - line.t0) * line.bpm / 60;
+    const inBar = Math.floor(((beat % line.quantum) + line.quantum) % line.quantum);
+    const dots = Array.from({ length: line.quantum }, (_, i) => {
+      const dot = document.createElement("span");
+      dot.className = i === inBar ? "dot on" : "dot";
+      return dot;
+    });
+    const text = document.createElement("span");
+    text.className = "bar";
+    text.textContent = ` bar ${Math.floor(beat / line.quantum) + 1} · beat ${inBar + 1} · ${line.bpm.toFixed(1)} bpm · ${line.playing ? "playing" : "stopped"}`;
+    panel.replaceChildren(...dots, text);
+  }
+
+  function showState() {
+    $("state").replaceChildren(...[...state.values()].map((packet) => {
+      const item = document.createElement("li");
+      item.textContent = showPacket(packet, 0);
+      return item;
+    }));
+  }
+
+  function groupReply(packet, address) {
+    const args = packet.args;
+    if (address === "/oscrouter/time" && args.length === 3) {
+      timeReply(args, Date.now() / 1000);
+    } else if (address === "/oscrouter/tempo" && args.length === 5) {
+      const line = { t0: seconds(args[0].value), beat0: args[1].value, bpm: args[2].value, quantum: args[3].value, playing: args[4].value };
+      lines = [...lines.filter((old) => old.t0 < line.t0).slice(-1), line];
+      log(showPacket(packet, 0), "router");
+    } else if (address === "/oscrouter/state/begin") {
+      inStateFrame = true;
+      state = new Map();
+    } else if (address === "/oscrouter/state/end") {
+      inStateFrame = false;
+      showState();
+      if (!following) { // from now on hear the others' changes wrapped, and clears
+        following = true;
+        port.send({ address: "/oscrouter/state/follow", args: [{ type: "i", value: 1 }] });
+        port.send({ address: "/oscrouter/state", args: [] }); // the whole state again, wrapped
+      }
+    } else if (address === "/oscrouter/state" && args.length) {
+      const value = { address: args[0].value, args: args.slice(1) };
+      state.set(value.address, value);
+      showState();
+      if (!inStateFrame) log(showPacket(value, 0), "");
+    } else if (address === "/oscrouter/state/clear" && args.length) {
+      state.delete(args[0].value);
+      showState();
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  setInterval(showBeat, 50);
+
   function received(packet) {
     const address = packet.address || "";
+    if (groupReply(packet, address)) return;
+    if (inStateFrame && !address.startsWith("/oscrouter/") && !packet.packets) {
+      state.set(address, packet); // the state told on joining, heard as the messages they are
+    }
     if (address === "/oscrouter/userlist") {
       showUsers(packet.args.map((a) => a.value));
       log(showPacket(packet, 0), "router");
     } else if (address.startsWith("/oscrouter/register/")) {
       joined = true;
+      askTime();
       setStatus(`joined ${$("group").value} as ${me}`, "joined");
       $("send-button").disabled = false;
       log(showPacket(packet, 0), "router");
@@ -255,6 +358,11 @@
       old.close();
     }
     joined = false;
+    lines = [];
+    state = new Map();
+    following = false;
+    bestTrip = Infinity;
+    showState();
     $("send-button").disabled = true;
     $("leave-button").disabled = true;
     showUsers([]);

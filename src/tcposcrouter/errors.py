@@ -22,6 +22,10 @@ class ErrorCode:
     BAD_TEMPO = "bad_tempo"  # a tempo request or change outside the contract (docs/protocol.md)
     BAD_STATE = "bad_state"  # a state set, clear or follow outside the contract
     STATE_FULL = "state_full"  # the group's state would pass its bounds: neither kept nor sent
+    BAD_SESSION = "bad_session"  # a session request or acknowledgement outside the contract
+    # A resume the router cannot do (unknown or ended place, a number it no longer has): the
+    # connection stays open, to register on (docs/protocol.md §14)
+    RESUME_EXPIRED = "resume_expired"
     UNKNOWN_USER = "unknown_user"  # a private message to somebody not in the group
     UNKNOWN_COMMAND = "unknown_command"  # an /oscrouter/ address a client may not send
     PACKET_INVALID = "packet_invalid"  # the packet is not valid OSC; it is dropped

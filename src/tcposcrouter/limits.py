@@ -81,6 +81,12 @@ class Limits:
     # well within; a megabyte a group is what a public router can hold for a thousand groups.
     max_state_addresses: int = 1024
     max_state_bytes: int = 1_048_576
+    # A place kept through a drop (docs/protocol.md §14): the most seconds a member's place is
+    # held after its connection ends (a Wi-Fi blip, a laptop's lid), and the bytes of packets
+    # kept for it unacknowledged, connected or held. A minute covers a venue's Wi-Fi coming
+    # back; a megabyte is minutes of a busy ensemble's traffic. 0 seconds: no sessions.
+    max_session_seconds: int = 60
+    max_session_bytes: int = 1_048_576
     # Failed logins at one account (a user name in a group) from one address before that
     # address must wait for its next try at that account: 1, 2, 4 ... `login_max_delay` s. The
     # same number of failures at one account from anywhere puts the account's further checks

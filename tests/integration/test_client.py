@@ -17,7 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from support.client import Client
 from support.osc import msg
-from support.process import RouterProcess, free_port, wait_until_listening
+from support.process import (
+    RouterProcess,
+    free_port,
+    start_router_process,
+    wait_until_listening,
+)
 from tcposcrouter.client import BlockingClient, RegisterRefused, RouterClient
 from tcposcrouter.client.protocol import TempoLine, build_message
 
@@ -239,3 +244,148 @@ def test_the_client_pings(start_router: Callable[..., RouterProcess], group: str
 
     asyncio.run(scenario())
     assert [p.address for p in watcher.drain()] == ["/oscrouter/userlist"] * 2  # join, leave
+
+
+class CuttableProxy:
+    """A TCP relay to the router whose connections the test can cut, as a Wi-Fi drop does."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._port)
+        self._writers += [writer, up_writer]
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                dst.write(data)
+            dst.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer),
+                             return_exceptions=True)  # fmt: skip
+
+    def cut(self) -> None:
+        for writer in self._writers:
+            writer.transport.abort()  # a reset both ways
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def test_the_client_resumes_its_place_after_a_drop_with_nothing_lost(
+    router: RouterProcess, group: str
+) -> None:
+    async def scenario() -> None:
+        proxy = CuttableProxy(router.osc10_port)
+        through = await proxy.start()
+        watcher = Client(router.osc10_port).join("watcher", group)
+        ana = await RouterClient.connect(
+            f"{through},127.0.0.1:{router.osc10_port}", "ana", "pw", group, "gpw"
+        )
+        bob = await RouterClient.connect(servers(router)[0], "bob", "pw", group, "gpw")
+        try:
+            await bob.send("/ready")  # after ana's session request: its reply has come first
+            assert (await asyncio.wait_for(ana.receive(), 5)).address == "/ready"
+            assert ana.session_token
+            got: list[int] = []
+            for n in range(200):
+                await bob.send("/note", n)
+                if n == 100:
+                    proxy.cut()  # mid-stream: some of it is in flight
+                await asyncio.sleep(0.005)
+            while len(got) < 200:  # (a /ready was received before)
+                packet = await asyncio.wait_for(ana.receive(), 10)
+                got.append(packet.args[0])
+            assert got == list(range(200))  # in order, none twice, none lost
+            assert ana.resumed and ana.server == through  # back where its place was kept
+            lists = [p.args for p in watcher.drain(0.3) if p.address == "/oscrouter/userlist"]
+            assert all("ana" in names for names in lists)  # nobody saw ana leave
+        finally:
+            await ana.close()
+            await bob.close()
+            await proxy.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_client_whose_router_is_gone_fails_over_to_the_next_and_registers_there(
+    tmp_path: Path, group: str
+) -> None:
+    async def scenario(first: RouterProcess, second: RouterProcess) -> None:
+        listed = f"127.0.0.1:{first.osc10_port},127.0.0.1:{second.osc10_port}"
+        ana = await RouterClient.connect(listed, "ana", "pw", group, "gpw")
+        try:
+            first.stop()
+            for _ in range(300):
+                if ana.connected and ana.server.endswith(str(second.osc10_port)):
+                    break
+                await asyncio.sleep(0.02)
+            assert ana.connected and not ana.resumed  # a new router: registered anew
+            watcher = Client(second.osc10_port).join("watcher", group)
+            await ana.send("/hello", 1)
+            assert watcher.recv_until("/hello").args == [1]
+        finally:
+            await ana.close()
+
+    first = start_router_process(tmp_path / "first")
+    second = start_router_process(tmp_path / "second")
+    try:
+        asyncio.run(scenario(first, second))
+    finally:
+        second.stop()
+
+
+def test_the_clients_keep_the_state_and_agree_on_the_beat(
+    router: RouterProcess, group: str
+) -> None:
+    async def scenario() -> None:
+        ana = await RouterClient.connect(servers(router)[0], "ana", "pw", group, "gpw")
+        bob = await RouterClient.connect(servers(router)[2], "bob", "pw", group, "gpw")
+        try:
+            await ana.set_state("/fader", 0.5)
+            await ana.set_state("/scene", "intro")
+            heard = await asyncio.wait_for(bob.receive(), 5)  # handed on as the message itself
+            assert heard.raw == msg("/fader", 0.5)
+            await asyncio.wait_for(bob.receive(), 5)
+            assert {a: p.raw for a, p in bob.state.items()} == {
+                "/fader": msg("/fader", 0.5), "/scene": msg("/scene", "intro"),
+            }  # fmt: skip
+            await ana.clear_state("/fader")
+            cy = await RouterClient.connect(servers(router)[1], "cy", "pw", group, "gpw")
+            try:
+                await asyncio.wait_for(cy.state_told.wait(), 5)
+                assert list(cy.state) == ["/scene"]
+                assert (await asyncio.wait_for(cy.receive(), 5)).raw == msg("/scene", "intro")
+                for _ in range(200):  # bob's copy follows the clear
+                    if "/fader" not in bob.state:
+                        break
+                    await asyncio.sleep(0.01)
+                assert list(bob.state) == ["/scene"]
+            finally:
+                await cy.close()
+            await ana.sync_time()
+            await bob.sync_time()
+            await ana.set_tempo(90.0, ana.next_bar())
+            for _ in range(200):
+                if bob.tempo is not None and bob.tempo.bpm == 90.0:
+                    break
+                await asyncio.sleep(0.01)
+            assert abs(ana.beat() - bob.beat()) < 0.01  # within 5 ms at 120 bpm, on loopback
+            assert bob.time_of(bob.next_bar()) == pytest.approx(
+                ana.time_of(ana.next_bar()), abs=0.005
+            )
+        finally:
+            await ana.close()
+            await bob.close()
+
+    asyncio.run(scenario())

@@ -130,3 +130,61 @@ def test_passwords_from_the_environment(router: RouterProcess, group: str) -> No
     server = ["--server", f"127.0.0.1:{router.osc10_port}", "--group", group, "--user", "env"]
     assert run("send", *server, "/e", env=env).returncode == 0
     assert watcher.recv_until("/e").raw == msg("/e")
+
+
+def test_tempo_shows_sets_at_the_next_bar_and_refuses_a_bad_one(
+    router: RouterProcess, group: str
+) -> None:
+    keeper = Client(router.osc10_port).join("keeper", group)  # the group lives on meanwhile
+    shown = run("tempo", *joined(router, "cue", group), "--json")
+    assert shown.returncode == 0, shown.stderr
+    figures = json.loads(shown.stdout)
+    assert (figures["bpm"], figures["quantum"], figures["playing"]) == (120.0, 4, True)
+    assert figures["bar"] == int(figures["beat"] // 4) + 1
+    changed = run("tempo", *joined(router, "cue", group), "--set", "90", "--next-bar")
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.startswith("90 bpm, 4 beats a bar, playing: beat ")
+    told = keeper.recv_until("/oscrouter/tempo")
+    _, beat0, bpm, quantum, playing = told.args
+    assert (bpm, quantum, playing) == (90.0, 4, 1)
+    assert isinstance(beat0, float) and beat0 % 4 == 0 and beat0 > 0
+    stopped = run("tempo", *joined(router, "cue", group), "--stop")
+    assert "stopped" in stopped.stdout
+    refused = run("tempo", *joined(router, "cue", group), "--set", "5")
+    assert refused.returncode == 2 and "bad_tempo" in refused.stderr
+
+
+def test_tempo_follow_prints_each_change(router: RouterProcess, group: str) -> None:
+    setter = Client(router.osc10_port).join("setter", group)
+    process = subprocess.Popen(
+        [*COMMAND, "tempo", "--follow", *joined(router, "ears", group)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("120 bpm")
+        setter.send(msg("/oscrouter/tempo/set", 100.0))
+        assert process.stdout.readline().startswith("100 bpm")
+    finally:
+        process.terminate()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_state_sets_shows_and_clears(router: RouterProcess, group: str) -> None:
+    keeper = Client(router.osc10_port).join("keeper", group)
+    done = run("state", *joined(router, "desk", group), "--set", "/fader", "0.5")
+    assert done.returncode == 0, done.stderr
+    assert keeper.recv_until("/fader").raw == msg("/fader", 0.5)  # heard as the message itself
+    run("state", *joined(router, "desk", group), "--set", "/scene", "s:intro")
+    shown = run("state", *joined(router, "latecomer", group))
+    assert shown.stdout.splitlines() == ["/fader f 0.5", '/scene s "intro"']
+    as_json = run("state", *joined(router, "latecomer", group), "--json")
+    assert json.loads(as_json.stdout.splitlines()[0]) == {
+        "address": "/fader", "types": "f", "args": [0.5],
+    }  # fmt: skip
+    run("state", *joined(router, "desk", group), "--clear", "/fader")
+    assert run("state", *joined(router, "latecomer", group)).stdout.splitlines() == [
+        '/scene s "intro"'
+    ]

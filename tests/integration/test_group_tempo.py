@@ -91,7 +91,7 @@ def test_info_before_the_register_and_the_register_on_the_same_connection(
     client.send(msg("/oscrouter/info"))
     answer = client.recv()
     assert answer.address == "/oscrouter/info"
-    assert answer.args[1:] == ["time", "tempo", "state"]
+    assert answer.args[1:] == ["time", "tempo", "state", "session"]
     client.send(register("ana", group))
     assert client.recv().address == "/oscrouter/register/ana/1"
 
@@ -105,7 +105,7 @@ def test_with_two_workers_the_group_keeps_one_tempo_and_info_first_still_finds_t
     for _ in range(8):
         member = Client(two_workers.osc)
         member.send(msg("/oscrouter/info"))
-        assert member.recv().args[1:] == ["time", "tempo", "state"]
+        assert member.recv().args[1:] == ["time", "tempo", "state", "session"]
         members.append(member)
     lines = [joined(member, f"m{index}", group) for index, member in enumerate(members)]
     assert all(told == lines[0] for told in lines)  # one timeline: the owner's

@@ -219,3 +219,95 @@ def test_nothing_a_member_sends_runs_in_a_browser(
         wait_for_text(driver, "log", MARKUP.replace('"', '\\"'))
         time.sleep(0.5)  # an onerror would have fired by now
         assert driver.title != "pwned" and not driver.find_elements("css selector", "#log img")
+
+
+def test_the_page_shows_the_groups_beat_and_state(
+    router: RouterProcess, group: str, tmp_path: Path
+) -> None:
+    tcp = Client(router.osc10_port).join("tcp", group)
+    tcp.send(msg("/oscrouter/state", "/scene", "intro"))
+    tcp.send(msg("/oscrouter/tempo/set", 90.0))
+    with chromium(tmp_path / "profile") as driver:
+        join_in_page(driver, f"{router.http}/client/", "browser", group)
+        wait_for_text(driver, "beat", "90.0 bpm · playing")
+        shown = wait_for_text(driver, "beat", "bar ")
+        assert "beat " in shown
+        wait_for_text(driver, "state", '/scene ,s "intro"')
+        time.sleep(0.3)  # the page follows the state's changes from now on
+        tcp.send(msg("/oscrouter/state", "/fader", 0.5))
+        wait_for_text(driver, "state", "/fader ,f 0.5")
+        tcp.send(msg("/oscrouter/state/clear", "/scene"))
+        WebDriverWait(driver, 10).until(
+            lambda d: "/scene" not in d.find_element("id", "state").text
+        )
+        save_screenshot(driver, "browser-client-beat-and-state.png")
+
+
+# Code on a page imports the module from the router, joins, and reports what it hears; then its
+# connection drops (closed under it) and it resumes its place by itself.
+USE_THE_MODULE = """
+const [base, group, done] = arguments;
+(async () => {
+  const { join } = await import(base + "/client/tcposcrouter.js");
+  const band = await join({ url: base.replace("http", "ws") + "/osc", user: "sketch",
+    password: "pw", group, groupPassword: "gpw" });
+  const heard = [];
+  band.on("message", (m) => heard.push(m.address + " " + m.args.map((a) => a.value).join(" ")));
+  while (!band.token || !band.tempo || band.roundTrip === Infinity) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  window.band = band; window.heard = heard;
+  band.send("/from/sketch", 1, 0.5, "x");
+  done({ beat: band.beat(), bar: band.bar(), next: band.nextBar(), users: band.users,
+         state: [...band.state.keys()], bpm: band.tempo.bpm });
+})().catch((error) => done({ error: String(error) }));
+"""
+
+DROP_AND_RESUME = """
+const done = arguments[arguments.length - 1];
+window.band.on("reconnected", (how) => done({ resumed: how.resumed }));
+window.band.socket.close();
+"""
+
+
+def test_the_es_module_joins_follows_and_resumes_through_a_drop(
+    router: RouterProcess, group: str, tmp_path: Path
+) -> None:
+    tcp = Client(router.osc10_port).join("tcp", group)
+    tcp.send(msg("/oscrouter/state", "/scene", "intro"))
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(f"{router.http}/client/")
+        driver.set_script_timeout(20)
+        got = driver.execute_async_script(USE_THE_MODULE, router.http, group)
+        assert "error" not in got, got
+        assert tcp.recv_until("/from/sketch").args == [1, 0.5, "x"]
+        assert got["users"] == ["tcp", "sketch"] and got["state"] == ["/scene"]
+        assert got["bpm"] == 120.0 and got["next"] % 4 == 0 and got["next"] > got["beat"]
+        assert got["bar"]["bar"] == int(got["beat"] // 4) + 1
+        resumed = driver.execute_async_script(DROP_AND_RESUME)
+        assert resumed == {"resumed": True}
+        for n in range(5):
+            tcp.send(msg("/after", n))
+        WebDriverWait(driver, 10).until(
+            lambda d: (
+                len(d.execute_script("return window.heard.filter((h) => h.startsWith('/after'))"))
+                == 5
+            )
+        )
+        heard = driver.execute_script("return window.heard")
+        assert [h for h in heard if h.startswith("/after")] == [f"/after {n}" for n in range(5)]
+        lists = [p.args for p in tcp.drain(0.3) if p.address == "/oscrouter/userlist"]
+        assert all("sketch" in names for names in lists)  # nobody saw it leave
+
+
+def test_the_module_may_be_imported_by_any_site(router: RouterProcess) -> None:
+    import urllib.request
+
+    for path in ("/client/tcposcrouter.js", "/client/vendor/osc-browser.min.js"):
+        with urllib.request.urlopen(f"{router.http}{path}") as response:
+            assert response.headers["Access-Control-Allow-Origin"] == "*"
+            assert response.headers["Content-Type"].startswith(
+                "text/javascript"
+            ) or response.headers["Content-Type"].startswith("application/javascript")
+    with urllib.request.urlopen(f"{router.http}/client/") as page:
+        assert page.headers.get("Access-Control-Allow-Origin") is None

@@ -5,6 +5,9 @@
     tcposcrouter-client bridge --udp-listen 127.0.0.1:57121 --udp-forward 127.0.0.1:57120
     tcposcrouter-client record set.jsonl / replay set.jsonl   a group's packets, with timing
     tcposcrouter-client time                           this machine's clock against the router's
+    tcposcrouter-client tempo [--follow | --set BPM [--next-bar]]   the group's tempo
+    tcposcrouter-client state [--set /fader 0.5 | --clear /fader]   the group's state
+    tcposcrouter-client link                           this network's Ableton Link, bridged
 
 Exit codes: 0 done; 1 the connection was lost for good; 2 bad arguments or message syntax;
 3 cannot connect (one line says why and what to do); 4 the router refused the register (its
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import signal
 import sys
 import time
@@ -25,12 +29,14 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..bridge import Bridge, BridgeConfig
+from ..bridge.ableton_link import LinkBridge, LinkUnavailable
 from ..bridge.retime import shift_time_tags
 from ..client.aio import CannotConnect, RouterClient
-from ..client.protocol import RegisterRefused, as_private
+from ..client.protocol import RegisterRefused, TempoLine, as_private
 from ..client.recording import BadRecording, Record, header, read_records, record_line
 from ..client.text import BadMessageText, format_packet, packet_records, parse_message
 from ..osc.messages import user_list_message
+from ..osc.state import wrap_state
 from .client_flags import build_parser
 
 __all__ = ["EXIT_BUG", "EXIT_CANNOT_CONNECT", "EXIT_LOST", "EXIT_REFUSED", "EXIT_USAGE", "main"]
@@ -70,7 +76,8 @@ async def _send(args: argparse.Namespace) -> int:
 
 async def _listen(args: argparse.Namespace) -> int:
     def lost_and_back() -> None:
-        print("tcposcrouter-client: reconnected", file=sys.stderr, flush=True)
+        how = "its place resumed, nothing missed" if client.resumed else "registered anew"
+        print(f"tcposcrouter-client: reconnected, {how}", file=sys.stderr, flush=True)
 
     def show(packet: bytes) -> None:
         if args.json:
@@ -110,6 +117,21 @@ async def _bridge(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, running.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await running
+    return 0
+
+
+async def _link(args: argparse.Namespace) -> int:
+    config = BridgeConfig(args.server, args.user, args.password, args.group, args.group_password)
+    loop = asyncio.get_running_loop()
+    running = asyncio.ensure_future(LinkBridge(config).run())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, running.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    except LinkUnavailable as exc:
+        print(f"tcposcrouter-client link: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
@@ -201,6 +223,111 @@ async def _replay(args: argparse.Namespace, records: list[Record]) -> int:
     return 0
 
 
+# How long `tempo` and `state` wait for what the router tells on joining: a router older than
+# these extensions never tells it.
+TOLD_SECONDS = 5.0
+
+
+def _tempo_text(line: TempoLine, beat: float, as_json: bool) -> str:
+    bar, in_bar = divmod(beat, line.quantum)
+    if as_json:
+        return json.dumps(
+            {
+                "bpm": line.bpm, "quantum": line.quantum, "playing": bool(line.playing),
+                "beat": round(beat, 3), "bar": int(bar) + 1, "beat_in_bar": int(in_bar) + 1,
+                "t0": line.t0, "beat0": line.beat0,
+            }
+        )  # fmt: skip
+    transport = "playing" if line.playing else "stopped"
+    return (
+        f"{line.bpm:g} bpm, {line.quantum} beats a bar, {transport}: beat {beat:.2f} "
+        f"(bar {int(bar) + 1}, beat {int(in_bar) + 1})"
+    )
+
+
+async def _tempo(args: argparse.Namespace) -> int:
+    changes = args.set is not None or args.play or args.stop
+    if (args.at_beat is not None or args.next_bar) and not changes:
+        print("tcposcrouter-client tempo: --at-beat and --next-bar go with --set, --play or "
+              "--stop", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    lines: asyncio.Queue[TempoLine] = asyncio.Queue()
+    refusals: list[str] = []
+    client = await _join(
+        args,
+        reconnect=args.follow,
+        on_tempo=lines.put_nowait,
+        on_error=lambda code, detail: refusals.append(f"{code}: {detail}"),
+    )
+    try:
+        try:
+            await asyncio.wait_for(client.tempo_told.wait(), TOLD_SECONDS)
+        except asyncio.TimeoutError:
+            print(f"tcposcrouter-client: {client.server} keeps no group tempo (an older "
+                  "router)", file=sys.stderr)  # fmt: skip
+            return EXIT_LOST
+        await client.sync_time()
+        while not lines.empty():  # what was told on joining is shown below
+            lines.get_nowait()
+        at = args.at_beat if args.at_beat is not None else None
+        if args.next_bar:
+            at = client.next_bar()
+        if args.set is not None:
+            await client.set_tempo(args.set, at, args.quantum)
+        if args.play or args.stop:
+            await client.set_playing(args.play, at)
+        if changes:  # told back to everyone, the setter too: an error comes instead
+            await client.sync_time(1)  # answered after the change: the router has taken it
+            if refusals:
+                print(f"tcposcrouter-client: the router refused: {refusals[0]}", file=sys.stderr)
+                return EXIT_USAGE
+            told = await asyncio.wait_for(lines.get(), TOLD_SECONDS)
+            print(_tempo_text(told, told.beat0, args.json), flush=True)
+            return 0
+        print(_tempo_text(client.group_clock.line_at(time.time()), client.beat(), args.json),
+              flush=True)  # fmt: skip
+        while args.follow:
+            told = await lines.get()
+            print(_tempo_text(told, told.beat0, args.json), flush=True)
+    finally:
+        await client.close()
+    return 0
+
+
+async def _state(args: argparse.Namespace) -> int:
+    if args.set is not None:
+        try:
+            message = parse_message(args.set)
+        except BadMessageText as exc:
+            print(f"tcposcrouter-client: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    client = await _join(args, reconnect=False)
+    try:
+        try:
+            await asyncio.wait_for(client.state_told.wait(), TOLD_SECONDS)
+        except asyncio.TimeoutError:
+            print(f"tcposcrouter-client: {client.server} keeps no group state (an older "
+                  "router)", file=sys.stderr)  # fmt: skip
+            return EXIT_LOST
+        if args.set is not None:
+            await client.send_raw(wrap_state(message))
+            await client.sync_time(1)  # answered after the set: the router has taken it
+        elif args.clear is not None:
+            await client.clear_state(args.clear)
+            await client.sync_time(1)
+        else:
+            for packet in client.state.values():
+                if args.json:
+                    for record in packet_records(packet.raw):
+                        print(json.dumps(record, ensure_ascii=False), flush=True)
+                else:
+                    for line in format_packet(packet.raw):
+                        print(line, flush=True)
+    finally:
+        await client.close()
+    return 0
+
+
 async def _time(args: argparse.Namespace) -> int:
     client = await _join(args, reconnect=False)
     try:
@@ -223,6 +350,10 @@ async def _time(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="tcposcrouter-client: %(message)s"
+        )
     if args.command == "replay" and args.speed <= 0:
         print("tcposcrouter-client replay: --speed must be above 0", file=sys.stderr)
         return EXIT_USAGE
@@ -238,7 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             records = _load(args.file)
             return EXIT_USAGE if records is None else asyncio.run(_replay(args, records))
-        run = {"send": _send, "listen": _listen, "bridge": _bridge, "time": _time}[args.command]
+        run = {
+            "send": _send, "listen": _listen, "bridge": _bridge, "time": _time,
+            "tempo": _tempo, "state": _state, "link": _link,
+        }[args.command]  # fmt: skip
         return asyncio.run(run(args))
     except RegisterRefused as refused:
         print(f"tcposcrouter-client: refused by the router: {refused}", file=sys.stderr)

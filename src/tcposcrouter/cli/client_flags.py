@@ -20,8 +20,10 @@ DEFAULT_PASSWORD = "nil"
 
 
 def _server(text: str) -> str:
+    """One router, or several separated by commas (tried in turn)."""
     try:
-        parse_server(text)
+        for one in text.split(","):
+            parse_server(one.strip())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -42,14 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
         "4 refused by the router, 70 a bug.",
     )
     parser.add_argument("--version", action="version", version=f"tcposcrouter {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="say on stderr what the client does: reconnects, resumes, Link's moves",
+    )  # fmt: skip
     joining = Parser(add_help=False)
     joining.add_argument(
         "--server",
         type=_server,
         default=os.environ.get("TCPOSCROUTER_SERVER") or DEFAULT_SERVER,
         help="HOST[:PORT] (length prefix), slip://HOST:PORT, tls://HOST:PORT, "
-        "tls+slip://HOST:PORT, or ws://…/osc, wss://…/osc (default: $TCPOSCROUTER_SERVER, "
-        f"else {DEFAULT_SERVER})",
+        "tls+slip://HOST:PORT, or ws://…/osc, wss://…/osc; several, comma-separated, are tried "
+        f"in turn (default: $TCPOSCROUTER_SERVER, else {DEFAULT_SERVER})",
     )
     joining.add_argument(
         "--user", default=os.environ.get("TCPOSCROUTER_USER") or getpass.getuser(),
@@ -92,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[joining],
         help="print everything the group sends, one line per message",
         description="Print every message that arrives, one line each (bundles: one line per "
-        "message, prefixed @TIME), until Ctrl-C. Reconnects by itself.",
+        "message, prefixed @TIME), until Ctrl-C. Reconnects by itself, resuming its place "
+        "where the router kept it (nothing missed).",
     )
     listen.add_argument("--json", action="store_true", help="JSON lines instead")
 
@@ -143,6 +150,51 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="move bundle time tags by as long as it is since they were recorded, so that "
         "scheduled bundles play as far ahead as they did (default: byte for byte)",
+    )
+
+    tempo = commands.add_parser(
+        "tempo",
+        parents=[joining],
+        help="show, follow or set the group's tempo",
+        description="Show the group's tempo and beat; --follow prints every change until "
+        "Ctrl-C; --set changes the tempo and --play/--stop the transport, now, --at-beat B "
+        "or at the --next-bar.",
+    )
+    tempo.add_argument("--follow", action="store_true", help="print every change, until Ctrl-C")
+    tempo.add_argument("--set", type=float, metavar="BPM", help="the new tempo, 20 to 999")
+    playing = tempo.add_mutually_exclusive_group()
+    playing.add_argument("--play", action="store_true", help="start the group's transport")
+    playing.add_argument("--stop", action="store_true", help="stop the group's transport")
+    when = tempo.add_mutually_exclusive_group()
+    when.add_argument("--at-beat", type=float, metavar="BEAT", help="at this beat, not now")
+    when.add_argument("--next-bar", action="store_true", help="at the next bar's first beat")
+    tempo.add_argument(
+        "--quantum", type=int, metavar="BEATS", help="with --set: the new bar length"
+    )
+    tempo.add_argument("--json", action="store_true", help="one JSON object a line instead")
+
+    state = commands.add_parser(
+        "state",
+        parents=[joining],
+        help="show or set the group's state for late joiners",
+        description="Show the group's state (the last message set for each address); --set "
+        "ADDRESS ARG… sets one (everyone hears it; latecomers are told it); --clear ADDRESS "
+        "forgets one.",
+    )
+    change = state.add_mutually_exclusive_group()
+    change.add_argument("--set", nargs="+", metavar="WORD", help="ADDRESS ARG…, as for send")
+    change.add_argument("--clear", metavar="ADDRESS", help="forget this address's value")
+    state.add_argument("--json", action="store_true", help="JSON lines instead")
+
+    commands.add_parser(
+        "link",
+        parents=[joining],
+        help="keep this network's Ableton Link session in step with the group's tempo",
+        description="Join the group and bridge it to the Ableton Link session of this "
+        "network (Live, Bitwig, SuperCollider's LinkClock, Pd's abl_link~, phone apps): Link "
+        "takes the group's tempo, beats and bars (the group's bar length as its quantum); a "
+        "local peer's tempo change or start/stop changes the group's. Runs until Ctrl-C. "
+        "Needs aalink: pip install 'tcposcrouter[link]'.",
     )
 
     clock = commands.add_parser(

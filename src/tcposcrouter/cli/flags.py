@@ -101,6 +101,11 @@ LIMIT_FLAGS: tuple[tuple[str, str, Callable[[str], float], str, str], ...] = (
      "addresses whose last message a group keeps for late joiners"),
     ("--max-state-bytes", "max_state_bytes", _size, "BYTES",
      "bytes of those messages a group keeps in all"),
+    ("--max-session-seconds", "max_session_seconds", _count, "SECONDS",
+     "the longest a member's place is kept after its connection drops, for it to resume; "
+     "0: no sessions"),
+    ("--max-session-bytes", "max_session_bytes", _size, "BYTES",
+     "bytes of packets kept for one member until it acknowledges them, connected or held"),
     ("--login-failures", "login_failures_allowed", _count, "N",
      "failed logins at one account from one address before that address waits 1, 2, 4 ... 60 s "
      "for its next try there"),

@@ -4,7 +4,9 @@ One line a module:
 
     protocol.py   the client's protocol as a pure object: bytes in, events out
     clock.py      NTP's offset and round trip from time exchanges (pure)
-    aio.py        RouterClient: asyncio, TCP or WebSocket, pings, reconnects
+    group_clock.py  the group's beat on this machine: tempo lines through the offset (pure)
+    aio.py        RouterClient: asyncio, TCP or WebSocket, pings, resumes or reconnects;
+                  the group clock and state kept current
     link.py       where --server points; the TCP, TLS or WebSocket link, opened
     diagnosis.py  why a connection failed, in one line with the fix (pure)
     blocking.py   BlockingClient: the same on a loop in a thread, for scripts
@@ -16,12 +18,14 @@ from .aio import RouterClient
 from .blocking import BlockingClient
 from .clock import ClockEstimate
 from .diagnosis import CannotConnect
+from .group_clock import GroupClock
 from .protocol import Packet, RegisterRefused
 
 __all__ = [
     "BlockingClient",
     "CannotConnect",
     "ClockEstimate",
+    "GroupClock",
     "Packet",
     "RegisterRefused",
     "RouterClient",

@@ -7,7 +7,13 @@
         print(packet.address, packet.args)
 
 All protocol logic is `ClientProtocol`'s; this class moves bytes, keeps the connection alive
-(pings, reconnecting with backoff and registering again), and hands packets out in order.
+(pings, reconnecting with backoff), and hands packets out in order.
+
+It asks the router for a session (docs/protocol.md §14) and acknowledges what it receives as it
+goes, so that after a drop it resumes its place: nobody sees it leave, and the packets of the
+gap arrive, in order, none twice. Where it cannot resume (an old router, the place ended, another
+router of the `server` list), it registers again. `server` may list several routers ("a:55555,
+b:55555"): a reconnect tries them in turn, starting with the one it had.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ErrorCode, RouterError
+from ..osc.state import wrap_state
 from .clock import ClockEstimate
 from .diagnosis import CannotConnect, Target
+from .group_clock import GroupClock
 from .link import Link, closed_unanswered, open_link, parse_server, target_of
 from .protocol import (
     Argument,
@@ -31,7 +39,14 @@ from .protocol import (
     Refused,
     Registered,
     RegisterRefused,
+    Resumed,
+    ResumeFailed,
     RouterErrorReply,
+    SessionGranted,
+    StateBegin,
+    StateCleared,
+    StateEnd,
+    StateValue,
     TempoLine,
     TimeReply,
     UserList,
@@ -53,6 +68,15 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
 # the router's slow-consumer rule applies to it as to any reader.
 INBOX_PACKETS = 10_000
 REGISTER_SECONDS = 10.0
+# The place the client asks the router to keep after a drop, and how often it acknowledges
+# what it received: every half second, or every 200 packets in a busy stream, so that the
+# router keeps little for it (its bound is a megabyte by default).
+SESSION_SECONDS = 30
+ACK_SECONDS = 0.5
+ACK_PACKETS = 200
+# The group clock's offset is measured on joining and again this often: a laptop's clock drifts
+# by tens of microseconds a second, and NTP may step it.
+CLOCK_REFRESH_SECONDS = 30.0
 
 
 class _ClosedUnanswered(ConnectionError):
@@ -90,9 +114,21 @@ class RouterClient:
         on_reconnect: Callable[[], None] | None = None,
         on_error: Callable[[str, str], None] | None = None,
         on_tempo: Callable[[TempoLine], None] | None = None,
+        session_seconds: int = SESSION_SECONDS,
+        clock_refresh: float = CLOCK_REFRESH_SECONDS,
     ) -> None:
-        self.server = server
+        # Every router to try, in order; `server` is the one in use.
+        self.servers = [one.strip() for one in server.split(",") if one.strip()] or [server]
+        self.server = self.servers[0]
         self._credentials = (user, password, group, group_password)
+        # The session asked for (0: none), the token granted, and how the last (re)connect
+        # went: True once it resumed a kept place rather than registering anew.
+        self.session_seconds = session_seconds
+        self.session_token = ""
+        self.resumed = False
+        self._session_asked = False  # (its answer may still be on its way at a close)
+        self._following = False  # the state's changes, on the connection in use
+        self._received = 0  # the last packet number counted, carried to the next connection
         self.reconnect = reconnect
         self._ping_seconds = ping_seconds
         self._clock = clock  # the local clock the time service is compared with
@@ -104,6 +140,17 @@ class RouterClient:
         # ahead of its beat is told at once, so a caller keeps the line in force until `t0`.
         self.tempo: TempoLine | None = None
         self.clock = ClockEstimate()
+        # The group's beat on this machine (docs/protocol.md §11): the tempo through `clock`.
+        self.group_clock = GroupClock(self.clock)
+        self._clock_refresh = clock_refresh
+        self._time_lock = asyncio.Lock()  # one run of time exchanges at a time
+        # The group's state (docs/protocol.md §13), by address, kept current: the client
+        # follows the changes where the router keeps a state.
+        self.state: dict[str, Packet] = {}
+        # Set once the router has told the tempo, and the whole state (a router older than
+        # either never does).
+        self.tempo_told = asyncio.Event()
+        self.state_told = asyncio.Event()
         self.users: list[str] = []
         self.connected = False
         self._link: Link | None = None
@@ -132,21 +179,49 @@ class RouterClient:
         group_password: str,
         **options: Any,
     ) -> RouterClient:
-        """Connect and register; raise `RegisterRefused` (with the router's code) or OSError."""
+        """Connect and register (to the first of the routers listed in `server` that answers);
+        raise `RegisterRefused` (with the router's code) or OSError."""
         client = cls(server, user, password, group, group_password, **options)
-        await client._join()
+        for index, one in enumerate(client.servers):  # the first that answers
+            client.server = one
+            try:
+                await client._join()
+                break
+            except (OSError, asyncio.TimeoutError) as exc:
+                if index == len(client.servers) - 1:
+                    raise
+                log.warning("%s: %s; trying %s", one, exc, client.servers[index + 1])
         client._tasks.append(asyncio.create_task(client._keep_alive()))
         return client
 
     async def _join(self) -> None:
+        """Connect to `self.server` and resume the kept place if there is one, else register;
+        then ask for a session. A router that refuses the resume outright (one older than
+        sessions closes the connection) is connected to again, to register."""
+        if not self.session_token:
+            await self._join_once(resuming=False)
+            return
+        try:
+            await self._join_once(resuming=True)
+        except RegisterRefused as refused:
+            log.info("%s refused the resume (%s); registering anew", self.server, refused.code)
+            self.session_token = ""
+            await self._join_once(resuming=False)
+
+    async def _join_once(self, resuming: bool) -> None:
         target = target_of(self.server)
         link, framing = await open_link(target)
         protocol = ClientProtocol(framing)
         self._link, self._protocol = link, protocol
         self._registered = registered = asyncio.get_running_loop().create_future()
+        # A resumed place follows the state still; a new register starts not following.
+        self._following = self._following and resuming
         reader = asyncio.create_task(self._read(link, protocol, target))
         try:
-            await link.send(protocol.register(*self._credentials))
+            if resuming:
+                await link.send(protocol.resume(self.group, self.session_token, self._received))
+            else:
+                await link.send(protocol.register(*self._credentials))
             await asyncio.wait_for(asyncio.shield(registered), REGISTER_SECONDS)
         except BaseException as error:
             # Close first: the reader then sees the end and stops by itself (cancelling it
@@ -165,7 +240,16 @@ class RouterClient:
         # month must not collect them.
         self._tasks = [task for task in self._tasks if not task.done()]
         self._tasks.append(reader)
+        self.resumed = resuming and bool(self.session_token)
         self.connected = True
+        # (a long-lived client: a one-shot send has no use for the group clock)
+        refreshing = any(task.get_name() == "clock" for task in self._tasks)
+        if self.reconnect and self._clock_refresh and not refreshing:
+            self._tasks.append(asyncio.create_task(self._refresh_clock(), name="clock"))
+        if self.reconnect and self.session_seconds and not self.resumed:
+            # (one that does not reconnect has no use for a kept place)
+            await link.send(protocol.session_request(self.session_seconds))
+            self._session_asked = True
 
     async def _read(self, link: Link, protocol: ClientProtocol, target: Target) -> None:
         """Feed the protocol until the connection ends; then reconnect, or end the inbox."""
@@ -180,7 +264,23 @@ class RouterClient:
                 if isinstance(event, NotOsc):
                     self._register_failed(target.first_bytes(event.speaks))
                     return
+                if isinstance(event, StateBegin):
+                    self.state.clear()  # the whole state follows
+                    if not self._following:  # this router keeps a state: follow it
+                        self._following = True
+                        for packet in protocol.follow_state():
+                            await link.send(packet)
+                    continue
+                if isinstance(event, ResumeFailed):  # register on the same connection
+                    log.info("%s cannot resume (%s); registering anew", self.server, event.detail)
+                    self.session_token = ""
+                    await link.send(protocol.register(*self._credentials))
+                    continue
                 await self._handle(event, received_at, target)
+            if protocol.numbering and protocol.received - protocol.acked >= ACK_PACKETS:
+                with contextlib.suppress(OSError):
+                    await link.send(protocol.ack())
+        self._received = protocol.received  # where a resume takes up the numbering
         self._register_failed(_ClosedUnanswered())  # if it was still waiting for its reply
         registered = self._registered
         if self._closing or self._link is not link or not _succeeded(registered):
@@ -206,9 +306,11 @@ class RouterClient:
             self.users = event.names
             if self.on_users is not None:
                 self.on_users(list(event.names))
-        elif isinstance(event, Registered):
+        elif isinstance(event, (Registered, Resumed)):
             if self._registered is not None and not self._registered.done():
                 self._registered.set_result(None)
+        elif isinstance(event, SessionGranted):
+            self.session_token = event.token
         elif isinstance(event, Refused):
             if event.code == ErrorCode.WRONG_PORT:  # not a refusal: the wrong door
                 self._register_failed(target.wrong_port(event.detail))
@@ -216,8 +318,18 @@ class RouterClient:
                 self._register_failed(RegisterRefused(event.code, event.detail))
         elif isinstance(event, TimeReply):
             await self._time_replies.put((event, received_at))
+        elif isinstance(event, StateValue):
+            self.state[event.address] = event.packet
+            if event.hand_on:
+                await self._inbox.put(Packet(event.packet.raw, received_at))
+        elif isinstance(event, StateCleared):
+            self.state.pop(event.address, None)
+        elif isinstance(event, StateEnd):
+            self.state_told.set()
         elif isinstance(event, TempoLine):
+            self.group_clock.told(event)
             self.tempo = event
+            self.tempo_told.set()
             if self.on_tempo is not None:
                 self.on_tempo(event)
         elif isinstance(event, RouterErrorReply):
@@ -227,8 +339,15 @@ class RouterClient:
 
     async def _reconnect(self) -> None:
         wait = BACKOFF_FIRST
+        first = self.servers.index(self.server)
+        attempt = 0
         while not self._closing:
             await asyncio.sleep(wait)
+            # The router it had first (its place is kept there), then the others in turn; the
+            # wait doubles after each round of them all.
+            self.server = self.servers[(first + attempt) % len(self.servers)]
+            attempt += 1
+            round_over = attempt % len(self.servers) == 0
             try:
                 await self._join()
             except RegisterRefused as refused:
@@ -240,19 +359,31 @@ class RouterClient:
                     log.error("%s", exc)  # the address itself is wrong now: trying is no use
                     await self._inbox.put(exc)
                     return
-                log.info("reconnecting to %s: %s; again in %.1f s", self.server, exc, wait)
-                wait = min(BACKOFF_MAX, wait * 2)
+                log.info("reconnecting to %s: %s", self.server, exc)
+                if round_over:
+                    wait = min(BACKOFF_MAX, wait * 2)
                 continue
-            log.warning("reconnected to %s", self.server)
+            how = "its place resumed" if self.resumed else "registered anew"
+            log.warning("reconnected to %s, %s", self.server, how)
             if self.on_reconnect is not None:
                 self.on_reconnect()
             return
 
     async def _keep_alive(self) -> None:
+        """Pings every `ping_seconds`; with a session, acknowledgements every ACK_SECONDS."""
+        since_ping = 0.0
         while not self._closing:
-            await asyncio.sleep(self._ping_seconds)
-            if self.connected:
-                with contextlib.suppress(NotConnected, ConnectionError, OSError):
+            step = min(ACK_SECONDS, self._ping_seconds)
+            await asyncio.sleep(step)
+            since_ping += step
+            protocol, link = self._protocol, self._link
+            if not self.connected or protocol is None or link is None:
+                continue
+            with contextlib.suppress(NotConnected, ConnectionError, OSError):
+                if protocol.numbering and protocol.received != protocol.acked:
+                    await link.send(protocol.ack())
+                if since_ping >= self._ping_seconds:
+                    since_ping = 0.0
                     await self.send_raw(build_message("/oscrouter/ping", ("s", self.user)))
 
     # -- sending ------------------------------------------------------------------------------
@@ -281,6 +412,18 @@ class RouterClient:
 
     async def sync_time(self, exchanges: int = 8, timeout: float = 2.0) -> ClockEstimate:
         """Ask the router's time `exchanges` times; `self.clock` then holds the estimate."""
+        async with self._time_lock:
+            return await self._exchange_times(exchanges, timeout)
+
+    async def _refresh_clock(self) -> None:
+        """The group clock's offset: measured at once, then every `clock_refresh` seconds."""
+        while not self._closing:
+            if self.connected:
+                with contextlib.suppress(OSError, asyncio.TimeoutError, NotConnected):
+                    await self.sync_time()
+            await asyncio.sleep(self._clock_refresh)
+
+    async def _exchange_times(self, exchanges: int, timeout: float) -> ClockEstimate:
         protocol = self._protocol
         for _ in range(exchanges):
             link = self._link
@@ -294,6 +437,51 @@ class RouterClient:
                     break  # a late answer to an earlier request is skipped
             self.clock.add(sent, reply.server_receive, reply.server_send, received)
         return self.clock
+
+    # -- the group's tempo and state -----------------------------------------------------------
+
+    def beat(self, at: float | None = None) -> float:
+        """The group's beat now (or at `at`, this machine's Unix time); LookupError before the
+        router has told the tempo."""
+        return self.group_clock.beat_at(self._clock() if at is None else at)
+
+    def time_of(self, beat: float) -> float:
+        """When (this machine's Unix time) the group reaches `beat`."""
+        return self.group_clock.time_of(beat)
+
+    def next_bar(self) -> float:
+        """The first beat of the next bar."""
+        return self.group_clock.bar_start_after(self._clock())
+
+    async def set_tempo(
+        self, bpm: float, at_beat: float | None = None, quantum: int | None = None
+    ) -> None:
+        """Change the group's tempo now, or at `at_beat` (with a new bar length `quantum`,
+        which needs a beat that starts a bar of it). Everyone, this client too, is told."""
+        arguments: list[Argument] = [("d", float(bpm))]
+        if at_beat is not None:
+            arguments.append(("d", float(at_beat)))
+            if quantum is not None:
+                arguments.append(("i", int(quantum)))
+        await self.send("/oscrouter/tempo/set", *arguments)
+
+    async def set_playing(self, playing: bool, at_beat: float | None = None) -> None:
+        """Start or stop the group's transport, now or at `at_beat`."""
+        arguments: list[Argument] = [("i", int(playing))]
+        if at_beat is not None:
+            arguments.append(("d", float(at_beat)))
+        await self.send("/oscrouter/tempo/play", *arguments)
+
+    async def set_state(self, address: str, *args: Argument) -> None:
+        """Set the group's value for `address`: the others hear `address args…`, and a late
+        joiner is told it."""
+        message = build_message(address, *args)
+        await self.send_raw(wrap_state(message))  # /oscrouter/state ,s… address args…
+        self.state[address] = Packet(message)
+
+    async def clear_state(self, address: str) -> None:
+        await self.send("/oscrouter/state/clear", ("s", address))
+        self.state.pop(address, None)
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -316,7 +504,12 @@ class RouterClient:
             raise ended
 
     async def close(self) -> None:
+        """Leave: the session is ended first, so that the others see the leave at once."""
         self._closing = True
+        link, protocol = self._link, self._protocol
+        if self.connected and self._session_asked and link is not None and protocol is not None:
+            with contextlib.suppress(OSError):
+                await link.send(protocol.session_request(0))
         self.connected = False
         for task in self._tasks:
             task.cancel()

@@ -1,7 +1,9 @@
 """The client's side of the protocol as a pure object: bytes in, events out (docs/protocol.md).
 
 `ClientProtocol` frames what the client sends and turns what the router sends into events: the
-register's outcome, user lists, error replies, time replies and everyone else's packets. It
+register's outcome, user lists, error replies, time replies, the tempo, a session granted or
+resumed, and everyone else's packets. With a session on it counts what it receives
+(docs/protocol.md §14), so that a new connection can resume where this one ended. It
 holds no socket and reads no clock; the asyncio client (`aio.py`) feeds it and acts on the
 events, and the tests drive it with bytes.
 """
@@ -17,7 +19,7 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from ..errors import RouterError
+from ..errors import ErrorCode, RouterError
 from ..osc.first_bytes import Speaks, first_bytes_speak
 from ..osc.framing import (
     Framing,
@@ -31,7 +33,8 @@ from ..osc.framing import (
 from ..osc.messages import TIME, register_message, time_tag, unix_time
 from ..osc.messages import build_bundle as osc_bundle
 from ..osc.reading import read_message
-from ..osc.state import STATE_BEGIN, STATE_END
+from ..osc.resume import SESSION, SESSION_ACK, SESSION_PREFIX, SESSION_RESUME, SESSION_RESUMED
+from ..osc.state import STATE, STATE_BEGIN, STATE_CLEAR, STATE_END, unwrap_state
 from ..osc.tempo import read_tempo_message
 
 __all__ = [
@@ -43,7 +46,13 @@ __all__ = [
     "Refused",
     "RegisterRefused",
     "Registered",
+    "Resumed",
     "RouterErrorReply",
+    "SessionGranted",
+    "StateBegin",
+    "StateCleared",
+    "StateEnd",
+    "StateValue",
     "TempoLine",
     "TimeReply",
     "UserList",
@@ -72,6 +81,7 @@ class RegisterRefused(RouterError):
 
 class ClientState(enum.Enum):
     CONNECTED = "connected"  # nothing sent yet
+    RESUMING = "resuming"  # a resume sent: resumed, or refused and then a register
     REGISTERING = "registering"
     REGISTERED = "registered"
     REFUSED = "refused"
@@ -174,9 +184,73 @@ class TempoLine:
         return self.beat0 + (router_time - self.t0) * self.bpm / 60.0
 
 
-Event = Registered | Refused | UserList | RouterErrorReply | TimeReply | TempoLine | Packet | NotOsc
+@dataclass(frozen=True)
+class SessionGranted:
+    """`/oscrouter/session ,si token seconds`: the place is kept `seconds` after a drop (no
+    session: an empty token, 0)."""
 
-_STATE_FRAME = frozenset({STATE_BEGIN, STATE_END})
+    token: str
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """`/oscrouter/session/resumed ,i n`: the place is this connection's; packets from n + 1
+    follow."""
+
+    received: int
+
+
+@dataclass(frozen=True)
+class ResumeFailed:
+    """The router cannot resume (`resume_expired`): register on the same connection."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class StateBegin:
+    """The group's whole state follows (docs/protocol.md §13): on joining, or asked again."""
+
+
+@dataclass(frozen=True)
+class StateEnd:
+    """The whole state has been told."""
+
+
+@dataclass(frozen=True)
+class StateValue:
+    """The group's current value for `address`: `packet` (the message itself). `hand_on`: the
+    program hears it as a message too (the state told on joining, a change by another
+    member); False for the state asked again, which only brings the mapping up to date."""
+
+    address: str
+    packet: Packet
+    hand_on: bool
+
+
+@dataclass(frozen=True)
+class StateCleared:
+    address: str
+
+
+Event = (
+    Registered
+    | StateBegin
+    | StateEnd
+    | StateValue
+    | StateCleared
+    | Refused
+    | UserList
+    | RouterErrorReply
+    | TimeReply
+    | TempoLine
+    | SessionGranted
+    | Resumed
+    | ResumeFailed
+    | Packet
+    | NotOsc
+)
 
 
 def build_message(address: str, *args: Argument) -> bytes:
@@ -240,6 +314,15 @@ class ClientProtocol:
         self._random_id = 0
         self._reply_address = b""
         self._heard = not framing.is_stream  # a WebSocket's first bytes were its handshake's
+        # With a session: the packets received since it began (across resumes), numbered as
+        # the router numbers them, and the last number acknowledged.
+        self.numbering = False
+        self.received = 0
+        self.acked = 0
+        # The state frames told on this connection (the first, on joining, is handed on), and
+        # whether one is being told now.
+        self._state_frames = 0
+        self._in_state_frame = False
 
     def frame(self, packet: bytes) -> bytes:
         """`packet` as it goes on the wire (for WebSocket: the message itself)."""
@@ -253,6 +336,31 @@ class ClientProtocol:
         self._reply_address = f"/oscrouter/register/{user}/{self._random_id}".encode()
         self.state = ClientState.REGISTERING
         return self.frame(register_message(user, password, group, group_password, self._random_id))
+
+    def session_request(self, seconds: int) -> bytes:
+        """Ask for a session: the place kept `seconds` after a drop (0: none)."""
+        return self.frame(build_message(SESSION, ("i", seconds)))
+
+    def ack(self) -> bytes:
+        """Acknowledge everything received so far."""
+        self.acked = self.received
+        return self.frame(build_message(SESSION_ACK, ("i", self.received)))
+
+    def resume(self, group: str, token: str, received: int) -> bytes:
+        """Take back a kept place: the first packet of a new connection (a new protocol
+        object), `received` the last number the old one counted."""
+        self.state = ClientState.RESUMING
+        self.numbering = True
+        self.received = self.acked = received
+        return self.frame(
+            build_message(SESSION_RESUME, ("s", group), ("s", token), ("i", received))
+        )
+
+    def follow_state(self) -> list[bytes]:
+        """Hear the others' state changes wrapped (so the mapping stays current), and ask for
+        the whole state again, wrapped, to start the mapping from: two packets, framed."""
+        follow = build_message(STATE + "/follow", ("i", 1))
+        return [self.frame(follow), self.frame(build_message(STATE))]
 
     def time_request(self, client_time: float) -> bytes:
         return self.frame(TIME + b",t\x00\x00" + time_tag(client_time))
@@ -270,13 +378,45 @@ class ClientProtocol:
         for packet in self._decoder.feed(data):
             if isinstance(packet, InvalidFrame):
                 continue  # the router never sends one; a broken stream is not the caller's
+            if packet.startswith(SESSION_PREFIX):
+                event = self._session_event(packet)
+                if event is not None:
+                    events.append(event)
+                    continue
+            if self.numbering:
+                self.received += 1
             event = self._event(packet)
             if event is not None:
                 events.append(event)
         return events
 
+    @property
+    def _handing(self) -> bool:
+        """Whether the state being told is handed on: only the first frame, on joining."""
+        return self._state_frames <= 1
+
+    def _session_event(self, packet: bytes) -> Event | None:
+        """The router's `/oscrouter/session…` replies (not numbered); None for anything else
+        under that prefix."""
+        message = read_message(packet)
+        args = message.args
+        if message.address == SESSION and len(args) == 2:
+            token, seconds = str(args[0]), int(args[1])
+            if token and seconds and not self.numbering:  # numbered from the next packet on
+                self.numbering = True
+                self.received = self.acked = 0
+            if not token:
+                self.numbering = False
+            return SessionGranted(token, seconds)
+        if message.address == SESSION_RESUMED and args:
+            self.state = ClientState.REGISTERED
+            return Resumed(int(args[0]))
+        return None
+
     def _event(self, packet: bytes) -> Event | None:
         if not packet.startswith(b"/oscrouter/") or packet.startswith(b"/oscrouter/private\x00"):
+            if self._in_state_frame:
+                return StateValue(read_message(packet).address, Packet(packet), self._handing)
             return Packet(packet)
         message = read_message(packet)
         address = message.address
@@ -289,6 +429,12 @@ class ClientProtocol:
         if address == "/oscrouter/error":
             params = message.args
             code, detail = (str(params[0]), str(params[1])) if len(params) >= 2 else ("", "")
+            if self.state is ClientState.RESUMING:
+                self.state = ClientState.CONNECTED
+                self.numbering = False
+                if code == ErrorCode.RESUME_EXPIRED:
+                    return ResumeFailed(detail)
+                return Refused(code, detail)  # a router that knows no resume: it closes
             if self.state is ClientState.REGISTERING:
                 self.state = ClientState.REFUSED
                 return Refused(code, detail)
@@ -302,8 +448,21 @@ class ClientProtocol:
             return TempoLine(*tempo)
         if address == "/oscrouter/register":
             return None  # the second form of the register reply: Registered said it already
-        if address in _STATE_FRAME:
-            # The frame of the group's state told on joining (docs/protocol.md §13): what is
-            # between is the state's messages, handed on as the messages they are.
-            return None
+        if address == STATE_BEGIN:
+            # The group's state (docs/protocol.md §13): what follows until the end is its
+            # messages, unwrapped, or wrapped for a follower.
+            self._state_frames += 1
+            self._in_state_frame = True
+            return StateBegin()
+        if address == STATE_END:
+            self._in_state_frame = False
+            return StateEnd()
+        if address == STATE:  # a follower hears a value wrapped
+            unwrapped = unwrap_state(packet)
+            if unwrapped is not None:
+                return StateValue(
+                    unwrapped[0], Packet(unwrapped[1]), self._handing or not self._in_state_frame
+                )
+        if address == STATE_CLEAR and message.args:
+            return StateCleared(str(message.args[0]))
         return Packet(packet)  # anything newer the router may send

@@ -11,9 +11,11 @@ One line a module:
     register.py      the register, both halves: begun, its passwords checked, joined or refused
     lifecycle.py     a connection opened, admitted, ended by the router, gone; shutdown
     admission.py     connection caps, in all and per address, and who makes room
-    control.py       a member's control messages: private, ping, time, tempo, state; info
+    control.py       a member's control messages: private, ping, time, tempo, state, session;
+                     info
     tempo.py         a group's tempo: its timeline, the change pending, the members' requests
     state.py         a group's state for late joiners: kept, delivered, followed, told on joining
+    resume.py        a place kept through a drop: numbered packets, the place held, the resume
     throttle.py      the failed-login throttle, by account and by address
     login_report.py  failed and throttled logins summarised per address and minute
     auth.py          password hashes: keyed digests in memory, scrypt for the store and files

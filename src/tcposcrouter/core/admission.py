@@ -82,6 +82,19 @@ class Admission:
         address = session.address
         self._members_from[address] = self._members_from.get(address, 0) + 1
 
+    def hold(self, address: str) -> None:
+        """A member's place from `address` is held after its connection ended (core/resume.py):
+        it still counts as a member there, without being a connection."""
+        self._members_from[address] = self._members_from.get(address, 0) + 1
+
+    def unhold(self, address: str) -> None:
+        """A held place from `address` was taken back, or ended."""
+        remaining = self._members_from[address] - 1
+        if remaining:
+            self._members_from[address] = remaining
+        else:
+            del self._members_from[address]
+
     def release(self, session: Session) -> None:
         """`session` is gone, or is being closed (call before it moves to CLOSING or CLOSED):
         it stops counting."""
@@ -91,12 +104,7 @@ class Admission:
         if state in UNREGISTERED:
             self._unwait(session)
         elif state is SessionState.REGISTERED:
-            address = session.address
-            remaining = self._members_from[address] - 1
-            if remaining:
-                self._members_from[address] = remaining
-            else:
-                del self._members_from[address]
+            self.unhold(session.address)
         self._total -= 1
 
     def _unwait(self, session: Session) -> None:

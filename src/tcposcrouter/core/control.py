@@ -1,6 +1,6 @@
-"""A member's control messages: private, ping, time, tempo and state, `/oscrouter/info`
+"""A member's control messages: private, ping, time, tempo, state and session, `/oscrouter/info`
 (before the register too), and the rest of the `/oscrouter/` namespace (docs/protocol.md §3,
-§9, §11, §12, §13). The register is core/register.py's, the tempo's and the state's workings
+§9, §11 to §14). The register is core/register.py's, the tempo's and the state's workings
 core/tempo.py's and core/state.py's. A refusal is raised as a `RemoteError` for the hub's error
 policy to answer.
 
@@ -24,10 +24,13 @@ from ..osc.messages import (
     time_reply,
     time_tag,
 )
+from ..osc.resume import RESUME_PREFIX as RESUME
+from ..osc.resume import SESSION_ADDRESSES, SESSION_PREFIX
 from ..osc.state import STATE, STATE_ADDRESSES
 from ..osc.tempo import INFO_PREFIX, TEMPO, TEMPO_ADDRESSES, info_message
 from .elsewhere import ClusterPort
 from .outbox import Outbox
+from .resume import Resumes
 from .session import Session, SessionState
 from .settings import Settings
 from .state import StateMessages
@@ -53,10 +56,12 @@ class ControlMessages:
         settings: Settings,
         outbox: Outbox,
         cluster: ClusterPort,
+        resumes: Resumes,
     ) -> None:
         self._settings = settings
         self._outbox = outbox
         self._cluster = cluster
+        self._resumes = resumes
         self._tempo = GroupTempo(settings, outbox)
         self._state = StateMessages(settings, outbox)
 
@@ -79,6 +84,13 @@ class ControlMessages:
             user = session.user
             assert user is not None
             self._state.handle(user.group, session.mailbox, user.receivers(), message)
+        elif message.startswith(SESSION_PREFIX) and message_address(message) in SESSION_ADDRESSES:
+            self._resumes.handle(session, message)
+        elif message.startswith(RESUME):
+            raise RemoteError(
+                ErrorCode.ALREADY_REGISTERED,
+                "this connection is a member already: a resume must be a connection's first packet",
+            )
         elif not message.startswith(PING):  # a ping only shows the connection is alive
             reserved = f"{message_address(message)} is reserved for the router"
             raise RemoteError(ErrorCode.UNKNOWN_COMMAND, reserved)
@@ -90,6 +102,8 @@ class ControlMessages:
         features = ["time"]
         if self._cluster.elsewhere is None:
             features += ["tempo", "state"]
+        if self._settings.limits.max_session_seconds:
+            features.append("session")
         self._outbox.send(session.mailbox, info_message(__version__, features))
 
     def _time(self, session: Session, message: bytes, now: float) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from ..errors import ErrorCode, RemoteError
 from ..osc.framing import Framing, InvalidFrame
 from ..osc.messages import REGISTER, packet_summary
+from ..osc.resume import RESUME_PREFIX
 from ..osc.validate import split_bundle_controls, validate_packet
 from .admission import Admission
 from .control import ControlMessages, not_registered
@@ -64,7 +65,7 @@ class Hub:
             settings, sessions, directory, outbox, admission, lifecycle, errors, report, counters
         )
         self.cluster = cluster = ClusterPort(directory, outbox, registers, counters)
-        self._controls = ControlMessages(settings, outbox, cluster)
+        self._controls = ControlMessages(settings, outbox, cluster, lifecycle.resumes)
 
     def open(
         self, peer: str, address: str, now: float, sink: Sink, framing: Framing | None = None
@@ -141,9 +142,10 @@ class Hub:
 
     def tick(self, now: float) -> None:
         """Once a second: timeouts, close grace, episodes (`errors`), the login report and the
-        throttle's old records (`registers`)."""
+        throttle's old records (`registers`), held places whose time is over."""
         self.errors.tick(now)
         self.registers.tick(now)
+        self._lifecycle.tick(now)
 
     def gone(self, session: Session, now: float) -> None:
         """The connection is gone (ended by either side): leave the group, forget it."""
@@ -215,8 +217,9 @@ class Hub:
     def _before_register(
         self, session: Session, packets: list[bytes | InvalidFrame], now: float
     ) -> None:
-        """The packets of a connection that has not registered: the first must be a register;
-        once its check has started, the rest wait for the outcome."""
+        """The packets of a connection that has not registered: the first must be a register
+        (or a resume; `/oscrouter/info` may come before either); once a register's check has
+        started, the rest wait for the outcome; after a resume, they are a member's."""
         for index, packet in enumerate(packets):
             if not isinstance(packet, bytes):
                 error = RemoteError(ErrorCode.PACKET_INVALID, packet.detail)
@@ -232,6 +235,9 @@ class Hub:
                 return
             if session.state is REGISTERING:
                 self.registers.hold(session, packets[index + 1 :])
+                return
+            if session.state is REGISTERED:  # a resume took a kept place: a member's from here
+                self._route(session, packets[index + 1 :], now)
                 return
 
     def _packet(self, session: Session, packet: bytes, has_control: bool, now: float) -> None:
@@ -281,6 +287,8 @@ class Hub:
         try:
             if message.startswith(REGISTER):
                 self.registers.begin(session, message, now)
+            elif message.startswith(RESUME_PREFIX) and session.state is SessionState.NEW:
+                self._lifecycle.resume(session, message, now)
             else:
                 self._controls.handle(session, message, now)
         except RemoteError as error:

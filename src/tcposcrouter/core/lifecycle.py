@@ -1,6 +1,8 @@
 """A connection's life in the hub: opened (and admitted, or refused once its framing shows),
 ended by the router (closed or reset at the next flush, leaving its group at once), gone
-(forgotten), and everyone's goodbye when the router stops. docs/protocol.md §4 and §6.
+(forgotten), and everyone's goodbye when the router stops. docs/protocol.md §4 and §6. A member
+with a session keeps its place when its connection ends, until a new connection resumes it or
+its time is over (core/resume.py; §14).
 
 Pure code: the caller passes the time.
 """
@@ -14,9 +16,10 @@ from ..limits import Limits
 from ..osc.framing import Framing
 from ..osc.messages import error_message
 from .admission import Admission
-from .directory import Directory
+from .directory import Directory, Member
 from .outbox import Ending, Outbox, Sink
 from .rates import RateBudget
+from .resume import HeldPlace, Resumes
 from .session import Session, SessionState
 from .settings import Settings
 from .statistics import Counters
@@ -49,6 +52,7 @@ class Lifecycle:
         self._outbox = outbox
         self._admission = admission
         self._counters = counters
+        self.resumes = Resumes(settings, outbox, admission, counters)
         self._next_id = 1
         # The connections the error policy's tick looks at: not registered yet, being closed,
         # or with an episode open (core/policy.py). A registered connection is visited once
@@ -106,10 +110,14 @@ class Lifecycle:
             if session.state is REGISTERED:
                 session.decoder.set_max_packet_size(limits.max_packet_size)
 
-    def end(self, session: Session, ending: Ending, reason: str, now: float) -> None:
-        """The router gives up on `session`: it leaves its group now, and its connection is
-        closed (or reset) at the next flush; a close that has not finished `close_grace`
-        seconds later is turned into a reset by the error policy's tick."""
+    def end(
+        self, session: Session, ending: Ending, reason: str, now: float, *, keep: bool = True
+    ) -> None:
+        """The router gives up on `session`: it leaves its group now (or, `keep`ing its
+        session, its place is held), and its connection is closed (or reset) at the next
+        flush; a close that has not finished `close_grace` seconds later is turned into a
+        reset by the error policy's tick. `keep` False: the user has another connection in its
+        place, so its session ends too."""
         was_registered = session.state is REGISTERED
         self._admission.release(session)
         session.move_to(CLOSING)
@@ -117,10 +125,33 @@ class Lifecycle:
         self.watched[session.id] = session
         session.held = None
         if was_registered:
-            self._leave(session)
+            if not keep:
+                self.resumes.end(session)
+            if not self.resumes.hold(session, now):
+                self._leave(session)
         self._outbox.end(session.mailbox, ending)
         verb = "closing" if ending is Ending.CLOSE else "resetting"
         log.info("%s %s after %s", verb, session.describe(), reason)
+
+    def resume(self, session: Session, message: bytes, now: float) -> None:
+        """`session`'s first packet resumes a kept place (core/resume.py); the connection that
+        had it, if it still looks open, is closed. Raise `resume_expired`."""
+        old = self.resumes.resume(session, message)
+        self.watched[session.id] = session  # the tick looks at it once, as at a register
+        if old is not None:
+            self.end(
+                old, Ending.CLOSE, "its place was resumed on a newer connection", now, keep=False
+            )
+
+    def tick(self, now: float) -> None:
+        """Once a second: the held places whose time is over leave their groups."""
+        for place in self.resumes.due(now):
+            self._leave(place)
+
+    def end_held(self, place: HeldPlace) -> None:
+        """A held place ends before its time: a newer connection of its user took its room."""
+        self.resumes.end_held(place)
+        self._leave(place)
 
     def make_room(self, session: Session, now: float) -> None:
         """Close a connection that has not registered, to admit a newer one."""
@@ -142,8 +173,9 @@ class Lifecycle:
         self._admission.release(session)
         self._counters.connections_closed += 1
         if session.state is REGISTERED:
-            log.info("leave %s", session.describe())
-            self._leave(session)
+            if not self.resumes.hold(session, now):
+                log.info("leave %s", session.describe())
+                self._leave(session)
         elif session.user is None:
             log.debug("gone %s (never registered)", session.describe())
         session.held = None
@@ -163,16 +195,20 @@ class Lifecycle:
                 continue
             outbox.send(session.mailbox, goodbye)
             self._admission.release(session)
+            self.resumes.end(session)
             self._directory.leave(session)
             session.move_to(CLOSING)
             session.closing_since = now
             self.watched[session.id] = session
             outbox.end(session.mailbox, Ending.CLOSE)
 
-    def _leave(self, session: Session) -> None:
-        group = self._directory.leave(session)  # the others hear it at the end of the turn
-        if group is None and session.user is not None:
-            emptied = session.user.group
+    def _leave(self, member: Member) -> None:
+        user = member.user
+        if user is None or member not in user.sessions:
+            return  # another connection has its place (a resume)
+        group = self._directory.leave(member)  # the others hear it at the end of the turn
+        if group is None:
+            emptied = user.group
             if emptied.pinned is None:
                 log.info("group %s removed: nobody left in it", emptied.name)
             else:

@@ -14,6 +14,10 @@ written at once instead of waiting for the flush, so the outbox holds at most th
 connection. What the connection cannot take then waits in the shell's transport, whose limit
 (`Limits.max_output_buffer`) is what makes a receiver a slow consumer.
 
+A mailbox whose member has a session (core/resume.py) has its packets numbered and kept as
+they are queued (`Mailbox.kept`), and a held member's mailbox only keeps them: it has no
+connection to write to.
+
 Pure code: no sockets, no event loop.
 """
 
@@ -24,7 +28,7 @@ from typing import Protocol
 
 from ..osc.framing import Framing, frame_length_prefix, frame_slip
 
-__all__ = ["WRITE_THROUGH_BYTES", "Ending", "Mailbox", "Outbox", "Sink"]
+__all__ = ["WRITE_THROUGH_BYTES", "Ending", "Kept", "Mailbox", "Outbox", "Sink"]
 
 # The queue of every mailbox with nothing queued: a mailbox gets a list of its own only while it
 # has output waiting, so an idle connection costs no list (never appended to: see `deliver`).
@@ -54,6 +58,16 @@ class Sink(Protocol):
         """Reset the connection at once, dropping whatever is still buffered."""
 
 
+class Kept(Protocol):
+    """Where a session's packets are numbered and kept (core/resume.py's `Resumable`)."""
+
+    def add(self, packet: bytes) -> bool:
+        """Number and keep `packet`; True while its member is held (nothing to write to)."""
+
+    def add_run(self, packets: list[bytes]) -> bool:
+        """`add` each of `packets`, in order."""
+
+
 class Ending(enum.Enum):
     CLOSE = "close"  # write what is queued, then close
     RESET = "reset"  # drop what is queued, reset at once (a receiver that cannot keep up)
@@ -66,6 +80,7 @@ class Mailbox:
         "_framing",
         "done",
         "ending",
+        "kept",
         "list_version",
         "owner",
         "queue",
@@ -83,6 +98,7 @@ class Mailbox:
         self.queued = 0  # bytes in `queue`
         self.ending: Ending | None = None
         self.done = False  # the ending has been carried out, or the connection is gone
+        self.kept: Kept | None = None  # its session's numbering, while it has one
         self.framing = framing
 
     @property
@@ -120,6 +136,9 @@ class Outbox:
         pending = self._pending
         write_through = self._write_through
         for box in boxes:
+            kept = box.kept
+            if kept is not None and kept.add(packet):
+                continue  # held: kept for its resume, nowhere to write
             framing = box._framing
             if framing is lp:
                 if length_prefixed is None:
@@ -156,6 +175,9 @@ class Outbox:
         pending = self._pending
         write_through = self._write_through
         for box in boxes:
+            kept = box.kept
+            if kept is not None and kept.add_run(packets):
+                continue
             framing = box._framing
             queue = box.queue
             if not queue:
@@ -183,6 +205,14 @@ class Outbox:
         if box.ending is not None or box.framing is None:
             return  # closing, or it never showed a framing to answer in
         self.deliver([box], packet)
+
+    def send_unnumbered(self, box: Mailbox, packets: list[bytes]) -> None:
+        """Queue packets for one mailbox outside its session's numbering: the session's own
+        replies, and what a resume sends again (numbered already)."""
+        kept, box.kept = box.kept, None
+        if box.ending is None and box.framing is not None and packets:
+            self.deliver_run([box], packets)
+        box.kept = kept
 
     def end(self, box: Mailbox, ending: Ending) -> None:
         """Close (after what is queued) or reset the connection at the next flush."""

@@ -102,7 +102,9 @@ class ErrorPolicy:
             self.watch(session)
         # A client that never spoke has shown no framing: it gets no reply (send() skips it).
         self._outbox.send(session.mailbox, error_message(code, error.detail))
-        if error.fatal or session.state is not REGISTERED:
+        # Any error before the register closes the connection, but a failed resume: its
+        # client registers on it instead (docs/protocol.md §14).
+        if error.fatal or (session.state is not REGISTERED and code != ErrorCode.RESUME_EXPIRED):
             self._lifecycle.end(session, Ending.CLOSE, code, now)
 
     def count(self, session: Session, code: str, detail: str) -> None:

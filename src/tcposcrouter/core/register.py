@@ -35,6 +35,7 @@ from .lifecycle import Lifecycle
 from .login_report import LoginReport
 from .outbox import Ending, Outbox
 from .policy import ErrorPolicy
+from .resume import HeldPlace
 from .session import Session, SessionState
 from .settings import Settings
 from .state import tell_state
@@ -219,8 +220,11 @@ class Registers:
         self._join(session, check.request, joining, now)
         if twin is not None:  # after the join, so that the user itself never leaves
             self._counters.replaced += 1
-            reason = "a newer connection of the same user took its place"
-            self._lifecycle.end(twin, Ending.CLOSE, reason, now)
+            if isinstance(twin, HeldPlace):
+                self._lifecycle.end_held(twin)
+            else:
+                reason = "a newer connection of the same user took its place"
+                self._lifecycle.end(twin, Ending.CLOSE, reason, now, keep=False)
         return held
 
     def _outcome(self, check: PasswordCheck, now: float) -> Joining | None:
@@ -284,14 +288,17 @@ class Registers:
         tell_tempo(outbox, self._settings, user.group, now, [mailbox])
         tell_state(outbox, user.group, mailbox)
 
-    def _silent_twin(self, session: Session, user: User | None) -> Session | None:
-        """The connection of `user` from `session`'s address that has been silent longest: the
-        one a returning user replaces when its address has no room (docs/protocol.md §6)."""
+    def _silent_twin(self, session: Session, user: User | None) -> Session | HeldPlace | None:
+        """The connection of `user` from `session`'s address that has been silent longest, or
+        its place held after a drop: the one a returning user replaces when its address has no
+        room (docs/protocol.md §6, §14)."""
         if user is None:
             return None
-        twins: list[Member] = [
-            s for s in user.sessions if s.address == session.address and s.accepts_input
-        ]
+        address = session.address
+        held = [s for s in user.sessions if s.address == address and isinstance(s, HeldPlace)]
+        if held:
+            return held[0]
+        twins: list[Member] = [s for s in user.sessions if s.address == address and s.accepts_input]
         twin = min(twins, key=lambda s: s.last_seen, default=None)
         return None if twin is None else self._sessions[twin.id]
 

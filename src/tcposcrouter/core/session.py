@@ -2,7 +2,8 @@
 state here, and every move between states is one line of the table below.
 
     NEW ──register──▶ REGISTERING ──passwords right──▶ REGISTERED
-     │                     │                               │
+     │ │                   │                             ▲    │
+     │ └──resume: a kept place taken back (core/resume.py)┘    │
      │ (over a cap)        └──refused──▶ CLOSING ◀──fatal error, idle, slow consumer
      ▼                                      ▲
     REFUSED ──its framing shows──────────────┘
@@ -11,10 +12,11 @@ state here, and every move between states is one line of the table below.
 NEW: connected, not registered; only a register is accepted. REFUSED: admitted over a cap
 (server_full): its refusal is told in the framing it shows, then it is closed. REGISTERING: its
 register's passwords are being checked (core/register.py); what it sends meanwhile waits in
-`held`. REGISTERED: a member of a group. CLOSING: the router has decided to close it; input is
-ignored, and it has left its group; how the connection ends (close or reset) is its mailbox's
-(core/outbox.py). CLOSED: the connection is gone; nothing more happens to it. Every other move
-is a bug and raises `IllegalTransition`.
+`held`. REGISTERED: a member of a group, by a register or by a resume. CLOSING: the router
+has decided to close it; input is ignored, and it has left its group (or its place is held);
+how the connection ends (close or reset) is its mailbox's (core/outbox.py). CLOSED: the
+connection is gone; nothing more happens to it. Every other move is a bug and raises
+`IllegalTransition`.
 
 Pure code.
 """
@@ -72,7 +74,13 @@ UNREGISTERED = frozenset({SessionState.NEW, SessionState.REFUSED})
 
 _ALLOWED: dict[SessionState, frozenset[SessionState]] = {
     SessionState.NEW: frozenset(
-        {SessionState.REFUSED, SessionState.REGISTERING, SessionState.CLOSING, SessionState.CLOSED}
+        {
+            SessionState.REFUSED,
+            SessionState.REGISTERING,
+            SessionState.REGISTERED,
+            SessionState.CLOSING,
+            SessionState.CLOSED,
+        }
     ),
     SessionState.REFUSED: frozenset({SessionState.CLOSING, SessionState.CLOSED}),
     SessionState.REGISTERING: frozenset(

@@ -34,6 +34,8 @@ class Counters:
     checks_repeated: int = 0  # of those, started again because the group changed meanwhile
     made_room: int = 0  # unregistered connections closed to admit newer ones
     replaced: int = 0  # connections replaced by a newer one of the same user and address
+    places_held: int = 0  # members' places held after their connection ended (core/resume.py)
+    resumes: int = 0  # of those and of live ones, taken back by a new connection
 
     def count(self, table: dict[str, int], key: str, amount: int = 1) -> None:
         table[key] = table.get(key, 0) + amount
@@ -69,6 +71,8 @@ class HubStatistics:
     password_checks: int
     made_room: int
     replaced: int
+    places_held: int  # members' places held after a drop, since start
+    resumes: int  # places taken back by a new connection, since start
     groups: int
     users: int
 
@@ -97,6 +101,8 @@ def snapshot(
         password_checks=counters.password_checks,
         made_room=counters.made_room,
         replaced=counters.replaced,
+        places_held=counters.places_held,
+        resumes=counters.resumes,
         groups=len(directory.groups),
         users=directory.users(),
     )

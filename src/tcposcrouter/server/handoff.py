@@ -32,6 +32,7 @@ from ..core.lifecycle import PRE_REGISTER_MAX_PACKET_SIZE
 from ..errors import RemoteError
 from ..osc.framing import AutoDecoder
 from ..osc.messages import REGISTER, read_register
+from ..osc.resume import resume_group
 from ..osc.tempo import INFO_PREFIX
 from ..osc.validate import validate_packet
 
@@ -105,9 +106,10 @@ def _is_info(packet: bytes | object) -> bool:
 
 
 def packet_group(packet: bytes) -> str | None:
-    """The group `packet` registers for; None when it is not a well-formed register."""
+    """The group `packet` registers for, or resumes a place in (docs/protocol.md §14); None
+    when it is neither, well-formed."""
     if not packet.startswith(REGISTER):
-        return None
+        return resume_group(packet)
     try:
         validate_packet(packet)
         return read_register(packet).group

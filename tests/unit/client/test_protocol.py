@@ -11,14 +11,21 @@ from tcposcrouter.client.protocol import (
     Packet,
     Refused,
     Registered,
+    Resumed,
+    ResumeFailed,
     RouterErrorReply,
+    SessionGranted,
+    StateBegin,
+    StateCleared,
+    StateEnd,
+    StateValue,
     TempoLine,
     TimeReply,
     UserList,
     build_bundle,
     build_message,
 )
-from tcposcrouter.osc.framing import Framing, LengthPrefixDecoder, frame
+from tcposcrouter.osc.framing import Framing, LengthPrefixDecoder, SlipDecoder, frame
 from tcposcrouter.osc.messages import TIME, time_tag
 from tcposcrouter.osc.tempo import tempo_message
 
@@ -87,12 +94,72 @@ def test_the_groups_tempo_is_an_event_of_its_own_not_a_packet() -> None:
     assert event.beat_at(event.t0 + 2.0) == pytest.approx(11.0)  # 1.5 beats a second
 
 
-def test_the_state_told_on_joining_is_handed_on_as_its_messages() -> None:
+def lp(*messages: bytes) -> bytes:
+    return b"".join(frame(m, Framing.LENGTH_PREFIX) for m in messages)
+
+
+def test_the_state_told_on_joining_is_handed_on_and_asked_again_only_kept() -> None:
     protocol, _ = registered(Framing.LENGTH_PREFIX)
     protocol.receive_data(frame(msg("/oscrouter/register/ana/7"), Framing.LENGTH_PREFIX))
     told = [msg("/oscrouter/state/begin", 1), msg("/fader", 0.5), msg("/oscrouter/state/end")]
-    events = protocol.receive_data(b"".join(frame(m, Framing.LENGTH_PREFIX) for m in told))
-    assert events == [Packet(msg("/fader", 0.5))]
+    events = protocol.receive_data(lp(*told))
+    assert events == [
+        StateBegin(),
+        StateValue("/fader", Packet(msg("/fader", 0.5)), True),
+        StateEnd(),
+    ]
+    assert [LengthPrefixDecoder(1 << 16).feed(p) for p in protocol.follow_state()] == [
+        [msg("/oscrouter/state/follow", 1)],
+        [msg("/oscrouter/state")],
+    ]
+    wrapped = [
+        msg("/oscrouter/state/begin", 1),
+        msg("/oscrouter/state", "/fader", 0.5),
+        msg("/oscrouter/state/end"),
+        msg("/oscrouter/state", "/fader", 0.25),  # a change by another member, live
+        msg("/oscrouter/state/clear", "/fader"),
+    ]
+    assert protocol.receive_data(lp(*wrapped)) == [
+        StateBegin(),
+        StateValue("/fader", Packet(msg("/fader", 0.5)), False),  # asked again: kept only
+        StateEnd(),
+        StateValue("/fader", Packet(msg("/fader", 0.25)), True),
+        StateCleared("/fader"),
+    ]
+
+
+def test_with_a_session_every_packet_after_the_reply_is_counted_and_a_resume_goes_on() -> None:
+    protocol, _ = registered(Framing.LENGTH_PREFIX)
+    protocol.receive_data(lp(msg("/oscrouter/register/ana/7"), msg("/oscrouter/userlist", "ana")))
+    assert not protocol.numbering
+    (granted,) = protocol.receive_data(lp(msg("/oscrouter/session", "tok", 30)))
+    assert granted == SessionGranted("tok", 30) and protocol.numbering
+    protocol.receive_data(lp(msg("/a"), msg("/oscrouter/userlist", "ana", "bob"), msg("/b")))
+    assert protocol.received == 3  # user lists are numbered too
+    assert LengthPrefixDecoder(1 << 16).feed(protocol.ack()) == [msg("/oscrouter/session/ack", 3)]
+    again = ClientProtocol(Framing.SLIP)  # the new connection
+    first = again.resume("band", "tok", protocol.received)
+    assert SlipDecoder(1 << 16).feed(first) == [msg("/oscrouter/session/resume", "band", "tok", 3)]
+    events = again.receive_data(frame(msg("/oscrouter/session/resumed", 3), Framing.SLIP))
+    assert events == [Resumed(3)] and again.state is ClientState.REGISTERED
+    again.receive_data(frame(msg("/c"), Framing.SLIP))
+    assert again.received == 4
+
+
+def test_a_resume_the_router_cannot_do_is_an_event_to_register_on() -> None:
+    protocol = ClientProtocol(Framing.LENGTH_PREFIX)
+    protocol.resume("band", "tok", 9)
+    reply = msg("/oscrouter/error", "resume_expired", "no place to resume")
+    assert protocol.receive_data(lp(reply)) == [ResumeFailed("no place to resume")]
+    assert not protocol.numbering
+    protocol.register("ana", "pw", "band", "gpw", random_id=7)
+    assert protocol.receive_data(lp(msg("/oscrouter/register/ana/7"))) == [Registered("ana", 7)]
+    old_router = ClientProtocol(Framing.LENGTH_PREFIX)  # one that knows no resume: it refuses
+    old_router.resume("band", "tok", 9)
+    refusal = msg("/oscrouter/error", "not_registered", "the first packet must be a register")
+    assert old_router.receive_data(lp(refusal)) == [
+        Refused("not_registered", "the first packet must be a register")
+    ]
 
 
 def test_what_the_client_sends() -> None:

@@ -6,12 +6,14 @@ import pytest
 
 from support.net import Net, RecordingSink, error_of
 from support.osc import msg
+from tcposcrouter.core.admission import Admission
 from tcposcrouter.core.auth import PasswordHash
 from tcposcrouter.core.control import ControlMessages, not_registered
 from tcposcrouter.core.directory import Directory
 from tcposcrouter.core.elsewhere import ClusterPort
 from tcposcrouter.core.hub import Hub
 from tcposcrouter.core.outbox import Outbox
+from tcposcrouter.core.resume import Resumes
 from tcposcrouter.core.session import Session, SessionState
 from tcposcrouter.core.settings import Settings
 from tcposcrouter.core.statistics import Counters
@@ -28,7 +30,9 @@ class Room:
         self.counters = Counters()
         self.hub = Hub(ServerConfig())
         port = ClusterPort(self.directory, self.outbox, self.hub.registers, self.counters)
-        self.controls = ControlMessages(Settings(), self.outbox, port)
+        settings = Settings()
+        resumes = Resumes(settings, self.outbox, Admission(settings.limits), self.counters)
+        self.controls = ControlMessages(settings, self.outbox, port, resumes)
         self.sinks: dict[int, RecordingSink] = {}
 
     def connect(self) -> Session:

@@ -125,7 +125,7 @@ def test_info_is_answered_before_the_register_and_the_register_follows() -> None
     stranger = net.connect()
     net.send(stranger, msg("/oscrouter/info"))
     [(address, [version, *features])] = net.got_messages(stranger)
-    assert (address, features) == ("/oscrouter/info", ["time", "tempo", "state"])
+    assert (address, features) == ("/oscrouter/info", ["time", "tempo", "state", "session"])
     assert isinstance(version, str) and version
     assert stranger.accepts_input
     net.send(stranger, msg("/oscrouter/register", "ana", "pw", "band", "gpw"))

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-__all__ = ["CONTENT_SECURITY_POLICY", "SECURITY_HEADERS", "add_security_headers"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "IMPORTABLE",
+    "SECURITY_HEADERS",
+    "add_security_headers",
+]
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -38,7 +43,16 @@ SECURITY_HEADERS = {
 }
 
 
+# The ES module other sites' code imports (Strudel, Hydra, p5.js: docs/client-tools.md) and the
+# osc.js it loads: readable from any origin. They are static files of the router's own; they
+# hold nothing of anyone's.
+IMPORTABLE = frozenset({"/client/tcposcrouter.js", "/client/vendor/osc-browser.min.js"})
+
+
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """aiohttp's `on_response_prepare` signal: every response, pages, files and errors alike."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.path in IMPORTABLE:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
