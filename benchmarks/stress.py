@@ -3,7 +3,7 @@ each message its own write, as sclang and Pd send them) measured while one stres
 hits the same router, beside the C relay under the same stressor where it can take it.
 
     .venv/bin/python benchmarks/stress.py [--repeat 3] [--only storm,rejoin] [--baseline TREE]
-    .venv/bin/python benchmarks/stress.py --capacity [--repeat 3]
+    .venv/bin/python benchmarks/stress.py --capacity [--repeat 3] [--baseline TREE]
     .venv/bin/python benchmarks/stress.py --crowd
 
 Writes results/stress.md and results/stress.json. With --capacity, a public server's capacity
@@ -186,10 +186,11 @@ async def _tempo_changes(
     port: int, groups: int, seconds: float, at_once: bool = False
 ) -> dict[str, Any]:
     """`groups` groups of TEMPO_GROUP_SIZE on the server at `port`; each second, in each group,
-    one member moves the tempo (100 and 120 bpm in turn) at the next bar, group g at g/groups
-    of the second (`at_once`: all at the start of the second). Every member reads what it is
-    sent; on a router each change is checked to arrive before its `T0` (this machine's clock is
-    the router's). What was sent, heard, and heard late."""
+    one member moves the tempo (100 and 120 bpm in turn) at the first bar that starts at least
+    a bar from now, group g at g/groups of the second (`at_once`: all at the start of the
+    second). Every member reads what it is sent; on a router each change is checked to arrive
+    before its `T0` (this machine's clock is the router's). What was sent, heard, and heard
+    late."""
     from tcposcrouter.osc.framing import LengthPrefixDecoder, frame_length_prefix
     from tcposcrouter.osc.messages import build_message, register_message
     from tcposcrouter.osc.tempo import read_tempo_message
@@ -238,7 +239,8 @@ async def _tempo_changes(
                 line = (time.time(), 0.0, 120.0, 4, 1)
             t0, beat0, bpm, quantum, _ = line
             beat_now = beat0 + (time.time() - t0) * bpm / 60
-            next_bar = (beat_now // quantum + 1) * quantum
+            # One bar ahead: the first bar to start at least a bar from now.
+            next_bar = (beat_now // quantum + 2) * quantum
             bpm_next = 100.0 if turn % 2 else 120.0
             change = build_message("/oscrouter/tempo/set", ("d", bpm_next), ("d", next_bar))
             members[turn % TEMPO_GROUP_SIZE].write(frame_length_prefix(change))
@@ -254,11 +256,15 @@ async def _tempo_changes(
 RESUME_GROUPS, RESUME_USERS = 50, 10
 
 
-async def _resumes(port: int) -> None:
+def _resumes(port: int) -> None:
     """The resume stressor's own process: RESUME_GROUPS groups of RESUME_USERS members, each
     with a session; one line when they are in; then, on a line from stdin, all cut off at once
-    and resumed at once (or registered again where the server cannot resume), while one member
-    of each group sends one message into the gap; one line with what happened."""
+    (reset) and resumed at once on new connections (or registered again where the server cannot
+    resume), while one member of each group sends one message into the gap; one line with
+    what happened. Plain sockets in one tight loop, so that the burst costs this process a few
+    milliseconds, not the router's cores (an asyncio client took 1.6 s of CPU for it)."""
+    import selectors
+
     from tcposcrouter.osc.framing import LengthPrefixDecoder, frame_length_prefix
     from tcposcrouter.osc.messages import build_message, register_message
 
@@ -272,69 +278,76 @@ async def _resumes(port: int) -> None:
             self.received = 0  # numbered packets
             self.gap_heard = 0
 
-        async def join(self) -> None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
-            register = register_message(self.name, "pw", self.group, "gpw", 1)
-            self.writer.write(frame_length_prefix(register))
-            self.writer.write(framed("/oscrouter/session", ("i", 30)))
+        def connect(self, first: bytes) -> None:
+            self.sock = socket.create_connection(("127.0.0.1", port))
+            self.sock.sendall(first)
+            self.sock.setblocking(False)
             self.decoder = LengthPrefixDecoder(1 << 20)
-            self.task = asyncio.get_running_loop().create_task(self.read())
+            selector.register(self.sock, selectors.EVENT_READ, self)
 
-        async def read(self) -> None:
-            while data := await self.reader.read(1 << 16):
-                for packet in self.decoder.feed(data):
-                    if not isinstance(packet, bytes):
-                        continue
-                    if packet.startswith(b"/oscrouter/session\x00"):
-                        self.token = packet[24:].split(b"\x00")[0].decode()
-                        continue
-                    if packet.startswith(b"/oscrouter/session/resumed"):
-                        continue
+        def join(self) -> None:
+            register = register_message(self.name, "pw", self.group, "gpw", 1)
+            self.connect(frame_length_prefix(register) + framed("/oscrouter/session", ("i", 30)))
+
+        def read(self) -> None:
+            try:
+                data = self.sock.recv(1 << 16)
+            except (BlockingIOError, ConnectionError):
+                return
+            for packet in self.decoder.feed(data):
+                if not isinstance(packet, bytes):
+                    continue
+                if packet.startswith(b"/oscrouter/session\x00"):
+                    self.token = packet[24:].split(b"\x00")[0].decode()
+                elif not packet.startswith(b"/oscrouter/session/resumed"):
                     self.received += bool(self.token)
                     self.gap_heard += packet.startswith(b"/gap\x00")
 
         def cut(self) -> None:
-            sock = self.writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.writer.transport.abort()
-            self.task.cancel()
+            selector.unregister(self.sock)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.sock.close()
 
-        async def resume(self) -> None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
-            self.decoder = LengthPrefixDecoder(1 << 20)
+        def resume(self) -> None:
             if self.token:
                 resume = build_message(
                     "/oscrouter/session/resume", ("s", self.group), ("s", self.token),
                     ("i", self.received),
                 )  # fmt: skip
-                self.writer.write(frame_length_prefix(resume))
+                self.connect(frame_length_prefix(resume))
             else:  # a server without sessions: register again
-                register = register_message(self.name, "pw", self.group, "gpw", 1)
-                self.writer.write(frame_length_prefix(register))
-            self.task = asyncio.get_running_loop().create_task(self.read())
+                self.connect(frame_length_prefix(register_message(self.name, "pw", self.group,
+                                                                  "gpw", 1)))  # fmt: skip
 
+    def pump(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(left):
+                key.data.read()
+
+    selector = selectors.DefaultSelector()
     members = [Member(g, i) for g in range(RESUME_GROUPS) for i in range(RESUME_USERS)]
     for member in members:
-        await member.join()
-    await asyncio.sleep(1.0)
+        member.join()
+    pump(1.5)
     with_session = sum(bool(m.token) for m in members)
     print(json.dumps({"in": len(members), "sessions": with_session}), flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    sys.stdin.readline()
     started = time.monotonic()
     for member in members:
         member.cut()
-    senders = members[::RESUME_USERS]  # the first of each group sends into the gap
-    await asyncio.gather(*(m.resume() for m in members))
-    await asyncio.sleep(0.05)
-    for sender in senders:
-        sender.writer.write(framed("/gap", ("i", 1)))
-    await asyncio.sleep(1.5)
-    heard = sum(m.gap_heard for m in members)
-    expected = (RESUME_USERS - 1) * RESUME_GROUPS
-    print(json.dumps({"resumed_in_s": round(time.monotonic() - started, 3),
-                      "gap_heard": heard, "gap_expected": expected}), flush=True)  # fmt: skip
     for member in members:
-        member.writer.close()
+        member.resume()
+    burst = time.monotonic() - started
+    pump(0.05)
+    for sender in members[::RESUME_USERS]:  # the first of each group sends into the gap
+        sender.sock.sendall(framed("/gap", ("i", 1)))
+    pump(1.5)
+    heard = sum(m.gap_heard for m in members)
+    print(json.dumps({"burst_s": round(burst, 3), "gap_heard": heard,
+                      "gap_expected": (RESUME_USERS - 1) * RESUME_GROUPS}), flush=True)  # fmt: skip
+    for member in members:
+        member.sock.close()
 
 
 def stressed(server: str, stressor: str) -> Run:
@@ -446,7 +459,7 @@ def _side_flow(
 
 def summarise(runs: list[Run], servers: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {}
-    for stressor in STRESSORS:
+    for stressor in (*STRESSORS, *MORE_STRESSORS):
         row: dict[str, Any] = {}
         for server in servers:
             mine = [r for r in runs if r["stressor"] == stressor and r["server"] == server]
@@ -518,11 +531,18 @@ SERVER_CPUS, LOADGEN_CPUS = "0", "1"
 PINNED = {"server_cpus": SERVER_CPUS, "loadgen_cpus": LOADGEN_CPUS}
 
 
-def capacity(out: Path, repeat: int) -> int:
+def capacity(
+    out: Path,
+    repeat: int,
+    playing: list[str] | None = None,
+    steps: tuple[int, ...] = CAPACITY_GROUPS,
+    name: str = "capacity.md",
+) -> int:
     """More groups each step until a server's median p99 passes 5 ms at two steps in a row (or
     it loses anything); at each step the servers take turns, `repeat` runs each. This
     machine's own pauses move one run's p99 by tens of milliseconds, and have moved a median
-    past the bound at a step that the next step passed."""
+    past the bound at a step that the next step passed. `playing`, `steps`, `name`: other
+    servers (the "before" tree beside this one, say) at the steps given, into results/`name`."""
 
     def workers(port: int) -> list[str]:
         return [*run.router_command(port), "--workers", "2"]
@@ -538,9 +558,9 @@ def capacity(out: Path, repeat: int) -> int:
         "| of it in user space |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    playing = ["router", "router --workers 2", "c_relay"]
+    playing = playing or ["router", "router --workers 2", "c_relay"]
     over: dict[str, int] = {server: 0 for server in playing}  # steps over the bound in a row
-    for groups in CAPACITY_GROUPS:
+    for groups in steps:
         if not playing:
             break
         results: dict[str, list[Run]] = {server: [] for server in playing}
@@ -574,7 +594,7 @@ def capacity(out: Path, repeat: int) -> int:
             if faults or over[server] == 2:
                 playing.remove(server)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_name("capacity.md").write_text("\n".join(lines) + "\n")
+    out.with_name(name).write_text("\n".join(lines) + "\n")
     return 0
 
 
@@ -707,7 +727,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.resumes:
         sys.path.insert(0, str(HERE.parent / "src"))
-        asyncio.run(_resumes(args.resumes))
+        _resumes(args.resumes)
         return 0
     if args.dashboards:
         port, count, seconds = args.dashboards
@@ -721,6 +741,12 @@ def main(argv: list[str]) -> int:
         print(json.dumps(counts), flush=True)
         return 0
     prepare()
+    if args.capacity and args.baseline is not None:  # the plain path, before and after
+        source = (args.baseline / "src").resolve()
+        run.EXTRA_COMMANDS["before"] = lambda port: run.router_command(port, source)
+        return capacity(
+            args.out, args.repeat, ["before", "router"], (256, 512), "capacity_before_after.md"
+        )
     if args.capacity:
         return capacity(args.out, args.repeat)
     if args.crowd:

@@ -169,7 +169,7 @@ class Group {
   close() {
     this.closing = true;
     clearInterval(this.timer);
-    if (this.connected && this.token) this.raw("/oscrouter/session", "i", 0); // leave at once
+    if (this.connected && this.sessionAsked) this.raw("/oscrouter/session", "i", 0); // leave now
     if (this.socket) this.socket.close();
   }
 
@@ -304,9 +304,13 @@ class Group {
     const args = packet.args || [];
     if (address === `/oscrouter/register/${this.user}` || address.startsWith(
       `/oscrouter/register/${this.user}/`)) {
+      this.resumed = false; // registered (anew, where a resume could not be done)
       this.ready();
       this.syncTime();
-      if (this.sessionSeconds) this.raw("/oscrouter/session", "i", this.sessionSeconds);
+      if (this.sessionSeconds) {
+        this.raw("/oscrouter/session", "i", this.sessionSeconds);
+        this.sessionAsked = true; // (its answer may still be on its way at a close)
+      }
       return;
     }
     if (address === "/oscrouter/register") return;
@@ -375,7 +379,6 @@ class Group {
 export async function join(options) {
   const osc = await loadOsc();
   const group = new Group(osc, options);
-  group.resumed = false;
   await group.connect();
   return group;
 }

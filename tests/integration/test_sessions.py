@@ -48,13 +48,20 @@ def resume(port: int, group: str, token: str, received: int, **kw: object) -> Cl
     return fresh
 
 
+def ana_with_session_and_bob(
+    port: int, group: str, seconds: int = 30
+) -> tuple[Client, Client, str]:
+    """ana, with a session, and bob, in `group`: ana has read bob's arrival."""
+    ana = Client(port).join("ana", group)
+    bob = Client(port).join("bob", group)
+    ana.recv_until("/oscrouter/userlist")
+    return ana, bob, with_session(ana, seconds)
+
+
 def test_a_reset_member_resumes_with_every_packet_once_and_nobody_sees_it_leave(
     router: RouterProcess, group: str
 ) -> None:
-    ana = Client(router.osc10_port).join("ana", group)
-    bob = Client(router.osc10_port).join("bob", group)
-    ana.recv_until("/oscrouter/userlist")
-    token = with_session(ana)
+    ana, bob, token = ana_with_session_and_bob(router.osc10_port, group)
     for n in range(100):
         bob.send(msg("/note", n))
     got = numbered(ana, 100)
@@ -83,10 +90,7 @@ def test_a_reset_member_resumes_with_every_packet_once_and_nobody_sees_it_leave(
 def test_a_resume_takes_over_a_connection_the_router_still_thinks_open(
     router: RouterProcess, group: str
 ) -> None:
-    ana = Client(router.osc10_port).join("ana", group)
-    bob = Client(router.osc10_port).join("bob", group)
-    ana.recv_until("/oscrouter/userlist")
-    token = with_session(ana)
+    ana, bob, token = ana_with_session_and_bob(router.osc10_port, group)
     for n in range(5):
         bob.send(msg("/note", n))
     numbered(ana, 2)  # ana's program read two before its network went quiet
@@ -161,10 +165,7 @@ def test_a_failed_resume_keeps_the_connection_open_to_register(
 def test_a_held_place_that_is_not_resumed_leaves_after_its_seconds(
     router: RouterProcess, group: str
 ) -> None:
-    ana = Client(router.osc10_port).join("ana", group)
-    bob = Client(router.osc10_port).join("bob", group)
-    ana.recv_until("/oscrouter/userlist")
-    with_session(ana, 1)
+    ana, bob, _ = ana_with_session_and_bob(router.osc10_port, group, 1)
     reset(ana)
     bob.expect_nothing(0.5)  # held: no leave yet
     assert bob.recv_until("/oscrouter/userlist", timeout=4).args == ["bob"]

@@ -228,6 +228,17 @@ async def _replay(args: argparse.Namespace, records: list[Record]) -> int:
 TOLD_SECONDS = 5.0
 
 
+async def _told(client: RouterClient, told: asyncio.Event, what: str) -> bool:
+    """Whether the router told the group's `what` on joining; if not, say so."""
+    try:
+        await asyncio.wait_for(told.wait(), TOLD_SECONDS)
+    except asyncio.TimeoutError:
+        print(f"tcposcrouter-client: {client.server} keeps no group {what} (an older router)",
+              file=sys.stderr)  # fmt: skip
+        return False
+    return True
+
+
 def _tempo_text(line: TempoLine, beat: float, as_json: bool) -> str:
     bar, in_bar = divmod(beat, line.quantum)
     if as_json:
@@ -260,16 +271,12 @@ async def _tempo(args: argparse.Namespace) -> int:
         on_error=lambda code, detail: refusals.append(f"{code}: {detail}"),
     )
     try:
-        try:
-            await asyncio.wait_for(client.tempo_told.wait(), TOLD_SECONDS)
-        except asyncio.TimeoutError:
-            print(f"tcposcrouter-client: {client.server} keeps no group tempo (an older "
-                  "router)", file=sys.stderr)  # fmt: skip
+        if not await _told(client, client.tempo_told, "tempo"):
             return EXIT_LOST
         await client.sync_time()
         while not lines.empty():  # what was told on joining is shown below
             lines.get_nowait()
-        at = args.at_beat if args.at_beat is not None else None
+        at = args.at_beat
         if args.next_bar:
             at = client.next_bar()
         if args.set is not None:
@@ -303,11 +310,7 @@ async def _state(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     client = await _join(args, reconnect=False)
     try:
-        try:
-            await asyncio.wait_for(client.state_told.wait(), TOLD_SECONDS)
-        except asyncio.TimeoutError:
-            print(f"tcposcrouter-client: {client.server} keeps no group state (an older "
-                  "router)", file=sys.stderr)  # fmt: skip
+        if not await _told(client, client.state_told, "state"):
             return EXIT_LOST
         if args.set is not None:
             await client.send_raw(wrap_state(message))
@@ -344,7 +347,7 @@ async def _time(args: argparse.Namespace) -> int:
     else:
         ahead = "ahead of" if estimate.offset >= 0 else "behind"
         print(f"offset {estimate.offset:+.6f} s (the router's clock is {ahead} this machine's)")
-        print(f"round trip {estimate.round_trip:.6f} s (best of {estimate.samples} exchanges)")
+        print(f"round trip {estimate.round_trip:.6f} s (quickest of {estimate.samples} exchanges)")
     return 0
 
 

@@ -77,6 +77,9 @@ ACK_PACKETS = 200
 # The group clock's offset is measured on joining and again this often: a laptop's clock drifts
 # by tens of microseconds a second, and NTP may step it.
 CLOCK_REFRESH_SECONDS = 30.0
+# Exchanges a refresh makes (one after another: 2 s over a 40 ms path), all that the estimate
+# keeps (client/clock.py).
+CLOCK_EXCHANGES = 48
 
 
 class _ClosedUnanswered(ConnectionError):
@@ -420,7 +423,7 @@ class RouterClient:
         while not self._closing:
             if self.connected:
                 with contextlib.suppress(OSError, asyncio.TimeoutError, NotConnected):
-                    await self.sync_time()
+                    await self.sync_time(CLOCK_EXCHANGES)
             await asyncio.sleep(self._clock_refresh)
 
     async def _exchange_times(self, exchanges: int, timeout: float) -> ClockEstimate:
