@@ -345,6 +345,14 @@ def test_a_client_whose_router_is_gone_fails_over_to_the_next_and_registers_ther
         second.stop()
 
 
+async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Wait for `condition`, polling (what the client sets has no event of its own)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.01)
+
+
 def test_the_clients_keep_the_state_and_agree_on_the_beat(
     router: RouterProcess, group: str
 ) -> None:
@@ -357,6 +365,9 @@ def test_the_clients_keep_the_state_and_agree_on_the_beat(
             heard = await asyncio.wait_for(bob.receive(), 5)  # handed on as the message itself
             assert heard.raw == msg("/fader", 0.5)
             await asyncio.wait_for(bob.receive(), 5)
+            # Sets that came before bob's follow took effect reach its mapping with the whole
+            # state it asks for then: a moment later.
+            await until(lambda: len(bob.state) == 2)
             assert {a: p.raw for a, p in bob.state.items()} == {
                 "/fader": msg("/fader", 0.5), "/scene": msg("/scene", "intro"),
             }  # fmt: skip
@@ -366,10 +377,7 @@ def test_the_clients_keep_the_state_and_agree_on_the_beat(
                 await asyncio.wait_for(cy.state_told.wait(), 5)
                 assert list(cy.state) == ["/scene"]
                 assert (await asyncio.wait_for(cy.receive(), 5)).raw == msg("/scene", "intro")
-                for _ in range(200):  # bob's copy follows the clear
-                    if "/fader" not in bob.state:
-                        break
-                    await asyncio.sleep(0.01)
+                await until(lambda: "/fader" not in bob.state)  # bob's copy follows the clear
                 assert list(bob.state) == ["/scene"]
             finally:
                 await cy.close()

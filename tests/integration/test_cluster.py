@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -362,3 +364,41 @@ def test_workers_share_one_port_and_form_one_group(
     finally:
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(30) == 0
+
+
+def test_a_place_is_kept_on_its_node_and_elsewhere_the_member_registers_anew(
+    start_router: Callable[..., RouterProcess], redis: RedisServer, group: str
+) -> None:
+    """docs/cluster.md: a kept place is held by its node; a resume there takes it back with the
+    gap (sent from another node); a resume at another node is resume_expired, and the member
+    registers there instead, without the others ever seeing it leave."""
+    n1, n2 = node(start_router, redis, "k1"), node(start_router, redis, "k2")
+    ana = Client(n1.osc10_port).join("ana", group)
+    bob = Client(n2.osc10_port).join("bob", group)
+    ana.recv_until("/oscrouter/userlist")
+    ana.send(msg("/oscrouter/session", 3))
+    token, granted = ana.recv_until("/oscrouter/session").args
+    assert granted == 3 and isinstance(token, str)
+    ana.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ana.close()  # reset: ana's place is held on n1
+    time.sleep(0.3)
+    for n in range(20):
+        bob.send(msg("/gap", n))  # from n2, through Redis, into the held place on n1
+    time.sleep(0.3)
+    back = Client(n1.osc10_port)
+    back.send(msg("/oscrouter/session/resume", group, token, 0))
+    assert back.recv().raw == msg("/oscrouter/session/resumed", 0)
+    assert [back.recv().args[0] for _ in range(20)] == list(range(20))
+    back.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    back.close()
+    time.sleep(0.3)
+    elsewhere = Client(n2.osc10_port)
+    elsewhere.send(msg("/oscrouter/session/resume", group, token, 20))
+    error = elsewhere.recv()
+    assert (error.address, error.args[0]) == ("/oscrouter/error", "resume_expired")
+    elsewhere.join("ana", group)  # on the same connection, at the other node
+    time.sleep(4)  # the held place on n1 has ended meanwhile
+    lists = [p.args for p in bob.drain(0.5) if p.address == "/oscrouter/userlist"]
+    assert all("ana" in names for names in lists)  # nobody saw ana leave
+    bob.send(msg("/after", 1))
+    assert elsewhere.recv_until("/after").args == [1]

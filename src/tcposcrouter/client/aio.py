@@ -424,6 +424,8 @@ class RouterClient:
             if self.connected:
                 with contextlib.suppress(OSError, asyncio.TimeoutError, NotConnected):
                     await self.sync_time(CLOCK_EXCHANGES)
+            if self._closing:  # (Python 3.11's wait_for can swallow the close's cancel)
+                return
             await asyncio.sleep(self._clock_refresh)
 
     async def _exchange_times(self, exchanges: int, timeout: float) -> ClockEstimate:

@@ -105,7 +105,10 @@ class ErrorPolicy:
         # Any error before the register closes the connection, but a failed resume: its
         # client registers on it instead (docs/protocol.md §14).
         if error.fatal or (session.state is not REGISTERED and code != ErrorCode.RESUME_EXPIRED):
-            self._lifecycle.end(session, Ending.CLOSE, code, now)
+            # A member silent past the idle timeout keeps its place if it has a session (its
+            # network may be the one that went quiet); one closed for what it sent does not.
+            keep = code == ErrorCode.IDLE_TIMEOUT
+            self._lifecycle.end(session, Ending.CLOSE, code, now, keep=keep)
 
     def count(self, session: Session, code: str, detail: str) -> None:
         """The shell's transport refused what `session` sent and closes the connection itself

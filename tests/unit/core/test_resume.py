@@ -237,3 +237,14 @@ def test_what_comes_with_the_resume_in_the_same_read_is_a_members() -> None:
     net.send(back, msg("/oscrouter/session/resume", "band", token, 0), msg("/from/ana", 1))
     assert net.got(bob) == [msg("/from/ana", 1)]
     assert net.got_messages(back) == [("/oscrouter/session/resumed", [0])]
+
+
+def test_a_member_closed_for_what_it_sent_leaves_at_once_session_or_not() -> None:
+    net = Net(Limits(max_packet_size=1024))
+    ana, bob = net.join("ana"), net.join("bob")
+    token = start_session(net, ana)
+    net.got(bob)
+    net.send(ana, msg("/big", b"x" * 2000))  # packet_too_large: fatal
+    assert not ana.accepts_input
+    assert net.got_messages(bob) == [("/oscrouter/userlist", ["bob"])]
+    assert error_of(net, resume(net, token, 0)) == "resume_expired"
