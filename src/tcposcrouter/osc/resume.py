@@ -76,20 +76,21 @@ def _whole(argument: Argument, what: str, error: RemoteError) -> int:
 
 def read_session_request(message: bytes) -> int:
     """The seconds `/oscrouter/session ,i seconds` asks for."""
-    arguments = parse_arguments(message)
-    usage = bad_session("/oscrouter/session takes the seconds to keep the place (i, 0 or more)")
-    if len(arguments) != 1:
-        raise usage
-    return _whole(arguments[0], "seconds", usage)
+    return _one_whole(message, "seconds", "/oscrouter/session takes the seconds to keep the place")
 
 
 def read_ack(message: bytes) -> int:
     """The number `/oscrouter/session/ack ,i n` acknowledges."""
+    return _one_whole(message, "n", "/oscrouter/session/ack takes the last number received")
+
+
+def _one_whole(message: bytes, what: str, usage: str) -> int:
+    """The one whole number of 0 or more that `message` carries, or `bad_session`."""
     arguments = parse_arguments(message)
-    usage = bad_session("/oscrouter/session/ack takes the last number received (i)")
+    refusal = bad_session(f"{usage} (i, 0 or more)")
     if len(arguments) != 1:
-        raise usage
-    return _whole(arguments[0], "n", usage)
+        raise refusal
+    return _whole(arguments[0], what, refusal)
 
 
 def read_resume(message: bytes) -> ResumeRequest:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...core.directory import Directory, Group, Member, User
+from ...core.resume import HeldPlace
 from ...core.statistics import HubStatistics
 from ...osc.framing import Framing
 
@@ -159,6 +160,8 @@ class Traffic:
                 connection: dict[str, Any] = {
                     "transport": transport_of(framing or "unknown"),
                     "framing": framing,
+                    # Its connection dropped and its place is kept for a resume (§14).
+                    "held": isinstance(session, HeldPlace),
                     "rtt_ms": None if rtt is None else round(rtt[0], 2),
                     "rtt_var_ms": None if rtt is None else round(rtt[1], 2),
                 }

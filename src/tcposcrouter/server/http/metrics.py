@@ -74,6 +74,12 @@ class RouterCollector(Collector):
         )
         yield counter("password_checks", "Register passwords checked.", hub.password_checks)
         yield counter(
+            "places_held",
+            "Members' places held after their connection ended, for a resume (sessions).",
+            hub.places_held,
+        )
+        yield counter("resumes", "Kept places taken back by a new connection.", hub.resumes)
+        yield counter(
             "internal_errors",
             "Bugs caught on a connection (each closed it).",
             server.internal_errors,

@@ -100,7 +100,8 @@
       row.dataset.user = user.name;
       const links = user.connections.map((c) =>
         `${c.transport === "websocket" ? "WebSocket" : c.framing === "slip" ? "TCP SLIP" : "TCP"}` +
-        (withAddresses && c.peer ? ` ${c.peer}` : "")).join(", ") || (user.elsewhere ? "on another node" : "");
+        (withAddresses && c.peer ? ` ${c.peer}` : "") + (c.held ? " (dropped, place kept)" : "")).join(", ") ||
+        (user.elsewhere ? "on another node" : "");
       const rtts = user.connections.map((c) => c.rtt_ms);
       const worst = rtts.length ? Math.max(...rtts.map((r) => (r === null ? 0 : r))) : null;
       row.append(

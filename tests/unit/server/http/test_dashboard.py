@@ -42,6 +42,7 @@ def test_rates_per_user_group_and_router() -> None:
         {
             "transport": "tcp",
             "framing": "length-prefix",
+            "held": False,
             "rtt_ms": 12.5,
             "rtt_var_ms": 3.0,
             "peer": "192.0.2.1:40000",
@@ -156,3 +157,16 @@ def test_member_and_admin_views() -> None:
     admin = traffic.admin_view(stats, directory, 1.0, no_rtt)
     assert [p["name"] for p in admin["group_pages"]] == ["band", "other"]
     assert admin["group_pages"][1]["users"][0]["connections"][0]["peer"] == "192.0.2.1:40000"
+
+
+def test_a_dropped_member_whose_place_is_kept_is_shown_so() -> None:
+    net, traffic = Net(), Traffic()
+    ana = net.join("ana", "band")
+    net.join("bob", "band")
+    net.send(ana, msg("/oscrouter/session", 30))
+    net.leave(ana)
+    sample(net, traffic)
+    admin = traffic.admin_view(net.hub.statistics(), net.hub.directory, 1.0, no_rtt)
+    users = {u["name"]: u for u in admin["group_pages"][0]["users"]}
+    assert [c["held"] for c in users["ana"]["connections"]] == [True]
+    assert [c["held"] for c in users["bob"]["connections"]] == [False]

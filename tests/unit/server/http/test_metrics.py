@@ -51,3 +51,19 @@ def test_no_user_or_group_name_is_a_label() -> None:
     assert not any(
         "ana" in value or "secret-band" in value for _, labels in scrape(net) for _, value in labels
     )
+
+
+def test_places_held_and_resumed_are_counted() -> None:
+    net = Net()
+    ana, cy = net.join("ana"), net.join("cy")
+    for member in (ana, cy):
+        net.got(member)
+        net.send(member, msg("/oscrouter/session", 30))
+    tokens = [str(net.got_messages(m)[0][1][0]) for m in (ana, cy)]
+    net.leave(ana)
+    net.leave(cy)
+    back = net.connect()
+    net.send(back, msg("/oscrouter/session/resume", "band", tokens[0], 0))
+    metrics = scrape(net)
+    assert metrics[("tcposcrouter_places_held_total", ())] == 2
+    assert metrics[("tcposcrouter_resumes_total", ())] == 1
