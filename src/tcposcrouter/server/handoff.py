@@ -86,17 +86,21 @@ def register_group(data: bytes) -> tuple[bool, str | None, bool]:
     whether all it holds so far are `/oscrouter/info` requests). The group is None when the
     packet is not a well-formed register (the hub then answers it, in the worker that has it).
     Info requests may come before the register (docs/protocol.md §12): the first packet after
-    them is the one looked at, and when only they have come, the worker answers them and looks
-    at the next packet."""
+    them is the one looked at, and when only they have come (and nothing of the next packet),
+    the worker answers them and looks at the next packet."""
+    decoder = AutoDecoder(PRE_REGISTER_MAX_PACKET_SIZE)
     try:
-        packets = AutoDecoder(PRE_REGISTER_MAX_PACKET_SIZE).feed(data)
+        packets = decoder.feed(data)
     except RemoteError:
         return True, None, False
     asked = 0
     while asked < len(packets) and _is_info(packets[asked]):
         asked += 1
     if asked == len(packets):
-        return bool(asked), None, bool(asked)
+        # Only questions are whole. If the next packet has begun, wait for it: handed to the
+        # hub now, its first bytes would be read here and the packet never looked at.
+        answer_now = bool(asked) and not decoder.buffered()
+        return answer_now, None, answer_now
     first = packets[asked]
     return True, packet_group(first) if isinstance(first, bytes) else None, False
 

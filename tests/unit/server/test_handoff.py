@@ -40,6 +40,9 @@ def test_info_requests_before_the_register_are_answered_where_they_landed() -> N
         # The question and the register in one write: the register decides where it goes.
         both = asked + frame(register("ana", "trio"), framing)
         assert register_group(both) == (True, "trio", False)
+        # The question and the register's first bytes: the rest of the register is awaited,
+        # so that the register still decides where the connection goes.
+        assert register_group(both[: len(asked) + 6]) == (False, None, False)
 
 
 def test_every_worker_names_the_same_owner_and_groups_spread() -> None:
