@@ -8,6 +8,7 @@ It wires the parts, each with one job:
 - `presence_sync` (PresenceSync): this node's users announced, the others' read again, their
   events applied to the hub's user lists;
 - `traffic` (Outbound, the hub's `Elsewhere`; Inbound, what pub/sub brings);
+- `ensemble` (SharedEnsemble): the groups' tempo and state in the store;
 - `writer` (StoreWriter): leaves and failed logins, in order;
 - `registers` (StoreRegisters): batches of registers carried through the store, with the
   decisions of `register_round` (pure);
@@ -30,6 +31,7 @@ import redis.asyncio as aioredis
 from ..core.directory import MembershipEvent
 from ..core.register import PasswordCheck
 from ..server.running import ClusterStatistics, RunChecks, RunningRouter
+from .ensemble import SharedEnsemble
 from .link import HEARTBEAT_SECONDS, STORE_TIMEOUT, RedisLink
 from .presence import RemotePresence
 from .presence_sync import PresenceSync
@@ -63,15 +65,16 @@ class ClusterNode:
         self.presence = RemotePresence(node_id)
         self.link = RedisLink(url, node_id, keys)
         self.writer = StoreWriter(self.link, keys, node_id)
-        self.outbound = Outbound(keys, self.presence, self.link)
+        self.outbound = Outbound(keys, self.presence, self.link, node_id)
         self.recovery = StoreRecovery()
+        self.ensemble = SharedEnsemble(router, self.link, keys, node_id, self.presence)
         self.registers = StoreRegisters(
-            router, self.link, keys, self.presence, self.recovery, self.writer
+            router, self.link, keys, self.presence, self.recovery, self.writer, self.ensemble
         )
         self.presence_sync = PresenceSync(
             router, keys, node_id, self.presence, lambda: self.registers.in_flight
         )
-        self.inbound = Inbound(router, keys, node_id, self.presence_sync)
+        self.inbound = Inbound(router, keys, node_id, self.presence_sync, self.ensemble)
         self._pubsub: Any = None  # redis.asyncio.client.PubSub, while the link is up
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -91,7 +94,7 @@ class ClusterNode:
             self.url, link.shown_url, self.keys, self.node, STORE_TIMEOUT, HEARTBEAT_SECONDS
         )
         port = self._hub.cluster
-        port.connect(self.outbound)
+        port.connect(self.outbound, self.ensemble)
         port.subscribe(self._membership)
         port.subscribe_login_failures(self._login_failed)
         running = link.run(self._up, self._serving, self._resync, self._down)
@@ -136,6 +139,8 @@ class ClusterNode:
         await self._check_generation(redis)  # before writing back: was the store emptied?
         await self.presence_sync.announce(redis)
         await self.presence_sync.resync(redis)
+        # Before pub/sub is read: its records after the store's copies apply on top of them.
+        await self.ensemble.restore(redis)
 
     def _serving(self) -> list[Any]:
         publisher = self.outbound.publisher
@@ -193,6 +198,7 @@ class ClusterNode:
     async def _resync(self, redis: aioredis.Redis) -> None:
         if await self._check_generation(redis):
             await self.presence_sync.announce(redis)
+            await self.ensemble.restore(redis)
         else:
             await self.presence_sync.rejoin_apart(redis)
         await self.presence_sync.resync_and_forget(redis)

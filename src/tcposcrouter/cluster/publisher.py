@@ -1,5 +1,7 @@
-"""The cluster's connection for packets: PUBLISH commands written back to back in the order the
-loop makes them, replies only counted (resp.py says why this is not redis-py)."""
+"""The cluster's connection for packets: PUBLISH commands (and the scripts that record state
+changes) written back to back in the order the loop makes them, replies only counted (resp.py
+says why this is not redis-py). Redis runs one connection's commands in order, so a state change
+reaches the other nodes after the packets its member sent before it."""
 
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ class PacketPublisher:
     def publish(self, channel: bytes, data: bytes) -> None:
         self._writer.write(encode_command(b"PUBLISH", channel, data))
 
+    def run_script(self, script: bytes, arguments: list[bytes]) -> None:
+        """EVAL `script` with `arguments` as ARGV (no keys)."""
+        self._writer.write(encode_command(b"EVAL", script, b"0", *arguments))
+
     async def read_replies(self) -> None:
         """Until the connection ends (then return), counting replies; an error reply is a
         bug or a misconfigured Redis, and is logged."""
@@ -64,7 +70,7 @@ class PacketPublisher:
                     return
                 counter.feed(data)
                 for error in counter.errors:
-                    log.warning("cluster: Redis refused a publish: %s", error)
+                    log.warning("cluster: Redis refused a publish or a state change: %s", error)
                 counter.errors.clear()
         finally:
             self.open = False

@@ -12,7 +12,8 @@ The node (cluster/node.py) does the I/O around it:
 4. `claims` are the join scripts to run for the checks that passed; `claimed` takes their
    replies: "ok" won (the group and user are created, or were there with these hashes), a
    reply naming "group" or "user" lost a creation race to another node, whose hash it learns:
-   those checks run again (3) and are claimed again, at most `ATTEMPTS` times.
+   those checks run again (3) and are claimed again, at most `ATTEMPTS` times. The first claim
+   of a group this node holds no copy of the tempo and state of also loads them (`snapshots`).
 5. Each check goes back to its connection; `leave_needed` says when the store counted a user
    present here whom the hub then did not register.
 
@@ -120,6 +121,9 @@ class RegisterRound:
         self.pending: list[PasswordCheck] = []  # to claim next
         self._claimed: list[PasswordCheck] = []  # what `claims` returned, in order
         self._attempts = 0
+        self.loads: list[bool] = []  # for each claim `claims` returned: it loads its group's
+        # The last join reply that loaded each group's tempo and state, as Redis gave it.
+        self.snapshots: dict[str, Sequence[object]] = {}
 
     def lookups(self) -> list[tuple[str, str]]:
         """(group, user) of each register, whose stored hashes `learn` takes in this order."""
@@ -147,18 +151,36 @@ class RegisterRound:
         if self._attempts > ATTEMPTS:
             raise StoreKeptChanging("the group kept changing in the store")
         self._claimed = [check for check in self.pending if check.group_ok and check.user_ok]
+        groups = self._directory.groups
+        self.loads = []
+        loading: set[str] = set()
+        for check in self._claimed:
+            name = check.request.group
+            known = groups.get(name)
+            self.loads.append(name not in loading and (known is None or known.timeline is None))
+            loading.add(name)
         return [self._claim(check) for check in self._claimed]
 
-    def claimed(self, replies: Sequence[Sequence[bytes]]) -> list[PasswordCheck]:
+    def groups_loading(self) -> set[str]:
+        """The groups whose tempo and state the claims `claims` returned load."""
+        return {
+            check.request.group
+            for check, load in zip(self._claimed, self.loads, strict=True)
+            if load
+        }
+
+    def claimed(self, replies: Sequence[Sequence[object]]) -> list[PasswordCheck]:
         """The join scripts' replies, one per claim: return the checks that lost a creation
         race, having learnt the winner's hash; they run again, then `claims` again."""
         lost: list[PasswordCheck] = []
-        for check, reply in zip(self._claimed, replies, strict=True):
-            if reply[0] == b"group":
-                check.learn(self._parse(reply[1]), check.elsewhere_user_hash)
+        for check, load, reply in zip(self._claimed, self.loads, replies, strict=True):
+            if reply[0] == b"ok" and load:
+                self.snapshots[check.request.group] = reply
+            elif reply[0] == b"group":
+                check.learn(self._parse(_hash_in(reply)), check.elsewhere_user_hash)
                 lost.append(check)
             elif reply[0] == b"user":
-                check.learn(check.elsewhere_group_hash, self._parse(reply[1]))
+                check.learn(check.elsewhere_group_hash, self._parse(_hash_in(reply)))
                 lost.append(check)
         self.pending = lost
         return lost
@@ -169,6 +191,14 @@ class RegisterRound:
         user_hash = check.user_hash or check.pinned_user_hash or check.new_user_hash
         assert group_hash is not None and user_hash is not None
         return claim_for(self._directory, request.group, request.user, group_hash, user_hash)
+
+
+def _hash_in(reply: Sequence[object]) -> bytes:
+    """The hash a join script answers with when another node created the group or user."""
+    stored = reply[1]
+    if not isinstance(stored, bytes):
+        raise ValueError("a join script's reply without a hash")
+    return stored
 
 
 def claim_for(
@@ -192,8 +222,12 @@ def claim_for(
     )
 
 
-def join_arguments(prefix: str, node: str, claim: Claim) -> list[str]:
-    """The join script's arguments (cluster/store.py) for `claim` on `node`."""
+def join_arguments(
+    prefix: str, node: str, claim: Claim, new_timeline: bytes | None = None
+) -> list[str | bytes]:
+    """The join script's arguments (cluster/store.py) for `claim` on `node`; with
+    `new_timeline` (its lines, the one a group made now starts with), it also loads the group's
+    tempo and state."""
     return [
         prefix,
         node,
@@ -203,4 +237,6 @@ def join_arguments(prefix: str, node: str, claim: Claim) -> list[str]:
         claim.user_hash.encode(),
         "1" if claim.pinned_group else "0",
         "1" if claim.pinned_user else "0",
+        "0" if new_timeline is None else "1",
+        new_timeline or b"",
     ]

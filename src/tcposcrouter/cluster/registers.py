@@ -8,6 +8,9 @@ Three states change the way:
   would create a group or a user there wait, refused as `store_unavailable`;
 - a group kept apart (cluster/presence.py): its registers are decided here, with this node's
   hashes, and never claimed in the store.
+
+A register for a group this node holds no copy of the tempo and state of loads the store's with
+its claim (cluster/ensemble.py); its member starts from it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from redis.exceptions import RedisError
 from ..core.auth import PasswordHash
 from ..core.register import PasswordCheck
 from ..core.session import SessionState
+from ..core.tempo import Timeline
 from ..server.running import RunChecks, RunningRouter
+from .ensemble import SharedEnsemble
 from .link import STORE_TIMEOUT, RedisLink
 from .presence import RemotePresence
 from .recovery import StoreRecovery
@@ -35,6 +40,7 @@ from .register_round import (
     store_unavailable,
 )
 from .store import JOIN_SCRIPT, Keys
+from .wire import encode_lines
 from .writer import Leave, StoreWriter
 
 __all__ = ["StoreRegisters"]
@@ -51,8 +57,10 @@ class StoreRegisters:
         presence: RemotePresence,
         recovery: StoreRecovery,
         writer: StoreWriter,
+        ensemble: SharedEnsemble,
     ) -> None:
         self._router = router
+        self._ensemble = ensemble
         self._hub = router.hub
         self._link = link
         self._keys = keys
@@ -104,6 +112,7 @@ class StoreRegisters:
     async def _through_store(self, batch: list[PasswordCheck], run: RunChecks) -> None:
         router, hub = self._router, self._hub
         round_ = RegisterRound(batch, self._parse, hub.directory)
+        loading: set[str] = set()
         try:
             await asyncio.wait_for(self._learn(round_), STORE_TIMEOUT)
             if await asyncio.wait_for(self._restoring(), STORE_TIMEOUT):
@@ -112,16 +121,28 @@ class StoreRegisters:
                 router.output_ready()
             if round_.batch:
                 await run(round_.batch)
-            while lost := await asyncio.wait_for(self._claim(round_), STORE_TIMEOUT):
+            while lost := await asyncio.wait_for(self._claim(round_, loading), STORE_TIMEOUT):
                 await run(lost)  # another node created the group or user first
-        except (RedisError, OSError, asyncio.TimeoutError, StoreKeptChanging) as error:
+            self._copies_loaded(round_)
+        except (RedisError, OSError, asyncio.TimeoutError, StoreKeptChanging, ValueError) as error:
             log.warning("cluster: registers refused, the store did not answer: %r", error)
+            self._ensemble.end_loading(loading)
             for check in batch:
                 if check.session.state is SessionState.REGISTERING:
                     hub.registers.refused(check, store_unavailable(), router.now())
             router.output_ready()
             return
         self._hand_back(round_.batch)
+        self._ensemble.end_loading(loading)
+
+    def _copies_loaded(self, round_: RegisterRound) -> None:
+        """Give each register the copy of its group's tempo and state its round loaded."""
+        copies = {
+            group: self._ensemble.loaded(group, snapshot)
+            for group, snapshot in round_.snapshots.items()
+        }
+        for check in round_.batch:
+            check.ensemble = copies.get(check.request.group)
 
     async def _restoring(self) -> bool:
         """Whether the store is still being restored: nodes that had users before it lost
@@ -158,15 +179,21 @@ class StoreRegisters:
                 pipe.hget(keys.users(group), user)
             round_.learn(await pipe.execute())
 
-    async def _claim(self, round_: RegisterRound) -> list[PasswordCheck]:
+    async def _claim(self, round_: RegisterRound, loading: set[str]) -> list[PasswordCheck]:
+        """Claim the checks that passed; the groups whose copies they load join `loading`."""
         claims = round_.claims()
         if not claims:
             return round_.claimed([])
+        more = round_.groups_loading() - loading
+        self._ensemble.begin_loading(more)  # records from now on are kept for the copies
+        loading |= more
+        now, offset = self._router.now(), self._hub.cluster.wall_clock_offset
+        new = encode_lines([line.on_wall_clock() for line in Timeline(now, offset).lines(now)])
+        prefix, node = self._keys.prefix, self._link.node
         async with self._redis().pipeline(transaction=False) as pipe:
-            for claim in claims:
-                pipe.eval(
-                    JOIN_SCRIPT, 0, *join_arguments(self._keys.prefix, self._link.node, claim)
-                )
+            for claim, load in zip(claims, round_.loads, strict=True):
+                arguments = join_arguments(prefix, node, claim, new if load else None)
+                pipe.eval(JOIN_SCRIPT, 0, *arguments)
             return round_.claimed(await pipe.execute())
 
     def _parse(self, stored: bytes | None) -> PasswordHash | None:

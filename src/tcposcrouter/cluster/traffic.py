@@ -1,9 +1,11 @@
 """Traffic between nodes. Out: what the hub sends elsewhere (it is the hub's `Elsewhere`) is
 published on the channel of each node that has users of the group, everything one turn of the
 loop had for one node as one message, written in order by the `PacketPublisher`; members on
-this node got it directly. In: this node's channel, the presence events and the failed logins,
-read from pub/sub and handed to the hub (measured: one message per group and packet cost the
-receiving node far more than the deliveries themselves)."""
+this node got it directly. A member's state change goes to the store's script on the same
+connection, after what the turn had so far, so that it keeps its place among the member's
+packets. In: this node's channel, the presence events, the failed logins and the ensemble's
+records, read from pub/sub and handed to the hub (measured: one message per group and packet
+cost the receiving node far more than the deliveries themselves)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..server.running import RunningRouter
+from .ensemble import SharedEnsemble
 from .link import RedisLink
 from .presence import RemotePresence
 from .presence_sync import PresenceSync
 from .publisher import PacketPublisher
-from .store import Keys
+from .store import STATE_SCRIPT, Keys
 from .wire import decode_failure, decode_presence, decode_traffic, encode_broadcast, encode_private
+
+_STATE_SCRIPT = STATE_SCRIPT.encode()
 
 __all__ = ["Inbound", "Outbound"]
 
@@ -28,10 +33,11 @@ log = logging.getLogger("tcposcrouter.cluster")
 class Outbound:
     """The hub's `Elsewhere`: called on the hot path, it only queues."""
 
-    def __init__(self, keys: Keys, presence: RemotePresence, link: RedisLink) -> None:
+    def __init__(self, keys: Keys, presence: RemotePresence, link: RedisLink, node: str) -> None:
         self._keys = keys
         self._presence = presence
         self._link = link
+        self._node = node
         self.publisher: PacketPublisher | None = None  # while the link is up
         # Traffic records for each other node, gathered over one turn of the loop.
         self._for_nodes: dict[str, list[bytes]] = {}
@@ -48,6 +54,19 @@ class Outbound:
         nodes = self._presence.nodes_of(group, target)
         if nodes:
             self._to_nodes(nodes, encode_private(group, target, message), 1)
+
+    def state_changed(self, group: str, sender: str, address: str, message: bytes | None) -> bool:
+        publisher = self.publisher
+        if self._link.degraded or publisher is None or not publisher.open:
+            return False
+        if group in self._presence.apart:
+            return False
+        if self._for_nodes:
+            self._flush()  # the member's packets before its change
+        kind = "S" if message is not None else "C"
+        texts = [self._keys.prefix, group, self._node, sender, kind, address]
+        publisher.run_script(_STATE_SCRIPT, [*(text.encode() for text in texts), message or b""])
+        return True
 
     def _to_nodes(self, nodes: Iterable[str], record: bytes, packets: int) -> None:
         if self._link.degraded:
@@ -78,16 +97,28 @@ class Inbound:
     """What pub/sub brings this node."""
 
     def __init__(
-        self, router: RunningRouter, keys: Keys, node: str, presence_sync: PresenceSync
+        self,
+        router: RunningRouter,
+        keys: Keys,
+        node: str,
+        presence_sync: PresenceSync,
+        ensemble: SharedEnsemble,
     ) -> None:
         self._router = router
         self._hub = router.hub
         self._node = node
         self._sync = presence_sync
+        self._ensemble = ensemble
         self._mine = keys.node_channel(node).encode()
         self._presence = keys.presence_channel.encode()
         self._logins = keys.logins_channel.encode()
-        self.channels = (keys.node_channel(node), keys.presence_channel, keys.logins_channel)
+        self._changes = keys.ensemble_channel.encode()
+        self.channels = (
+            keys.node_channel(node),
+            keys.presence_channel,
+            keys.logins_channel,
+            keys.ensemble_channel,
+        )
         self.received = 0
 
     async def read(self, pubsub: Any) -> None:
@@ -101,6 +132,8 @@ class Inbound:
         try:
             if channel == self._mine:
                 self._traffic(data)
+            elif channel == self._changes:
+                self._ensemble.record(data)
             elif channel == self._presence:
                 self._sync.event(decode_presence(data))
             elif channel == self._logins:

@@ -1,6 +1,7 @@
 """What nodes send each other over Redis pub/sub, as bytes: packets for a group (to each node
-that has users of the group, on that node's own channel), presence events, failed logins.
-Pure code.
+that has users of the group, on that node's own channel), presence events, failed logins, the
+records of tempo and state changes the store's scripts publish; and the forms in which the
+store keeps a group's timeline and state. Pure code.
 
 Names cannot hold control characters (docs/protocol.md §3), so the unit separator (0x1F) joins
 the text fields; packets are length-prefixed, so any bytes pass.
@@ -11,16 +12,23 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from ..core.tempo import Line
+
 __all__ = [
     "SEP",
+    "EnsembleRecord",
     "LoginFailure",
     "PresenceEvent",
     "Traffic",
+    "decode_ensemble",
     "decode_failure",
+    "decode_lines",
     "decode_presence",
+    "decode_stored_state",
     "decode_traffic",
     "encode_broadcast",
     "encode_failure",
+    "encode_lines",
     "encode_private",
 ]
 
@@ -126,3 +134,62 @@ def decode_failure(data: bytes) -> LoginFailure:
     if len(fields) != 4:
         raise ValueError("not a login failure")
     return LoginFailure(*fields)
+
+
+# A timeline's line on the wall clock: t0, beat0, bpm, Q, playing.
+_LINE = struct.Struct(">dddii")
+
+
+def encode_lines(lines: list[Line]) -> bytes:
+    """A timeline's lines (in force, then pending) as the store keeps them: on the wall clock,
+    so that every node reads the same instants whatever its own clock's start."""
+    return b"".join(
+        _LINE.pack(line.wall_t0, line.beat0, line.bpm, line.quantum, line.playing) for line in lines
+    )
+
+
+def decode_lines(data: bytes) -> list[Line]:
+    """Lines on the wall clock (`Line.on_router_clock` takes them to a router's)."""
+    if not data or len(data) % _LINE.size or len(data) > 2 * _LINE.size:
+        raise ValueError("not a timeline")
+    return [Line(*fields) for fields in _LINE.iter_unpack(data)]
+
+
+@dataclass(frozen=True)
+class EnsembleRecord:
+    """A change the store made, as its script published it: of a timeline ("T", `payload` its
+    lines), or of a state ("S", `payload` the message kept; "C", the address cleared);
+    `number` is the change's in the group's tempo or state, `node` where it was made, `sender`
+    the user who made a state change."""
+
+    kind: str
+    number: int
+    group: str
+    node: str
+    sender: str
+    payload: bytes
+
+
+def decode_ensemble(data: bytes) -> EnsembleRecord:
+    fields = data.split(SEP.encode(), 5)
+    if len(fields) != 6 or fields[0] not in (b"T", b"S", b"C"):
+        raise ValueError("not a record of the ensemble channel")
+    kind, number, group, node, sender, payload = fields
+    return EnsembleRecord(
+        kind.decode(), int(number), group.decode(), node.decode(), sender.decode(), payload
+    )
+
+
+def decode_stored_state(pairs: list[bytes]) -> list[tuple[int, str, bytes]]:
+    """The state hash as HGETALL gives it (address, "seq:message", …): (seq, address, message)
+    in the order the messages were last set."""
+    if len(pairs) % 2:
+        raise ValueError("not a state hash")
+    kept: list[tuple[int, str, bytes]] = []
+    for index in range(0, len(pairs), 2):
+        seq, colon, message = pairs[index + 1].partition(b":")
+        if not colon:
+            raise ValueError("not a kept state message")
+        kept.append((int(seq), pairs[index].decode(), message))
+    kept.sort(key=lambda entry: entry[0])
+    return kept

@@ -25,7 +25,8 @@ One line a module:
                      logged once per episode; once a second, timeouts and overdue closes
     rates.py         token buckets: the rate budget of a connection
     outbox.py        frame once per framing, a queue per connection, one write per turn
-    elsewhere.py     the port to other nodes: packets and presence from there
+    elsewhere.py     the port to other nodes: packets and presence from there, the store's
+                     changes of tempo and state applied to the copies here
     settings.py      what the core reads of the configuration; what its parts share of it
     statistics.py    the counters and the snapshot statistics() returns
 """

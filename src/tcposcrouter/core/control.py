@@ -79,11 +79,15 @@ class ControlMessages:
         elif message.startswith(_TEMPO) and message_address(message) in TEMPO_ADDRESSES:
             user = session.user
             assert user is not None
-            self._tempo.handle(user.group, session.mailbox, message, now)
+            shared = self._cluster.shared_tempo
+            self._tempo.handle(user.group, session.mailbox, message, now, shared)
         elif message.startswith(_STATE) and message_address(message) in STATE_ADDRESSES:
             user = session.user
             assert user is not None
-            self._state.handle(user.group, session.mailbox, user.receivers(), message)
+            receivers, shared_state = user.receivers(), self._cluster.elsewhere
+            self._state.handle(
+                user.group, session.mailbox, receivers, message, user.name, shared_state
+            )
         elif message.startswith(SESSION_PREFIX) and message_address(message) in SESSION_ADDRESSES:
             self._resumes.handle(session, message)
         elif message.startswith(RESUME):
@@ -97,11 +101,8 @@ class ControlMessages:
 
     def _info(self, session: Session, message: bytes) -> None:
         """What this router supports, to anyone who asks, registered or not: a client tells
-        an old router from a new one by it (docs/protocol.md §12). The tempo and the state are
-        each node's own in a cluster, so a clustered router does not offer them."""
-        features = ["time"]
-        if self._cluster.elsewhere is None:
-            features += ["tempo", "state"]
+        an old router from a new one by it (docs/protocol.md §12)."""
+        features = ["time", "tempo", "state"]
         if self._settings.limits.max_session_seconds:
             features.append("session")
         self._outbox.send(session.mailbox, info_message(__version__, features))

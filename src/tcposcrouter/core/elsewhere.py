@@ -1,5 +1,6 @@
 """The hub's port to other nodes of a cluster (docs/cluster.md): what leaves for users present
-elsewhere, and what arrives from there under the same rules as local packets.
+elsewhere, and what arrives from there under the same rules as local packets — packets,
+presence, failed logins, and the changes of each group's tempo and state the store records.
 
 The cluster's edge (cluster/node.py) implements `Elsewhere` and calls the `ClusterPort` the hub
 holds as `Hub.cluster`. A router that is no node of a cluster never sets an `Elsewhere`, and
@@ -15,11 +16,15 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..errors import ErrorCode, RemoteError
+from ..osc.messages import error_message
 from ..osc.validate import validate_packet
 from .directory import Directory, MembershipEvent
-from .outbox import Outbox
+from .outbox import Mailbox, Outbox
 from .register import Registers
+from .settings import Settings
+from .state import GroupState, StoredChange, apply_stored, tell_state
 from .statistics import Counters
+from .tempo import Line, SharedTempo, TempoChange, Timeline, adopt_lines, apply_change, tell_tempo
 
 __all__ = ["ClusterPort", "Elsewhere"]
 
@@ -34,22 +39,35 @@ class Elsewhere(Protocol):
 
     def private(self, group: str, target: str, message: bytes) -> None: ...
 
+    def state_changed(
+        self, group: str, sender: str, address: str, message: bytes | None
+    ) -> bool: ...
+
 
 class ClusterPort:
     def __init__(
-        self, directory: Directory, outbox: Outbox, registers: Registers, counters: Counters
+        self,
+        directory: Directory,
+        outbox: Outbox,
+        registers: Registers,
+        counters: Counters,
+        settings: Settings,
     ) -> None:
         self._directory = directory
         self._outbox = outbox
         self._registers = registers
         self._counters = counters
+        self._settings = settings
         # Read by the hub's broadcast and by private messages, only for groups with users
-        # present elsewhere.
+        # present elsewhere; and by every change of a group's state.
         self.elsewhere: Elsewhere | None = None
+        self.shared_tempo: SharedTempo | None = None  # where tempo changes are made
 
-    def connect(self, elsewhere: Elsewhere | None) -> None:
-        """Send what users on other nodes must get through `elsewhere` (None: nowhere)."""
+    def connect(self, elsewhere: Elsewhere | None, tempo: SharedTempo | None = None) -> None:
+        """Send what users on other nodes must get through `elsewhere`, and make tempo changes
+        through `tempo` (None: nowhere, here)."""
         self.elsewhere = elsewhere
+        self.shared_tempo = tempo
         # Through the store, every register makes its own hashes, with scrypt
         # (Registers.hashes_shared).
         self._registers.hashes_shared = elsewhere is not None
@@ -106,6 +124,100 @@ class ClusterPort:
         boxes = user.mailboxes()
         self._outbox.deliver(boxes, message)
         return len(boxes)
+
+    def tempo_recorded(self, group_name: str, lines: list[Line], version: int) -> bool:
+        """The store's timeline of `group_name` changed (`lines` on the wall clock, as the
+        store keeps them): the copy here adopts it and tells the members here."""
+        group = self._directory.groups.get(group_name)
+        if group is None:
+            return False
+        offset = self._settings.wall_clock_offset
+        here = [line.on_router_clock(offset) for line in lines]
+        return adopt_lines(self._outbox, group, here, version)
+
+    def state_recorded(
+        self, group_name: str, sender: str, change: StoredChange, here: bool
+    ) -> None:
+        """The store recorded a change of `group_name`'s state that user `sender` made on this
+        node (`here`) or another: delivered to the members here as a member's change is, and
+        applied to the copy in the store's order (core/state.py's `apply_stored`)."""
+        group = self._directory.groups.get(group_name)
+        if group is None or group.timeline is None:  # no copy here: nobody joined here
+            return
+        receivers: list[Mailbox] = []
+        if not here:
+            user = group.users.get(sender)
+            receivers = user.receivers() if user is not None else group.mailboxes()
+        apply_stored(self._outbox, group, change, here, receivers)
+
+    @property
+    def wall_clock_offset(self) -> float:
+        return self._settings.wall_clock_offset
+
+    def wall_timeline(self, group_name: str, now: float) -> tuple[list[Line], int] | None:
+        """The copy here of `group_name`'s timeline: its lines on the wall clock and the store's
+        number of its last change; None when there is no copy here."""
+        group = self._directory.groups.get(group_name)
+        timeline = None if group is None else group.timeline
+        if timeline is None:
+            return None
+        return [line.on_wall_clock() for line in timeline.lines(now)], timeline.version
+
+    def changed_timeline(
+        self, lines: list[Line], version: int, change: TempoChange, now: float
+    ) -> list[Line]:
+        """`change` made on the timeline `lines` (on the wall clock; none: a group's first):
+        the new lines, on the wall clock. Raises `bad_tempo` as a member's change here does."""
+        offset = self._settings.wall_clock_offset
+        if lines:
+            timeline = Timeline.of_lines([line.on_router_clock(offset) for line in lines], version)
+        else:
+            timeline = Timeline(now, offset)
+        apply_change(timeline, change, now, offset)
+        return [line.on_wall_clock() for line in timeline.lines(now)]
+
+    def refuse(self, mailbox: Mailbox, error: RemoteError) -> None:
+        """Tell a member that what it asked was refused after all (not fatal)."""
+        self._outbox.send(mailbox, error_message(error.code, error.detail))
+
+    def copies(self, now: float) -> list[tuple[str, list[Line], list[tuple[str, bytes]]]]:
+        """Every group's tempo and state this node holds a copy of: name, lines on the wall
+        clock, kept messages in the order they were last set."""
+        held: list[tuple[str, list[Line], list[tuple[str, bytes]]]] = []
+        for group in self._directory.groups.values():
+            timeline = group.timeline
+            if timeline is None:
+                continue
+            state = group.state
+            messages = [] if state is None else list(state.messages.items())
+            held.append(
+                (group.name, [line.on_wall_clock() for line in timeline.lines(now)], messages)
+            )
+        return held
+
+    def adopt_ensemble(
+        self, group_name: str, timeline: Timeline, state: GroupState, now: float
+    ) -> None:
+        """After the store was away: the copy here of `group_name`'s tempo and state becomes
+        the store's. Members here are told the timeline if it changed; the state's followers,
+        the whole state if it changed (as a joiner is)."""
+        group = self._directory.groups.get(group_name)
+        old = None if group is None else group.timeline
+        if group is None or old is None:
+            return
+        group.timeline = timeline
+        if [line.on_wall_clock() for line in old.lines(now)] != [
+            line.on_wall_clock() for line in timeline.lines(now)
+        ]:
+            tell_tempo(self._outbox, self._settings, group, now, group.mailboxes())
+        previous = group.state
+        if previous is not None:
+            state.followers = previous.followers
+        group.state = state
+        if previous is None or list(previous.messages.items()) != list(state.messages.items()):
+            state.followers.intersection_update(group.mailboxes())
+            for box in state.followers:
+                tell_state(self._outbox, group, box)
 
     def remote_joined(self, group_name: str, user_name: str) -> None:
         """`user_name` is in `group_name` on another node: it is in the user list here too

@@ -64,7 +64,7 @@ class Hub:
         self.registers = registers = Registers(
             settings, sessions, directory, outbox, admission, lifecycle, errors, report, counters
         )
-        self.cluster = cluster = ClusterPort(directory, outbox, registers, counters)
+        self.cluster = cluster = ClusterPort(directory, outbox, registers, counters, settings)
         self._controls = ControlMessages(settings, outbox, cluster, lifecycle.resumes)
 
     def open(

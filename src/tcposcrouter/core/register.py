@@ -38,9 +38,9 @@ from .policy import ErrorPolicy
 from .resume import HeldPlace
 from .session import Session, SessionState
 from .settings import Settings
-from .state import tell_state
+from .state import GroupState, tell_state
 from .statistics import Counters
-from .tempo import tell_tempo
+from .tempo import Timeline, tell_tempo
 from .throttle import LoginThrottle
 
 __all__ = ["Joining", "PasswordCheck", "Registers"]
@@ -217,7 +217,7 @@ class Registers:
                 full = RemoteError(ErrorCode.SERVER_FULL, detail, fatal=True)
                 self._errors.refuse(session, full, now)
                 return None
-        self._join(session, check.request, joining, now)
+        self._join(session, check.request, joining, now, check.ensemble)
         if twin is not None:  # after the join, so that the user itself never leaves
             self._counters.replaced += 1
             if isinstance(twin, HeldPlace):
@@ -263,7 +263,12 @@ class Registers:
         return joining
 
     def _join(
-        self, session: Session, request: RegisterRequest, joining: Joining, now: float
+        self,
+        session: Session,
+        request: RegisterRequest,
+        joining: Joining,
+        now: float,
+        ensemble: tuple[Timeline, GroupState] | None = None,
     ) -> None:
         """Register `session` as `_outcome` allowed: join, reply, announce."""
         created = joining.group is None
@@ -282,6 +287,9 @@ class Registers:
         outbox.send(mailbox, build_message(request.reply_address()))
         reply = build_message("/oscrouter/register", ("s", request.user), request.random_id)
         outbox.send(mailbox, reply)
+        group = user.group
+        if ensemble is not None and group.timeline is None:  # the first copy here
+            group.timeline, group.state = ensemble
         # Its own list right after the reply, then the group's tempo and state; the others'
         # lists at the end of the turn (directory).
         tell_user_list(outbox, user.group, [mailbox])
@@ -354,6 +362,7 @@ class PasswordCheck:
         "claimed",
         "elsewhere_group_hash",
         "elsewhere_user_hash",
+        "ensemble",
         "group",
         "group_hash",
         "group_ok",
@@ -398,6 +407,9 @@ class PasswordCheck:
         self.new_user_hash: PasswordHash | None = None
         # New hashes are keyed digests (they never leave this process), else scrypt.
         self.keyed = keyed
+        # In a cluster, the group's tempo and state as the store holds them, for a group this
+        # node has no copy of: its members here start from them.
+        self.ensemble: tuple[Timeline, GroupState] | None = None
 
     def learn(self, group_hash: PasswordHash | None, user_hash: PasswordHash | None) -> None:
         """The hashes the cluster's store holds for this register's group and user (None: it

@@ -11,11 +11,19 @@ member that registers is sent the whole state between `/oscrouter/state/begin ,i
 The state lives as long as its group: an ordinary group that empties is gone with it; a pinned
 group keeps it while empty.
 
+In a cluster (docs/cluster.md) the store holds each group's state and numbers its changes in
+the one order every node applies them. A member's change is kept and delivered here at once,
+in the order of its other packets, and handed to the `SharedState` the cluster gives; the
+store's record of it comes back to every node: the others deliver it to their members, and
+every node's copy applies the changes in the store's order (`apply_stored`), so that the
+copies agree when two nodes change one address at the same moment.
+
 Pure code.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ErrorCode, RemoteError
@@ -38,18 +46,52 @@ if TYPE_CHECKING:
     from .outbox import Mailbox, Outbox
     from .settings import Settings
 
-__all__ = ["Group", "GroupState", "StateMessages", "tell_state"]
+__all__ = [
+    "Group",
+    "GroupState",
+    "SharedState",
+    "StateMessages",
+    "StoredChange",
+    "apply_stored",
+    "tell_state",
+]
+
+
+@dataclass(frozen=True)
+class StoredChange:
+    """A change of a group's state as the cluster's store numbered it: `message` kept for
+    `address`, or None: the address cleared."""
+
+    seq: int
+    address: str
+    message: bytes | None
 
 
 class GroupState:
-    """The messages kept for one group, by address, in the order they were last set."""
+    """The messages kept for one group, by address, in the order they were last set.
 
-    __slots__ = ("followers", "messages", "size")
+    In a cluster, `seq` is the store's number of the last change this copy applied, `own` counts
+    this node's changes of each address whose record has not come back from the store yet, and
+    `overtaken` names the addresses another node changed meanwhile."""
+
+    __slots__ = ("followers", "messages", "overtaken", "own", "seq", "size")
 
     def __init__(self) -> None:
         self.messages: dict[str, bytes] = {}
         self.size = 0  # the messages' bytes in all
         self.followers: set[Mailbox] = set()  # connections that hear changes wrapped
+        self.seq = 0
+        self.own: dict[str, int] = {}
+        self.overtaken: set[str] = set()
+
+    @classmethod
+    def of_messages(cls, messages: list[tuple[str, bytes]], seq: int) -> GroupState:
+        """A copy holding `messages` (address, message, in the order they were last set)."""
+        state = cls()
+        for address, message in messages:
+            state.put(address, message)
+        state.seq = seq
+        return state
 
     def set(self, address: str, message: bytes, limits: Limits) -> None:
         """Keep `message` for `address`, replacing what was kept; raise `state_full` (and keep
@@ -63,25 +105,42 @@ class GroupState:
                 f"the group keeps at most {limits.max_state_addresses} addresses and "
                 f"{limits.max_state_bytes} bytes of state; {address[:60]} was not kept or sent",
             )
+        self.put(address, message)
+
+    def put(self, address: str, message: bytes | None) -> None:
+        """Keep `message` for `address` (None: clear it), whatever the bounds: a change the
+        store made, checked where it was made."""
+        old = self.messages.pop(address, None)  # to the end: the order of last setting
         if old is not None:
-            del self.messages[address]  # to the end: the order is the order of last setting
-        self.messages[address] = message
-        self.size = size
+            self.size -= len(old)
+        if message is not None:
+            self.messages[address] = message
+            self.size += len(message)
 
     def clear(self, address: str) -> bool:
         """Forget what was kept for `address`; False if nothing was."""
-        old = self.messages.pop(address, None)
-        if old is not None:
-            self.size -= len(old)
-        return old is not None
+        had = address in self.messages
+        self.put(address, None)
+        return had
 
 
 class Group(Protocol):
     """What the state needs of a group (core/directory.py's `Group`)."""
 
+    name: str
     state: GroupState | None
 
     def mailboxes(self) -> list[Mailbox]: ...
+
+
+class SharedState(Protocol):
+    """Where a cluster node sends its members' state changes (cluster/traffic.py)."""
+
+    def state_changed(self, group: str, sender: str, address: str, message: bytes | None) -> bool:
+        """Record `message` for `address` in the store (None: clear it) and have it delivered
+        on the other nodes, after what `sender` sent before it; False when the store is away
+        (the change is then this node's alone)."""
+        ...
 
 
 def state_of(group: Group) -> GroupState:
@@ -109,10 +168,17 @@ class StateMessages:
         self._outbox = outbox
 
     def handle(
-        self, group: Group, mailbox: Mailbox, receivers: list[Mailbox], message: bytes
+        self,
+        group: Group,
+        mailbox: Mailbox,
+        receivers: list[Mailbox],
+        message: bytes,
+        sender: str = "",
+        shared: SharedState | None = None,
     ) -> None:
-        """Carry out one state request of a member of `group` (its connection's `mailbox`; the
-        other members' connections `receivers`); raise `bad_state` or `state_full`."""
+        """Carry out one state request of a member of `group` (its connection's `mailbox`, its
+        user's name `sender`; the other members' connections `receivers`); raise `bad_state`
+        or `state_full`. In a cluster, `shared` takes each change to the other nodes."""
         address = message_address(message)
         state = state_of(group)
         if address == STATE:
@@ -122,11 +188,14 @@ class StateMessages:
                 return
             target, stored = unwrapped
             state.set(target, stored, self._settings.limits)
-            self._deliver(group, state, receivers, stored, wrap_state(stored))
+            _deliver(self._outbox, group, state, receivers, stored, wrap_state(stored))
+            _share(state, shared, group, sender, target, stored)
         elif address == STATE_CLEAR:
             target = read_state_clear(message)
             if state.clear(target):  # nothing kept: nothing changed, nobody told
-                self._deliver(group, state, receivers, None, state_clear_message(target))
+                clear = state_clear_message(target)
+                _deliver(self._outbox, group, state, receivers, None, clear)
+                _share(state, shared, group, sender, target, None)
         elif address == STATE_FOLLOW:
             if read_state_follow(message):
                 state.followers.add(mailbox)
@@ -135,20 +204,69 @@ class StateMessages:
         else:
             raise RemoteError(ErrorCode.UNKNOWN_COMMAND, f"{address} is reserved for the router")
 
-    def _deliver(
-        self,
-        group: Group,
-        state: GroupState,
-        receivers: list[Mailbox],
-        plain: bytes | None,
-        wrapped: bytes,
-    ) -> None:
-        followers = state.followers
-        if followers:
-            followers.intersection_update(group.mailboxes())  # those gone are forgotten
-        wrapped_to = [box for box in receivers if box in followers]
-        plain_to = [box for box in receivers if box not in followers]
-        if wrapped_to:
-            self._outbox.deliver(wrapped_to, wrapped)
-        if plain is not None and plain_to:
-            self._outbox.deliver(plain_to, plain)
+
+def _share(
+    state: GroupState,
+    shared: SharedState | None,
+    group: Group,
+    sender: str,
+    address: str,
+    message: bytes | None,
+) -> None:
+    if shared is not None and shared.state_changed(group.name, sender, address, message):
+        state.own[address] = state.own.get(address, 0) + 1
+
+
+def apply_stored(
+    outbox: Outbox, group: Group, change: StoredChange, here: bool, receivers: list[Mailbox]
+) -> None:
+    """A change of `group`'s state as the store recorded it: made on this node (`here`: its
+    members have it already) or on another (delivered to `receivers`, as a member's change
+    is). The copy applies it in the store's order: a change the copy has (`seq` not above its
+    own) is skipped, and so is an older one of an address this node changed since, whose own
+    record, later in the store's order, is still to come; when it comes, the followers here,
+    who heard the other node's change last, are told this node's again."""
+    state = group.state
+    if state is None or change.seq <= state.seq:
+        return
+    state.seq = change.seq
+    address, message = change.address, change.message
+    wrapped = wrap_state(message) if message is not None else state_clear_message(address)
+    if not here:
+        _deliver(outbox, group, state, receivers, message, wrapped)
+        if state.own.get(address):
+            state.overtaken.add(address)
+        else:
+            state.put(address, message)
+        return
+    left = state.own.get(address, 0) - 1
+    if left > 0:
+        state.own[address] = left
+        return  # a later change of this node's is on its way
+    state.own.pop(address, None)
+    state.put(address, message)
+    if address in state.overtaken:
+        state.overtaken.discard(address)
+        state.followers.intersection_update(group.mailboxes())
+        if state.followers:
+            outbox.deliver(list(state.followers), wrapped)
+
+
+def _deliver(
+    outbox: Outbox,
+    group: Group,
+    state: GroupState,
+    receivers: list[Mailbox],
+    plain: bytes | None,
+    wrapped: bytes,
+) -> None:
+    """`plain` to `receivers` who do not follow the state, `wrapped` to those who do."""
+    followers = state.followers
+    if followers:
+        followers.intersection_update(group.mailboxes())  # those gone are forgotten
+    wrapped_to = [box for box in receivers if box in followers]
+    plain_to = [box for box in receivers if box not in followers]
+    if wrapped_to:
+        outbox.deliver(wrapped_to, wrapped)
+    if plain is not None and plain_to:
+        outbox.deliver(plain_to, plain)

@@ -11,6 +11,12 @@ first member registers, at beat 0, 120 bpm, bars of 4, playing.
 Times are the router's clock (the hub's `now`); the messages carry them as wall-clock time tags
 (the time service's clock, docs/protocol.md §9).
 
+In a cluster (docs/cluster.md) the store holds each group's timeline, numbered by its changes:
+a member's set or play is handed to the `SharedTempo` the cluster gives, which makes the change
+there, atomically, on the store's timeline; every node (this one too) then adopts the new lines
+and tells its members (`adopt_lines`). A node's copy of a timeline is a `Timeline` like any
+other, with the store's number of the change it holds as its `version`.
+
 Pure code.
 """
 
@@ -26,6 +32,8 @@ from ..osc.tempo import (
     TEMPO,
     TEMPO_PLAY,
     TEMPO_SET,
+    PlayRequest,
+    TempoRequest,
     bad_tempo,
     read_tempo_ask,
     read_tempo_play,
@@ -44,9 +52,17 @@ __all__ = [
     "Group",
     "GroupTempo",
     "Line",
+    "SharedTempo",
+    "TempoChange",
     "Timeline",
+    "adopt_lines",
+    "apply_change",
+    "read_change",
     "tell_tempo",
 ]
+
+# What a member asks to change: a set (bpm, atBeat, Q) or a play (playing, atBeat).
+TempoChange = TempoRequest | PlayRequest
 
 DEFAULT_BPM, DEFAULT_QUANTUM = 120.0, 4
 MIN_BPM, MAX_BPM = 20.0, 999.0
@@ -77,23 +93,49 @@ class Line:
     def time_at(self, beat: float) -> float:
         return self.t0 + (beat - self.beat0) * 60.0 / self.bpm
 
+    def on_wall_clock(self) -> Line:
+        """The same line with its `t0` on the wall clock (as the cluster's store keeps it)."""
+        return replace(self, t0=self.wall_t0, wall_offset=0.0)
+
+    def on_router_clock(self, wall_offset: float) -> Line:
+        """A line kept on the wall clock, on this router's clock (`wall_offset`: the wall
+        clock's offset from it)."""
+        return replace(self, t0=self.t0 - wall_offset, wall_offset=wall_offset)
+
 
 class Group(Protocol):
     """What the tempo needs of a group (core/directory.py's `Group`)."""
 
+    name: str
     timeline: Timeline | None
 
     def mailboxes(self) -> list[Mailbox]: ...
 
 
 class Timeline:
-    """A group's line in force and the change that may be pending."""
+    """A group's line in force and the change that may be pending; in a cluster, `version` is
+    the store's number of the change this copy holds (0 for a timeline of this router alone)."""
 
-    __slots__ = ("_line", "_pending")
+    __slots__ = ("_line", "_pending", "version")
 
     def __init__(self, now: float, wall_offset: float = 0.0) -> None:
         self._line = Line(now, 0.0, DEFAULT_BPM, DEFAULT_QUANTUM, 1, wall_offset)
         self._pending: Line | None = None
+        self.version = 0
+
+    @classmethod
+    def of_lines(cls, lines: list[Line], version: int) -> Timeline:
+        """The timeline whose line in force is `lines[0]` and pending change `lines[1]`, if
+        any (as `lines` returns them)."""
+        timeline = cls(lines[0].t0)
+        timeline._line = lines[0]
+        timeline._pending = lines[1] if len(lines) > 1 else None
+        timeline.version = version
+        return timeline
+
+    def copy(self) -> Timeline:
+        lines = [self._line] if self._pending is None else [self._line, self._pending]
+        return Timeline.of_lines(lines, self.version)
 
     def lines(self, now: float) -> list[Line]:
         """The line in force at `now`, then the pending change, if any."""
@@ -168,6 +210,45 @@ class Timeline:
         return new
 
 
+def apply_change(timeline: Timeline, change: TempoChange, now: float, wall_offset: float) -> Line:
+    """Make the change a member asked for on `timeline`; return the new line."""
+    if isinstance(change, TempoRequest):
+        return timeline.set_tempo(now, change.bpm, change.at_beat, change.quantum, wall_offset)
+    return timeline.set_playing(now, change.playing, change.at_beat, wall_offset)
+
+
+def read_change(message: bytes) -> TempoChange:
+    """The change a `/oscrouter/tempo/set` or `/oscrouter/tempo/play` asks for."""
+    address = message_address(message)
+    if address == TEMPO_SET:
+        return read_tempo_set(message)
+    if address == TEMPO_PLAY:
+        return read_tempo_play(message)
+    raise RemoteError(ErrorCode.UNKNOWN_COMMAND, f"{address} is reserved for the router")
+
+
+class SharedTempo(Protocol):
+    """Where a cluster node makes its members' tempo changes (cluster/ensemble.py)."""
+
+    def change(self, group: str, change: TempoChange, asker: Mailbox) -> bool:
+        """Make `change` on the store's timeline of `group`; False when it cannot now (the
+        store is away): the change is then made here alone."""
+        ...
+
+
+def adopt_lines(outbox: Outbox, group: Group, lines: list[Line], version: int) -> bool:
+    """The store's timeline of `group` changed to `lines` (on this router's clock), its change
+    number `version`: a copy that holds an older one adopts it and tells the group's members
+    the new line (the last of `lines`). False when the copy had it, or holds none (no member
+    has joined here since the group was made)."""
+    timeline = group.timeline
+    if timeline is None or version <= timeline.version:
+        return False
+    group.timeline = Timeline.of_lines(lines, version)
+    outbox.deliver(group.mailboxes(), _message(lines[-1]))
+    return True
+
+
 def timeline_of(group: Group, now: float, wall_offset: float) -> Timeline:
     """The group's timeline, made at `now` when it has none yet (its first member registers)."""
     timeline = group.timeline
@@ -195,22 +276,27 @@ class GroupTempo:
         self._settings = settings
         self._outbox = outbox
 
-    def handle(self, group: Group, mailbox: Mailbox, message: bytes, now: float) -> None:
+    def handle(
+        self,
+        group: Group,
+        mailbox: Mailbox,
+        message: bytes,
+        now: float,
+        shared: SharedTempo | None = None,
+    ) -> None:
         """Answer or carry out one tempo request of a member of `group` (whose mailbox is
-        `mailbox`); raise `bad_tempo` for one the contract refuses."""
-        address = message_address(message)
-        if address == TEMPO:
+        `mailbox`); raise `bad_tempo` for one the contract refuses. In a cluster, `shared`
+        makes the change in the store, after it is checked here against this node's copy."""
+        if message_address(message) == TEMPO:
             read_tempo_ask(message)
             tell_tempo(self._outbox, self._settings, group, now, [mailbox])
             return
+        change = read_change(message)
         offset = self._settings.wall_clock_offset
         timeline = timeline_of(group, now, offset)
-        if address == TEMPO_SET:
-            request = read_tempo_set(message)
-            line = timeline.set_tempo(now, request.bpm, request.at_beat, request.quantum, offset)
-        elif address == TEMPO_PLAY:
-            play = read_tempo_play(message)
-            line = timeline.set_playing(now, play.playing, play.at_beat, offset)
-        else:
-            raise RemoteError(ErrorCode.UNKNOWN_COMMAND, f"{address} is reserved for the router")
+        if shared is not None:
+            apply_change(timeline.copy(), change, now, offset)  # refused here, at once
+            if shared.change(group.name, change, mailbox):
+                return
+        line = apply_change(timeline, change, now, offset)
         self._outbox.deliver(group.mailboxes(), _message(line))

@@ -67,11 +67,37 @@ def test_a_new_group_wins_the_race_and_joins() -> None:
     assert claim.group_hash is check.new_group_hash and claim.group_hash is not None
     arguments = join_arguments("tcposcrouter:", "node-1", claim)
     assert arguments[:4] == ["tcposcrouter:", "node-1", "band", "ana"]
-    assert arguments[4] == claim.group_hash.encode() and arguments[6:] == ["0", "0"]
-    assert round_.claimed([[b"ok"]]) == []  # won: nothing to check again
+    assert arguments[4] == claim.group_hash.encode() and arguments[6:] == ["0", "0", "0", b""]
+    # The group is new here: its claim loads the store's tempo and state, a new timeline
+    # given for a group the store has none for.
+    assert round_.loads == [True] and round_.groups_loading() == {"band"}
+    assert join_arguments("p:", "n", claim, b"LINES")[8:] == ["1", b"LINES"]
+    snapshot = [b"ok", b"LINES", b"1", b"0", []]
+    assert round_.claimed([snapshot]) == []  # won: nothing to check again
+    assert round_.snapshots == {"band": snapshot}
     hand_back(net, check)
     assert check.session.state is SessionState.REGISTERED
     assert not leave_needed(check, net.hub.directory)
+
+
+def test_only_the_first_claim_of_a_group_without_a_copy_here_loads_it() -> None:
+    net = Net(hold_checks=True)
+    ana, bob = checking(net, "ana"), checking(net, "bob")
+    round_ = RegisterRound([ana, bob], parse, net.hub.directory)
+    round_.learn([stored("gpw"), None, stored("gpw"), None])
+    ana.run()
+    bob.run()
+    assert len(round_.claims()) == 2 and round_.loads == [True, False]
+    round_.claimed([[b"ok", b"L", b"1", b"0", []], [b"ok"]])
+    hand_back(net, ana)
+    net.checks.clear()  # bob's, checked again against the group ana made
+    # Members here now: the group's copy is here, and the next register loads nothing.
+    carl = checking(net, "carl")
+    later = RegisterRound([carl], parse, net.hub.directory)
+    later.learn([stored("gpw"), None])
+    carl.run()
+    later.claims()
+    assert later.loads == [False] and later.groups_loading() == set()
 
 
 def test_a_group_the_store_has_is_checked_against_its_hash() -> None:
@@ -179,7 +205,7 @@ def test_a_pinned_group_and_its_users_are_claimed_without_their_hashes() -> None
     check.run()
     (claim,) = round_.claims()
     assert claim.pinned_group and claim.pinned_user
-    assert join_arguments("p:", "n", claim)[6:] == ["1", "1"]
+    assert join_arguments("p:", "n", claim)[6:8] == ["1", "1"]
 
 
 def test_a_claimed_register_the_hub_then_refuses_leaves_the_store() -> None:

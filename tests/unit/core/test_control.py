@@ -29,8 +29,8 @@ class Room:
         self.directory = Directory()
         self.counters = Counters()
         self.hub = Hub(ServerConfig())
-        port = ClusterPort(self.directory, self.outbox, self.hub.registers, self.counters)
         settings = Settings()
+        port = ClusterPort(self.directory, self.outbox, self.hub.registers, self.counters, settings)
         resumes = Resumes(settings, self.outbox, Admission(settings.limits), self.counters)
         self.controls = ControlMessages(settings, self.outbox, port, resumes)
         self.sinks: dict[int, RecordingSink] = {}

@@ -6,8 +6,12 @@ from support.net import LP, SLIP, Net, error_of
 from support.osc import IMMEDIATELY, bundle, msg, register
 from tcposcrouter.core.auth import PasswordHash
 from tcposcrouter.core.directory import MembershipEvent
+from tcposcrouter.core.outbox import Mailbox
 from tcposcrouter.core.session import SessionState
+from tcposcrouter.core.state import GroupState, StoredChange
+from tcposcrouter.core.tempo import TempoChange, Timeline
 from tcposcrouter.osc.framing import frame
+from tcposcrouter.osc.tempo import TempoRequest, read_tempo_message
 
 
 def test_a_packet_from_elsewhere_reaches_everyone_but_its_sender() -> None:
@@ -113,6 +117,9 @@ class Recorder:
     def private(self, group: str, target: str, message: bytes) -> None:
         self.privates.append((group, target, message))
 
+    def state_changed(self, group: str, sender: str, address: str, message: bytes | None) -> bool:
+        return False  # as while the store is away
+
 
 def test_packets_go_elsewhere_only_while_the_group_has_users_there() -> None:
     net = Net()
@@ -178,3 +185,127 @@ def test_a_group_known_from_elsewhere_is_joined_with_the_stores_hash() -> None:
     check.learn(None, None)  # the group's hash is here now, from ana's join
     net.run_checks()
     assert error_of(net, bob) == "auth_failed"
+
+
+# -- the group tempo and state a cluster shares (core/state.py's apply_stored, core/tempo.py) --
+
+
+class Shared:
+    """What a node of a cluster records of its members' changes (the store's side, as
+    cluster/traffic.py and cluster/ensemble.py hand them over)."""
+
+    def __init__(self) -> None:
+        self.states: list[tuple[str, str, str, bytes | None]] = []
+        self.tempos: list[tuple[str, TempoChange]] = []
+
+    def broadcast(self, group: str, sender: str, packets: list[bytes]) -> None:
+        pass
+
+    def private(self, group: str, target: str, message: bytes) -> None:
+        pass
+
+    def state_changed(self, group: str, sender: str, address: str, message: bytes | None) -> bool:
+        self.states.append((group, sender, address, message))
+        return True
+
+    def change(self, group: str, change: TempoChange, asker: Mailbox) -> bool:
+        self.tempos.append((group, change))
+        return True
+
+
+def clustered() -> tuple[Net, Shared]:
+    net = Net()
+    shared = Shared()
+    net.hub.cluster.connect(shared, shared)
+    return net, shared
+
+
+def test_a_tempo_change_is_made_in_the_store_and_told_when_the_store_has_it() -> None:
+    net, shared = clustered()
+    ana, bob = net.join("ana"), net.join("bob")
+    net.got(ana), net.got(bob)
+    port = net.hub.cluster
+    net.send(ana, msg("/oscrouter/tempo/set", 90.0))
+    assert [change for _, change in shared.tempos] == [TempoRequest(90.0, None, None)]
+    assert net.got(ana) == [] and net.got(bob) == []  # told once the store has it
+    net.send(ana, msg("/oscrouter/tempo/set", 5000.0))  # refused here, never sent
+    assert error_of(net, ana) == "bad_tempo" and len(shared.tempos) == 1
+    known = port.wall_timeline("band", net.now)
+    assert known is not None
+    lines, version = known
+    changed = port.changed_timeline(lines, version, TempoRequest(90.0, None, None), net.now)
+    assert port.tempo_recorded("band", changed, version + 1)
+    net.collect()
+    told = [read_tempo_message(packet) for packet in net.got(ana)]
+    assert told == [read_tempo_message(packet) for packet in net.got(bob)]
+    assert told[0] is not None and told[0][2] == 90.0
+    assert not port.tempo_recorded("band", changed, version + 1)  # had it: nobody told twice
+    assert not port.tempo_recorded("nowhere", changed, 9)
+
+
+def test_changes_from_another_node_are_delivered_and_kept_in_the_stores_order() -> None:
+    net, shared = clustered()
+    ana, bob = net.join("ana"), net.join("bob")
+    net.send(bob, msg("/oscrouter/state/follow", 1))
+    net.got(ana), net.got(bob)
+    port = net.hub.cluster
+    port.state_recorded("band", "zoe", StoredChange(1, "/fader", msg("/fader", 0.5)), here=False)
+    port.state_recorded("band", "zoe", StoredChange(1, "/fader", msg("/fader", 0.7)), here=False)
+    port.state_recorded("band", "zoe", StoredChange(2, "/fader", None), here=False)
+    net.collect()
+    assert net.got(ana) == [msg("/fader", 0.5)]  # the second record 1 was had already
+    assert net.got(bob) == [
+        msg("/oscrouter/state", "/fader", 0.5),
+        msg("/oscrouter/state/clear", "/fader"),
+    ]
+    assert shared.states == []  # from elsewhere: not sent back
+
+
+def test_two_nodes_changing_one_address_at_once_end_with_the_stores_last() -> None:
+    net, shared = clustered()
+    ana, bob = net.join("ana"), net.join("bob")
+    net.send(bob, msg("/oscrouter/state/follow", 1))
+    net.got(ana), net.got(bob)
+    port = net.hub.cluster
+    net.send(ana, msg("/oscrouter/state", "/scene", 1))  # here, delivered at once
+    assert shared.states == [("band", "ana", "/scene", msg("/scene", 1))]
+    assert net.got(bob) == [msg("/oscrouter/state", "/scene", 1)]
+    # Another node's change of /scene comes first in the store's order: delivered, not kept.
+    port.state_recorded("band", "zoe", StoredChange(1, "/scene", msg("/scene", 2)), here=False)
+    net.collect()
+    assert net.got(bob) == [msg("/oscrouter/state", "/scene", 2)]
+    # This node's own change comes back after it: it is the group's; the follower is told again.
+    port.state_recorded("band", "ana", StoredChange(2, "/scene", msg("/scene", 1)), here=True)
+    net.collect()
+    assert net.got(bob) == [msg("/oscrouter/state", "/scene", 1)]
+    assert net.got(ana) == [msg("/scene", 2)]  # plain: heard zoe's, no correction
+    net.send(ana, msg("/oscrouter/state"))
+    assert net.got_messages(ana)[1] == ("/scene", [1])
+    # Two changes of this node in flight: the first one's record keeps the second's value.
+    net.send(ana, msg("/oscrouter/state", "/scene", 3))
+    net.send(ana, msg("/oscrouter/state", "/scene", 4))
+    port.state_recorded("band", "ana", StoredChange(3, "/scene", msg("/scene", 3)), here=True)
+    net.send(ana, msg("/oscrouter/state"))
+    assert net.got_messages(ana)[1] == ("/scene", [4])
+
+
+def test_after_the_store_was_away_the_copy_becomes_the_stores() -> None:
+    net, _ = clustered()
+    ana, bob = net.join("ana"), net.join("bob")
+    net.send(bob, msg("/oscrouter/state/follow", 1))
+    net.send(ana, msg("/oscrouter/state", "/mine", 1))
+    net.got(ana), net.got(bob)
+    port = net.hub.cluster
+    ((name, lines, messages),) = port.copies(net.now)
+    assert name == "band" and messages == [("/mine", msg("/mine", 1))]
+    faster = port.changed_timeline(lines, 0, TempoRequest(140.0, None, None), net.now)
+    store = Timeline.of_lines([line.on_router_clock(port.wall_clock_offset) for line in faster], 7)
+    port.adopt_ensemble("band", store, GroupState.of_messages([("/x", msg("/x", 2))], 4), net.now)
+    net.collect()
+    told = [read_tempo_message(packet) for packet in net.got(ana)]
+    assert len(told) == 1 and told[0] is not None and told[0][2] == 140.0
+    assert net.got_messages(bob)[1:] == [
+        ("/oscrouter/state/begin", [1]),
+        ("/oscrouter/state", ["/x", 2]),
+        ("/oscrouter/state/end", []),
+    ]
