@@ -186,6 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _switch_off(listening, "--no-osc10", "do not listen on the OSC 1.0 port")
     _switch_off(listening, "--no-osc11", "do not listen on the OSC 1.1 port")
+    listening.add_argument(
+        "--port",
+        type=_port,
+        metavar="PORT",
+        help="one more port that takes every kind of client, told apart by what each says "
+        "first: OSC in either framing, HTTP (WebSocket, dashboard, browser client) and, with "
+        "a certificate, TLS around either; 443 lets clients through networks that block other "
+        "ports (default: none)",
+    )
 
     web = parser.add_argument_group(
         "web", "the HTTP port: OSC over WebSocket, the dashboard, metrics, health"

@@ -113,6 +113,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         osc10_port=None if args.no_osc10 else args.osc_port,
         osc11_port=None if args.no_osc11 else args.osc11_port,
         http_port=None if args.no_http else args.http_port,
+        one_port=args.port,
         admin_token=args.admin_token,
         trusted_proxies=(
             DEFAULT_TRUSTED_PROXIES if args.trusted_proxy is None else frozenset(args.trusted_proxy)

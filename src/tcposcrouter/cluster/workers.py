@@ -9,6 +9,7 @@ goodbyes."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -32,6 +33,7 @@ log = logging.getLogger("tcposcrouter.workers")
 RESTART_FIRST, RESTART_MAX, RESTART_WINDOW = 1.0, 60.0, 10.0
 # Workers get this long to say goodbye to their clients on SIGTERM before they are killed.
 STOP_SECONDS = 15.0
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def worker_arguments(argv: Sequence[str], node: str) -> list[str]:
@@ -64,9 +66,19 @@ class _Worker:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tcposcrouter", *self.arguments], env=self.environment
+            [sys.executable, "-m", "tcposcrouter", *self.arguments],
+            env=self.environment,
+            preexec_fn=_end_with_supervisor,  # safe: the supervisor runs no threads
         )
         self.started = time.monotonic()
+
+
+def _end_with_supervisor() -> None:
+    """In a worker, before it runs: the kernel sends it SIGTERM when its supervisor dies
+    (killed with -9, or by the OOM killer), so that no worker is left holding the ports that a
+    router started again needs."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def supervise(

@@ -6,6 +6,7 @@ module (docs/architecture.md draws them):
     running.py      the seams the shells share: RunningRouter, Connection, ClusterEdge
     listeners.py    the OSC ports, plain and TLS, opened with a public router's options and
                     accepted a few connections a turn
+    one_port.py     --port: every kind of client on one port, told apart by its first bytes
     connection.py   HubConnection: a shell's calls into the hub, each given the time
     tcp.py          one TCP connection: feeds the hub, is the hub's Sink
     wrong_port.py   what a port answers a client that speaks another port's protocol (pure)

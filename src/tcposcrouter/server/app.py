@@ -31,6 +31,7 @@ from ..core.session import Session
 from .config import RELOADABLE, ServerConfig
 from .handoff import HTTP, RELAY, Handoff
 from .listeners import Listener, open_osc_ports, tune_listeners
+from .one_port import OnePort
 from .passwords import PasswordWorkers
 from .relay import Relayed, read_relayed
 from .running import ClusterEdge, Connection, Connections, ServerStatistics
@@ -77,6 +78,7 @@ class RouterServer:
         self._adopting: set[asyncio.Future[None]] = set()
         self.passwords = PasswordWorkers(self)
         self._http: HttpPort | None = None
+        self._one_port: OnePort | None = None
         self._flushes = 0
         self._listeners: list[Listener] = []
         self._all_closed: asyncio.Event | None = None
@@ -236,6 +238,13 @@ class RouterServer:
                 addresses.append(
                     f"{address} ({scheme}: OSC over WebSocket at /osc, dashboard at /, /metrics)"
                 )
+        if config.one_port is not None:
+            http = self._http
+            self._one_port = OnePort(self, tls, (lambda: None) if http is None else http.door)
+            for address in self._one_port.open(config, config.one_port):
+                kinds = "OSC in either framing, HTTP" + (", and TLS around them" if tls else "")
+                addresses.append(f"{address} (every client: {kinds})")
+            self._listeners += self._one_port.listeners
         self._ticker = self._loop.call_later(TICK_SECONDS, self._tick)
         return addresses
 
@@ -287,6 +296,8 @@ class RouterServer:
             self._ticker.cancel()
         for listener in self._listeners:
             listener.close()
+        if self._one_port is not None:
+            self._one_port.close()
         if self.handoff is not None:
             self.handoff.stop()
         await self._read_last_words()

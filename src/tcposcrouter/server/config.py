@@ -43,6 +43,7 @@ class ServerConfig:
     osc10_port: int | None = DEFAULT_OSC10_PORT  # None: disabled
     osc11_port: int | None = DEFAULT_OSC11_PORT
     http_port: int | None = DEFAULT_HTTP_PORT  # WebSocket, dashboard, metrics; None: off
+    one_port: int | None = None  # every kind of client on one port (server/one_port.py)
     admin_token: str | None = None  # the dashboard's; None: one is made at start-up
     trusted_proxies: frozenset[str] = DEFAULT_TRUSTED_PROXIES
     limits: Limits = field(default_factory=Limits)

@@ -96,16 +96,20 @@ class Listener:
                 loop.call_later(ACCEPT_RETRY_SECONDS, self._resume)
                 return
             conn.setblocking(False)
-            opening = asyncio.ensure_future(
-                loop.connect_accepted_socket(
-                    self._make_protocol,
-                    conn,
-                    ssl=self._tls,
-                    ssl_handshake_timeout=self._handshake_timeout,
-                )
+            self.take(conn)
+
+    def take(self, conn: socket.socket) -> None:
+        """Serve a connection just accepted."""
+        opening = asyncio.ensure_future(
+            self._loop.connect_accepted_socket(
+                self._make_protocol,
+                conn,
+                ssl=self._tls,
+                ssl_handshake_timeout=self._handshake_timeout,
             )
-            self._opening.add(opening)  # held until done: the loop keeps weak references
-            opening.add_done_callback(self._opened)
+        )
+        self._opening.add(opening)  # held until done: the loop keeps weak references
+        opening.add_done_callback(self._opened)
 
     def _opened(self, opening: Opening) -> None:
         self._opening.discard(opening)

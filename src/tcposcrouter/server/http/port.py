@@ -141,6 +141,13 @@ class HttpPort:
         app.router.add_post("/group", self._own_group)
         return app
 
+    def door(self) -> asyncio.Protocol | None:
+        """A door for a connection the one port found speaking HTTP (server/one_port.py); None
+        before the port has started."""
+        runner = self._runner
+        server = None if runner is None else runner.server
+        return None if server is None else HttpDoor(self.doors, server())
+
     async def adopt(self, sock: socket.socket, data: bytes) -> None:
         """A connection another worker handed here (with --workers: a WebSocket handshake
         for a group this worker owns), with what was read of it, not answered yet."""
