@@ -4,6 +4,7 @@ group, hearing it, playing into it, and saying why when the router refuses it.""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from support.client import Client
@@ -98,3 +99,41 @@ def test_the_pd_example_joins_hears_plays_and_is_told_a_refusal(
         refused.wait_for("router-status: 0")  # the router closed the connection after saying why
     finally:
         refused.stop()
+
+
+def test_the_quark_example_plays_on_the_groups_beats(
+    router: RouterProcess, group: str, tmp_path: Path
+) -> None:
+    py = Client(router.osc10_port).join("py", group, group_password="band-pass")
+    settings = {
+        "TCPOSCROUTER_PORT": str(router.osc10_port), "TCPOSCROUTER_USER": "sc",
+        "TCPOSCROUTER_GROUP": group, "TCPOSCROUTER_GROUP_PASSWORD": "band-pass",
+    }  # fmt: skip
+    quark = EXAMPLES.parent / "supercollider" / "TcpOscRouter" / "Classes"
+    sc = sclang_program(
+        EXAMPLES / "supercollider" / "play-in-time.scd", tmp_path, settings, classes=[quark]
+    )
+    try:
+        sc.wait_for("in the group: py, sc", timeout=60)
+        sc.wait_for("playing at 120.0 bpm, bars of 4 beats", timeout=20)
+        deadline = time.monotonic() + 20
+        while len(played := _beats(sc)) < 3:
+            assert time.monotonic() < deadline, sc.output()
+            time.sleep(0.2)
+        # On whole beats of the group, one after the other, from a bar's first.
+        first = played[0]
+        assert first % 4 == 0 and played[:3] == [first, first + 1, first + 2]
+        py.send(msg("/note", 62))
+        sc.wait_for("note from the group: [ 62 ]")
+    finally:
+        sc.stop()
+        print(sc.output())
+
+
+def _beats(sc: PeerProgram) -> list[float]:
+    """The group beats the example's pattern printed, as it played them."""
+    return [
+        float(line.split("beat ", 1)[1])
+        for line in sc.output().splitlines()
+        if line.startswith("beat ")
+    ]

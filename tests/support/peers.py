@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,23 @@ def require_program(name: str) -> str:
             pytest.fail(message + "; CI is set, so this is a failure, not a skip")
         pytest.skip(message)
     return path
+
+
+def hyperdisco_classes() -> Path:
+    """The class folder of HyperDisCo (OSCRouterClient, SyncText), the real peer the quark must
+    work with, kept beside the repository (../shared/peers/HyperDisCo) and loaded unchanged; or
+    where HYPERDISCO_CLASSES says."""
+    named = os.environ.get("HYPERDISCO_CLASSES")
+    here = Path(__file__).resolve()
+    candidates = [Path(named)] if named else []
+    candidates += [up / "shared" / "peers" / "HyperDisCo" / "Classes" for up in here.parents]
+    for folder in candidates:
+        if (folder / "SyncText.sc").is_file():
+            return folder
+    message = "HyperDisCo's classes are not beside the repository (../shared/peers/HyperDisCo)"
+    if REQUIRE_PEERS:
+        pytest.fail(message + "; CI is set, so this is a failure, not a skip")
+    pytest.skip(message)
 
 
 class PeerProgram:
@@ -85,12 +104,19 @@ class PeerProgram:
 
 
 def sclang_program(
-    script: Path, tmp_path: Path, env: dict[str, str] | None = None, udp_port: int = 0
+    script: Path,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    udp_port: int = 0,
+    classes: Sequence[Path] = (),
 ) -> PeerProgram:
-    """`script` in a headless sclang (docs/testing.md), with `env` added to its environment."""
+    """`script` in a headless sclang (docs/testing.md), with `env` added to its environment
+    and the class folders `classes` compiled into its library (a quark, as Quarks.install
+    would add it)."""
     sclang = require_program("sclang")
-    config = tmp_path / "sclang_conf.yaml"
-    config.write_text("includePaths: []\nexcludePaths: []\npostInlineWarnings: false\n")
+    config = tmp_path / f"sclang_conf_{script.stem}_{time.monotonic_ns()}.yaml"
+    included = ", ".join(json.dumps(str(folder)) for folder in classes)
+    config.write_text(f"includePaths: [{included}]\nexcludePaths: []\npostInlineWarnings: false\n")
     environment = {
         **os.environ,
         "QT_QPA_PLATFORM": "offscreen",

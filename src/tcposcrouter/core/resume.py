@@ -29,6 +29,7 @@ from ..osc.messages import message_address
 from ..osc.resume import (
     SESSION_ACK,
     bad_session,
+    message_count,
     read_ack,
     read_resume,
     read_session_request,
@@ -52,10 +53,13 @@ TOKEN_BYTES = 18
 
 class Resumable:
     """One member's session: its token, the seconds its place is kept, and its packets numbered
-    from 1, kept from `acked + 1` to `sent` while their bytes stay within `limit`."""
+    from 1, kept from `acked + 1` to `sent` while their bytes stay within `limit`. A session
+    that counts messages (`counts` is not None) numbers each message in a packet, and keeps
+    how many each kept packet holds: acknowledged and resumed at packet boundaries."""
 
     __slots__ = (
         "acked",
+        "counts",
         "group",
         "held",
         "kept",
@@ -68,7 +72,15 @@ class Resumable:
         "token",
     )
 
-    def __init__(self, token: str, group: str, seconds: int, limit: int, member: Member) -> None:
+    def __init__(
+        self,
+        token: str,
+        group: str,
+        seconds: int,
+        limit: int,
+        member: Member,
+        by_messages: bool = False,
+    ) -> None:
         self.token = token
         self.group = group
         self.seconds = seconds
@@ -82,10 +94,13 @@ class Resumable:
         self.lost = False
         self.member = member  # the connection or held place that has it
         self.held: HeldPlace | None = None
+        self.counts: deque[int] | None = deque() if by_messages else None
 
     def add(self, packet: bytes) -> bool:
         """Number and keep `packet` (the outbox's hot path); True while held."""
-        self.sent += 1
+        counts = self.counts
+        count = 1 if counts is None else message_count(packet)
+        self.sent += count
         if not self.lost:
             size = self.kept_bytes + len(packet)
             if size > self.limit:
@@ -93,6 +108,8 @@ class Resumable:
             else:
                 self.kept.append(packet)
                 self.kept_bytes = size
+                if counts is not None:
+                    counts.append(count)
         return self.held is not None
 
     def add_run(self, packets: list[bytes]) -> bool:
@@ -104,6 +121,8 @@ class Resumable:
         self.lost = True
         self.kept.clear()
         self.kept_bytes = 0
+        if self.counts is not None:
+            self.counts.clear()
 
     def ack(self, received: int) -> None:
         """The client has every packet up to `received`: forget them."""
@@ -114,18 +133,36 @@ class Resumable:
         if self.lost:
             if received == self.sent:  # everything is in: resumable again from here
                 self.lost = False
-        else:
-            kept = self.kept
+            self.acked = received
+            return
+        kept, counts = self.kept, self.counts
+        if counts is None:
             for _ in range(received - self.acked):
                 self.kept_bytes -= len(kept.popleft())
-        self.acked = received
+            self.acked = received
+            return
+        # Messages: forget the packets all of whose messages the client has.
+        while counts and self.acked + counts[0] <= received:
+            self.acked += counts.popleft()
+            self.kept_bytes -= len(kept.popleft())
 
     def since(self, received: int) -> list[bytes] | None:
         """The packets numbered above `received`, or None when the router does not have them
-        all (or `received` is more than it sent)."""
+        all (or `received` is more than it sent, or falls inside a packet)."""
         if self.lost or not self.acked <= received <= self.sent:
             return None
-        return list(itertools.islice(self.kept, received - self.acked, None))
+        counts = self.counts
+        if counts is None:
+            return list(itertools.islice(self.kept, received - self.acked, None))
+        at, skip = self.acked, 0
+        for count in counts:
+            if at >= received:
+                break
+            at += count
+            skip += 1
+        if at != received:
+            return None
+        return list(itertools.islice(self.kept, skip, None))
 
 
 class HeldPlace:
@@ -200,7 +237,7 @@ class Resumes:
             resumable.ack(read_ack(message))
             return
         asked = read_session_request(message)
-        seconds = min(asked, self._settings.limits.max_session_seconds)
+        seconds = min(asked.seconds, self._settings.limits.max_session_seconds)
         if not seconds:
             if resumable is not None:
                 self._forget(resumable)
@@ -211,9 +248,13 @@ class Resumes:
             assert user is not None
             token = secrets.token_urlsafe(TOKEN_BYTES)
             limit = self._settings.limits.max_session_bytes
-            resumable = Resumable(token, user.group.name, seconds, limit, session)
+            resumable = Resumable(
+                token, user.group.name, seconds, limit, session, asked.by_messages
+            )
             self._by_token[token] = resumable
             log.info("session for %s: its place kept %d s", session.describe(), seconds)
+        elif asked.by_messages != (resumable.counts is not None):
+            raise bad_session("a session keeps counting what it counted first")
         resumable.seconds = seconds
         # The reply is not numbered; everything after it is.
         self._outbox.send_unnumbered(box, [session_reply(resumable.token, seconds)])

@@ -7,6 +7,8 @@ Pure code, on validated messages.
 
 from __future__ import annotations
 
+import struct
+
 from ..errors import ErrorCode, RemoteError
 from .messages import Argument, build_message, osc_string, parse_arguments
 from .validate import validate_packet
@@ -20,7 +22,9 @@ __all__ = [
     "SESSION_RESUME",
     "SESSION_RESUMED",
     "ResumeRequest",
+    "SessionRequest",
     "bad_session",
+    "message_count",
     "read_ack",
     "read_resume",
     "read_session_request",
@@ -39,6 +43,33 @@ SESSION_PREFIX = SESSION.encode()
 # The bytes a resume begins with: its address, NUL-padded.
 RESUME_PREFIX = osc_string(SESSION_RESUME)
 _WHOLE = ("i", "h", "f", "d")
+# What a session counts (docs/protocol.md §14): packets, or the messages in them, for clients
+# that are handed a bundle's messages one by one (sclang, Pd's [oscparse]).
+PACKETS, MESSAGES = "packets", "messages"
+_SIZE = struct.Struct(">i")
+
+
+class SessionRequest:
+    """`/oscrouter/session ,i seconds` or `,is seconds unit`."""
+
+    __slots__ = ("by_messages", "seconds")
+
+    def __init__(self, seconds: int, by_messages: bool) -> None:
+        self.seconds = seconds
+        self.by_messages = by_messages
+
+
+def message_count(packet: bytes) -> int:
+    """The messages in a (validated) packet: 1 for a message; for a bundle, those of its
+    elements, bundles inside it included."""
+    if packet[:1] != b"#":
+        return 1
+    count, at, end = 0, 16, len(packet)  # "#bundle\0" and the time tag
+    while at < end:
+        (size,) = _SIZE.unpack_from(packet, at)
+        count += message_count(packet[at + 4 : at + 4 + size])
+        at += 4 + size
+    return count
 
 
 class ResumeRequest:
@@ -74,9 +105,22 @@ def _whole(argument: Argument, what: str, error: RemoteError) -> int:
     return int(value)
 
 
-def read_session_request(message: bytes) -> int:
-    """The seconds `/oscrouter/session ,i seconds` asks for."""
-    return _one_whole(message, "seconds", "/oscrouter/session takes the seconds to keep the place")
+def read_session_request(message: bytes) -> SessionRequest:
+    """The seconds `/oscrouter/session ,i seconds` asks for, and what `,is seconds unit` counts
+    ("packets", the default, or "messages")."""
+    arguments = parse_arguments(message)
+    usage = "/oscrouter/session takes the seconds to keep the place (i, 0 or more)"
+    unit = PACKETS
+    if len(arguments) == 2 and arguments[1].tag == "s":
+        unit = str(arguments[1].value)
+        if unit not in (PACKETS, MESSAGES):
+            counted = 'what a session counts is "packets" or "messages"'
+            raise bad_session(f"{counted}, not {unit[:40]!r}")
+        arguments = arguments[:1]
+    if len(arguments) != 1:
+        raise bad_session(f'{usage}, and what it counts ("packets" or "messages")')
+    seconds = _whole(arguments[0], "seconds", bad_session(usage))
+    return SessionRequest(seconds, unit == MESSAGES)
 
 
 def read_ack(message: bytes) -> int:

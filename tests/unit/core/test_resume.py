@@ -6,7 +6,7 @@ bounds, and the held place's end."""
 from __future__ import annotations
 
 from support.net import Net, error_of
-from support.osc import msg
+from support.osc import IMMEDIATELY, bundle, msg
 from tcposcrouter.core.session import Session, SessionState
 from tcposcrouter.limits import Limits
 from tcposcrouter.osc.framing import Framing
@@ -248,3 +248,32 @@ def test_a_member_closed_for_what_it_sent_leaves_at_once_session_or_not() -> Non
     assert not ana.accepts_input
     assert net.got_messages(bob) == [("/oscrouter/userlist", ["bob"])]
     assert error_of(net, resume(net, token, 0)) == "resume_expired"
+
+
+def test_a_session_that_counts_messages_numbers_each_message_of_a_bundle() -> None:
+    # sclang and Pd's [oscparse] are handed a bundle's messages one by one, with nothing to say
+    # where a bundle ends: such a client counts messages, and so does its session.
+    net = Net()
+    ana, bob = net.join("ana"), net.join("bob")
+    net.got(ana)
+    net.send(ana, msg("/oscrouter/session", 30, "messages"))
+    [(_, [token, _])] = net.got_messages(ana)
+    assert isinstance(token, str)
+    chord = bundle(IMMEDIATELY, msg("/n", 60), msg("/n", 64), msg("/n", 67))
+    net.send(bob, msg("/a", 1), chord, msg("/a", 2))  # messages 1, 2-4, 5
+    assert net.got(ana) == [msg("/a", 1), chord, msg("/a", 2)]
+    net.send(ana, msg("/oscrouter/session/ack", 3))  # inside the chord: the chord is kept
+    net.leave(ana)
+    net.send(bob, msg("/a", 3))  # 6
+    # A resume inside a bundle cannot be: resume_expired, and the place stays held.
+    inside = resume(net, token, 3)
+    assert error_of(net, inside) == "resume_expired"
+    back = resume(net, token, 1)
+    assert net.got(back) == [
+        msg("/oscrouter/session/resumed", 1),
+        chord,
+        msg("/a", 2),
+        msg("/a", 3),
+    ]
+    net.send(back, msg("/oscrouter/session", 30))  # the unit cannot change
+    assert error_of(net, back) == "bad_session"

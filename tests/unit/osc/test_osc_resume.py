@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from support.osc import msg
+from support.osc import IMMEDIATELY, bundle, msg
 from tcposcrouter.errors import RemoteError
 from tcposcrouter.osc.messages import build_message
 from tcposcrouter.osc.resume import (
+    message_count,
     read_ack,
     read_resume,
     read_session_request,
@@ -20,9 +21,9 @@ from tcposcrouter.osc.resume import (
 
 
 def test_seconds_and_acks_are_whole_numbers_as_i_h_or_an_integral_float() -> None:
-    assert read_session_request(msg("/oscrouter/session", 30)) == 30
-    assert read_session_request(msg("/oscrouter/session", 30.0)) == 30  # Pd sends f
-    assert read_session_request(build_message("/oscrouter/session", ("d", 0.0))) == 0
+    assert read_session_request(msg("/oscrouter/session", 30)).seconds == 30
+    assert read_session_request(msg("/oscrouter/session", 30.0)).seconds == 30  # Pd sends f
+    assert read_session_request(build_message("/oscrouter/session", ("d", 0.0))).seconds == 0
     assert read_ack(build_message("/oscrouter/session/ack", ("h", 5_000_000_000))) == 5_000_000_000
     for bad in (
         msg("/oscrouter/session"),
@@ -30,6 +31,8 @@ def test_seconds_and_acks_are_whole_numbers_as_i_h_or_an_integral_float() -> Non
         msg("/oscrouter/session", -1),
         msg("/oscrouter/session", "30"),
         msg("/oscrouter/session", 1, 2),
+        msg("/oscrouter/session", 1, "bytes"),
+        msg("/oscrouter/session", 1, "messages", 2),
         build_message("/oscrouter/session", ("f", float("nan"))),
     ):
         with pytest.raises(RemoteError) as refused:
@@ -63,3 +66,13 @@ def test_the_replies_read_as_a_client_reads_them() -> None:
     assert (reply.address, reply.params) == ("/oscrouter/session", ["tok", 60])
     resumed = OscMessage(resumed_message(12))
     assert (resumed.address, resumed.params) == ("/oscrouter/session/resumed", [12])
+
+
+def test_a_session_counts_packets_or_the_messages_in_them() -> None:
+    assert not read_session_request(msg("/oscrouter/session", 30)).by_messages
+    assert not read_session_request(msg("/oscrouter/session", 30, "packets")).by_messages
+    assert read_session_request(msg("/oscrouter/session", 30.0, "messages")).by_messages
+    assert message_count(msg("/a", 1)) == 1
+    inner = bundle(IMMEDIATELY, msg("/b", 1), msg("/c", 2))
+    assert message_count(inner) == 2
+    assert message_count(bundle(IMMEDIATELY, msg("/a"), inner, bundle(IMMEDIATELY))) == 3
