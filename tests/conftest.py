@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from support.client import Client
 from support.process import RouterProcess, TwoWorkers, start_router_process
+from support.redis import RedisServer
 
 # Property tests: a few thousand examples each in every run (CI included); the "fuzz" profile is
 # the long run described in the README (scripts/fuzz, or --hypothesis-profile=fuzz).
@@ -79,3 +80,11 @@ def two_workers(tmp_path: Path) -> Iterator[TwoWorkers]:
     finally:
         router.process.send_signal(signal.SIGTERM)
         router.process.wait(30)
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, for a cluster's nodes."""
+    server = RedisServer(tmp_path / "redis")
+    yield server
+    server.stop()

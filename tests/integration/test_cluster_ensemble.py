@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -25,13 +24,6 @@ from tcposcrouter.osc.tempo import read_tempo_message
 pytestmark = pytest.mark.timeout(180)
 
 Line = tuple[float, float, float, int, int]
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    yield server
-    server.stop()
 
 
 def node(

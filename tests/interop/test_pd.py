@@ -45,6 +45,15 @@ def test_pd_registers_on_the_slip_port_and_talks_to_a_length_prefix_client(
         # error.
         errors = [line for line in peer.output().splitlines() if "error" in line]
         assert all(re.fullmatch(r"error: oscparse: unknown tag '[td]' \(\d+\)", e) for e in errors)
+        # Asked for, the tempo comes relative, as floats Pd reads (docs/protocol.md §11).
+        py.send(msg("/to/relative"))
+        told = peer.wait_for("PD_GOT: oscrouter tempo relative").split()
+        beat, bpm, quantum, playing, in_seconds = map(float, told[-5:])
+        assert (bpm, quantum, playing, in_seconds) == (120.0, 4.0, 1.0, 0.0) and beat > 0
+        py.send(msg("/oscrouter/tempo/set", 90.0, 4.0 * (beat // 4 + 2)))
+        change = peer.wait_for("relative " + str(int(4 * (beat // 4 + 2))) + " 90 4 1").split()
+        assert 0 < float(change[-1]) < 6  # seconds until that bar
+        assert [line for line in peer.output().splitlines() if "error" in line] == errors
     finally:
         peer.stop()
         print(peer.output())

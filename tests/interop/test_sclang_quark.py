@@ -209,6 +209,13 @@ def test_two_clocks_and_a_python_client_agree_on_the_beat_and_patterns_play_toge
     shared = set(map(round, events["c1"])) & set(map(round, events["c2"]))
     assert len(shared) >= 4, events
     print(f"clocks apart p50 {apart[len(apart) // 2]:.3f} ms, largest {apart[-1]:.3f} ms")
+    # A clock's tempo_ sets the group's, for every member.
+    py.send(msg("/clock/tempo", 3.0))  # 3 beats a second
+    changed = None
+    while changed is None:
+        packet = py.recv_until("/oscrouter/tempo", 10)
+        changed = read_tempo_message(packet.raw)
+    assert changed[2] == 180.0
 
 
 def test_sclang_joins_through_the_one_port(

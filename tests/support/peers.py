@@ -58,6 +58,7 @@ class PeerProgram:
 
     def __init__(self, command: list[str], env: dict[str, str], cwd: str | None = None) -> None:
         self.lines: list[str] = []
+        self.times: list[float] = []  # when each line was read (time.monotonic())
         self._lock = threading.Lock()
         self.process = subprocess.Popen(
             command,
@@ -76,6 +77,7 @@ class PeerProgram:
         for raw in self.process.stdout:
             with self._lock:
                 self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self.times.append(time.monotonic())
 
     def wait_for(self, marker: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
@@ -88,6 +90,11 @@ class PeerProgram:
                 break
             time.sleep(0.05)
         raise AssertionError(f"no {marker!r} within {timeout} s; output:\n" + self.output())
+
+    def timed_lines(self) -> list[tuple[float, str]]:
+        """Every line so far, with when it was read."""
+        with self._lock:
+            return list(zip(self.times, self.lines, strict=True))
 
     def output(self) -> str:
         with self._lock:

@@ -215,7 +215,8 @@ class SharedEnsemble:
             loading.append(record)
         port = self._port
         if record.kind == "T":
-            port.tempo_recorded(record.group, decode_lines(record.payload), record.number)
+            lines = decode_lines(record.payload)
+            port.tempo_recorded(record.group, lines, record.number, self._router.now())
         else:
             change = stored_change(record)
             port.state_recorded(record.group, record.sender, change, record.node == self._node)

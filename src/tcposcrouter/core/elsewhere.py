@@ -125,7 +125,7 @@ class ClusterPort:
         self._outbox.deliver(boxes, message)
         return len(boxes)
 
-    def tempo_recorded(self, group_name: str, lines: list[Line], version: int) -> bool:
+    def tempo_recorded(self, group_name: str, lines: list[Line], version: int, now: float) -> bool:
         """The store's timeline of `group_name` changed (`lines` on the wall clock, as the
         store keeps them): the copy here adopts it and tells the members here."""
         group = self._directory.groups.get(group_name)
@@ -133,7 +133,7 @@ class ClusterPort:
             return False
         offset = self._settings.wall_clock_offset
         here = [line.on_router_clock(offset) for line in lines]
-        return adopt_lines(self._outbox, group, here, version)
+        return adopt_lines(self._outbox, group, here, version, now)
 
     def state_recorded(
         self, group_name: str, sender: str, change: StoredChange, here: bool

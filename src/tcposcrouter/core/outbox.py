@@ -87,6 +87,7 @@ class Mailbox:
         "queued",
         "sink",
         "stream",
+        "tempo_relative",
     )
 
     def __init__(self, sink: Sink, framing: Framing | None, owner: int) -> None:
@@ -99,6 +100,7 @@ class Mailbox:
         self.ending: Ending | None = None
         self.done = False  # the ending has been carried out, or the connection is gone
         self.kept: Kept | None = None  # its session's numbering, while it has one
+        self.tempo_relative = False  # told the tempo as floats (core/tempo.py)
         self.framing = framing
 
     @property

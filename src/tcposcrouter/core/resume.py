@@ -275,6 +275,7 @@ class Resumes:
             return False
         held_box = self._outbox.mailbox(_NOWHERE, box.framing, session.id)
         held_box.list_version = box.list_version
+        held_box.tempo_relative = box.tempo_relative
         place = HeldPlace(session, held_box, now + resumable.seconds, resumable)
         box.kept = None
         held_box.kept = resumable
@@ -325,6 +326,7 @@ class Resumes:
         session.decoder.set_max_packet_size(self._settings.limits.max_packet_size)
         box = session.mailbox
         box.list_version = old.mailbox.list_version
+        box.tempo_relative = old.mailbox.tempo_relative
         old.mailbox.kept = None
         _take_place(user, old, session)
         place = resumable.held

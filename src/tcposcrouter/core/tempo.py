@@ -31,13 +31,16 @@ from ..osc.messages import message_address
 from ..osc.tempo import (
     TEMPO,
     TEMPO_PLAY,
+    TEMPO_RELATIVE,
     TEMPO_SET,
     PlayRequest,
     TempoRequest,
     bad_tempo,
     read_tempo_ask,
     read_tempo_play,
+    read_tempo_relative,
     read_tempo_set,
+    relative_tempo_message,
     tempo_message,
 )
 
@@ -236,7 +239,7 @@ class SharedTempo(Protocol):
         ...
 
 
-def adopt_lines(outbox: Outbox, group: Group, lines: list[Line], version: int) -> bool:
+def adopt_lines(outbox: Outbox, group: Group, lines: list[Line], version: int, now: float) -> bool:
     """The store's timeline of `group` changed to `lines` (on this router's clock), its change
     number `version`: a copy that holds an older one adopts it and tells the group's members
     the new line (the last of `lines`). False when the copy had it, or holds none (no member
@@ -245,7 +248,7 @@ def adopt_lines(outbox: Outbox, group: Group, lines: list[Line], version: int) -
     if timeline is None or version <= timeline.version:
         return False
     group.timeline = Timeline.of_lines(lines, version)
-    outbox.deliver(group.mailboxes(), _message(lines[-1]))
+    _tell(outbox, group.mailboxes(), lines[-1], now)
     return True
 
 
@@ -262,6 +265,25 @@ def tell_tempo(
 ) -> None:
     """Send `boxes` the group's line in force, then its pending change if there is one."""
     for line in timeline_of(group, now, settings.wall_clock_offset).lines(now):
+        _tell(outbox, boxes, line, now)
+
+
+def _tell(outbox: Outbox, boxes: list[Mailbox], line: Line, now: float) -> None:
+    """`line` to `boxes`: as `/oscrouter/tempo ,tddii`, or relative to `now` for those that
+    asked for it (`/oscrouter/tempo/relative`)."""
+    relative = [box for box in boxes if box.tempo_relative]
+    if relative:
+        boxes = [box for box in boxes if not box.tempo_relative]
+        if line.t0 <= now:
+            told = relative_tempo_message(
+                line.beat_at(now), line.bpm, line.quantum, line.playing, 0.0
+            )
+        else:
+            told = relative_tempo_message(
+                line.beat0, line.bpm, line.quantum, line.playing, line.t0 - now
+            )
+        outbox.deliver(relative, told)
+    if boxes:
         outbox.deliver(boxes, _message(line))
 
 
@@ -287,8 +309,13 @@ class GroupTempo:
         """Answer or carry out one tempo request of a member of `group` (whose mailbox is
         `mailbox`); raise `bad_tempo` for one the contract refuses. In a cluster, `shared`
         makes the change in the store, after it is checked here against this node's copy."""
-        if message_address(message) == TEMPO:
+        address = message_address(message)
+        if address == TEMPO:
             read_tempo_ask(message)
+            tell_tempo(self._outbox, self._settings, group, now, [mailbox])
+            return
+        if address == TEMPO_RELATIVE:  # from now on told relative (or as time tags again)
+            mailbox.tempo_relative = read_tempo_relative(message)
             tell_tempo(self._outbox, self._settings, group, now, [mailbox])
             return
         change = read_change(message)
@@ -299,4 +326,4 @@ class GroupTempo:
             if shared.change(group.name, change, mailbox):
                 return
         line = apply_change(timeline, change, now, offset)
-        self._outbox.deliver(group.mailboxes(), _message(line))
+        _tell(self._outbox, group.mailboxes(), line, now)

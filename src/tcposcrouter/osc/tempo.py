@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import ErrorCode, RemoteError
-from .messages import Argument, osc_string, parse_arguments, time_tag, unix_time
+from .messages import Argument, build_message, osc_string, parse_arguments, time_tag, unix_time
 
 __all__ = [
     "INFO",
@@ -21,6 +21,7 @@ __all__ = [
     "TEMPO_HEAD",
     "TEMPO_MESSAGE_SIZE",
     "TEMPO_PLAY",
+    "TEMPO_RELATIVE",
     "TEMPO_SET",
     "PlayRequest",
     "TempoRequest",
@@ -29,14 +30,19 @@ __all__ = [
     "read_tempo_ask",
     "read_tempo_message",
     "read_tempo_play",
+    "read_tempo_relative",
     "read_tempo_set",
+    "relative_tempo_message",
     "tempo_message",
 ]
 
 TEMPO = "/oscrouter/tempo"
 TEMPO_SET = "/oscrouter/tempo/set"
 TEMPO_PLAY = "/oscrouter/tempo/play"
-TEMPO_ADDRESSES = frozenset({TEMPO, TEMPO_SET, TEMPO_PLAY})
+# For clients that can read neither a time tag nor a double (Pd's [oscparse]): the line told
+# as floats, relative to the moment it is sent (docs/protocol.md §11).
+TEMPO_RELATIVE = "/oscrouter/tempo/relative"
+TEMPO_ADDRESSES = frozenset({TEMPO, TEMPO_SET, TEMPO_PLAY, TEMPO_RELATIVE})
 INFO = "/oscrouter/info"
 # The bytes every `/oscrouter/info` request begins with: its address, NUL-padded.
 INFO_PREFIX = osc_string(INFO)
@@ -120,6 +126,32 @@ def tempo_message(t0_unix: float, beat0: float, bpm: float, quantum: int, playin
     """`/oscrouter/tempo ,tddii T0 B0 bpm Q playing`: from the moment `t0_unix` (Unix seconds,
     sent as an OSC time tag) the group is at beat `beat0` and moves at `bpm`."""
     return TEMPO_HEAD + time_tag(t0_unix) + struct.pack(">ddii", beat0, bpm, quantum, playing)
+
+
+def read_tempo_relative(message: bytes) -> bool:
+    """`/oscrouter/tempo/relative ,i 1` (or 0; a whole f as Pd sends it)."""
+    arguments = parse_arguments(message)
+    if len(arguments) != 1:
+        raise bad_tempo("/oscrouter/tempo/relative takes 1 (tell the tempo relative) or 0")
+    flag = _integer(arguments[0], "relative")
+    if flag not in (0, 1):
+        raise bad_tempo(f"/oscrouter/tempo/relative takes 1 or 0, not {flag}")
+    return flag == 1
+
+
+def relative_tempo_message(
+    beat: float, bpm: float, quantum: int, playing: int, in_seconds: float
+) -> bytes:
+    """`/oscrouter/tempo/relative ,ffiif beat bpm Q playing inSeconds`: `inSeconds` after this
+    message was sent (0: at once) the group is at `beat` and moves at `bpm`."""
+    return build_message(
+        TEMPO_RELATIVE,
+        ("f", beat),
+        ("f", bpm),
+        ("i", quantum),
+        ("i", playing),
+        ("f", in_seconds),
+    )
 
 
 def read_tempo_message(packet: bytes) -> tuple[float, float, float, int, int] | None:

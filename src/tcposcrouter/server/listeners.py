@@ -33,6 +33,7 @@ __all__ = [
     "Listener",
     "bind",
     "open_osc_ports",
+    "serve_accepted",
     "tune_listeners",
 ]
 
@@ -100,22 +101,9 @@ class Listener:
 
     def take(self, conn: socket.socket) -> None:
         """Serve a connection just accepted."""
-        opening = asyncio.ensure_future(
-            self._loop.connect_accepted_socket(
-                self._make_protocol,
-                conn,
-                ssl=self._tls,
-                ssl_handshake_timeout=self._handshake_timeout,
-            )
-        )
+        opening = serve_accepted(conn, self._make_protocol, self._tls, self._handshake_timeout)
         self._opening.add(opening)  # held until done: the loop keeps weak references
-        opening.add_done_callback(self._opened)
-
-    def _opened(self, opening: Opening) -> None:
-        self._opening.discard(opening)
-        if not opening.cancelled() and opening.exception() is not None:
-            # A TLS handshake that failed or never finished: a connection that never was.
-            log.debug("a connection could not be opened: %r", opening.exception())
+        opening.add_done_callback(self._opening.discard)
 
     def _resume(self) -> None:
         if self._sock.fileno() != -1:
@@ -131,6 +119,28 @@ class Listener:
     async def wait_closed(self) -> None:
         if self._opening:
             await asyncio.gather(*self._opening, return_exceptions=True)
+
+
+def serve_accepted(
+    conn: socket.socket,
+    make_protocol: Callable[[], asyncio.BaseProtocol],
+    tls: ssl.SSLContext | None,
+    handshake_timeout: float | None,
+) -> Opening:
+    """Give a connection just accepted its transport (over TLS with `tls`) and protocol."""
+    opening = asyncio.ensure_future(
+        asyncio.get_running_loop().connect_accepted_socket(
+            make_protocol, conn, ssl=tls, ssl_handshake_timeout=handshake_timeout
+        )
+    )
+    opening.add_done_callback(_opened)
+    return opening
+
+
+def _opened(opening: Opening) -> None:
+    if not opening.cancelled() and opening.exception() is not None:
+        # A TLS handshake that failed or never finished: a connection that never was.
+        log.debug("a connection could not be opened: %r", opening.exception())
 
 
 def bind(host: str | None, port: int, reuse_port: bool) -> list[socket.socket]:

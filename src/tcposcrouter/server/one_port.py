@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 from ..osc.first_bytes import Speaks, first_bytes_speak
 from .config import ServerConfig
-from .listeners import Listener, bind, tune_listeners
+from .listeners import Listener, bind, serve_accepted, tune_listeners
 from .running import RunningRouter
 from .sockets import format_peer, peer_host
 from .tcp import TcpConnection
@@ -108,6 +108,7 @@ class OnePort:
         self._make_http = make_http
         self.listeners: list[Listener] = []
         self._looking: dict[int, tuple[socket.socket, asyncio.TimerHandle]] = {}
+        self._opening: set[asyncio.Future[tuple[asyncio.Transport, asyncio.BaseProtocol]]] = set()
 
     def open(self, config: ServerConfig, port: int) -> list[str]:
         """Listen on `port` of every host of `config`; return the addresses, for the console."""
@@ -168,18 +169,19 @@ class OnePort:
                 sock.close()
                 return
             timeout = router.config.limits.register_timeout or 10.0
-            self._open(sock, lambda: _InsideTls(make_osc, self._make_http), self._tls, timeout)
+            inside = functools.partial(_InsideTls, make_osc, self._make_http)
+            self._serve(sock, inside, self._tls, timeout)
         elif kind == "http":
             if not self._open_http(sock):
                 self._no_http(sock)
         else:
-            self._open(sock, make_osc, None, None)
+            self._serve(sock, make_osc, None, None)
 
     def _open_http(self, sock: socket.socket) -> bool:
         door = self._make_http()
         if door is None:
             return False
-        self._open(sock, lambda: door, None, None)
+        self._serve(sock, lambda: door, None, None)
         return True
 
     def _no_http(self, sock: socket.socket) -> None:
@@ -195,19 +197,16 @@ class OnePort:
                 sock.send(wrong.answer)
         sock.close()
 
-    def _open(
+    def _serve(
         self,
         sock: socket.socket,
         make: Callable[[], asyncio.BaseProtocol],
         tls: ssl.SSLContext | None,
         handshake_timeout: float | None,
     ) -> None:
-        opening = asyncio.ensure_future(
-            asyncio.get_running_loop().connect_accepted_socket(
-                make, sock, ssl=tls, ssl_handshake_timeout=handshake_timeout
-            )
-        )
-        opening.add_done_callback(_opened)
+        opening = serve_accepted(sock, make, tls, handshake_timeout)
+        self._opening.add(opening)  # held until done: the loop keeps weak references
+        opening.add_done_callback(self._opening.discard)
 
     def close(self) -> None:
         for listener in self.listeners:
@@ -218,6 +217,8 @@ class OnePort:
                 asyncio.get_running_loop().remove_reader(sock.fileno())
             sock.close()
         self._looking.clear()
+        for opening in self._opening:
+            opening.cancel()
 
     async def wait_closed(self) -> None:
         for listener in self.listeners:
@@ -229,9 +230,3 @@ def _peer(sock: socket.socket) -> str:
         return format_peer(sock.getpeername())
     except OSError:
         return "a client gone"
-
-
-def _opened(opening: asyncio.Future[tuple[asyncio.Transport, asyncio.BaseProtocol]]) -> None:
-    if not opening.cancelled() and opening.exception() is not None:
-        # A TLS handshake that failed or never finished: a connection that never was.
-        log.debug("a connection at the one port could not be opened: %r", opening.exception())

@@ -234,13 +234,13 @@ def test_a_tempo_change_is_made_in_the_store_and_told_when_the_store_has_it() ->
     assert known is not None
     lines, version = known
     changed = port.changed_timeline(lines, version, TempoRequest(90.0, None, None), net.now)
-    assert port.tempo_recorded("band", changed, version + 1)
+    assert port.tempo_recorded("band", changed, version + 1, net.now)
     net.collect()
     told = [read_tempo_message(packet) for packet in net.got(ana)]
     assert told == [read_tempo_message(packet) for packet in net.got(bob)]
     assert told[0] is not None and told[0][2] == 90.0
-    assert not port.tempo_recorded("band", changed, version + 1)  # had it: nobody told twice
-    assert not port.tempo_recorded("nowhere", changed, 9)
+    assert not port.tempo_recorded("band", changed, version + 1, net.now)  # had it: nobody twice
+    assert not port.tempo_recorded("nowhere", changed, 9, net.now)
 
 
 def test_changes_from_another_node_are_delivered_and_kept_in_the_stores_order() -> None:

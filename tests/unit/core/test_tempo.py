@@ -138,3 +138,28 @@ def test_a_tempo_request_before_the_register_is_not_registered() -> None:
     net.send(stranger, msg("/oscrouter/tempo"))
     assert error_of(net, stranger) == "not_registered"
     assert not stranger.accepts_input
+
+
+def test_a_member_that_asks_is_told_the_tempo_relative_as_floats() -> None:
+    # Pd's [oscparse] reads neither a time tag nor a double: such a client asks for the line
+    # as floats, relative to the moment it is sent.
+    net = Net()
+    ana, _ = joined(net, "ana")
+    pd, _ = joined(net, "pd")
+    net.got(ana)
+    net.now += 1.0  # beat 2 at 120 bpm
+    net.send(pd, msg("/oscrouter/tempo/relative", 1.0))
+    assert net.got_messages(pd) == [("/oscrouter/tempo/relative", [2.0, 120.0, 4, 1, 0.0])]
+    net.send(ana, msg("/oscrouter/tempo/set", 90.0, 8.0))  # beat 8: 3 s from now
+    assert net.got_messages(pd) == [("/oscrouter/tempo/relative", [8.0, 90.0, 4, 1, 3.0])]
+    assert tempos(net, ana) == [(net.now + 3.0, 8.0, 90.0, 4, 1)]  # the others as before
+    net.now += 1.0
+    net.send(pd, msg("/oscrouter/tempo"))  # the line in force now, then the change ahead
+    assert net.got_messages(pd) == [
+        ("/oscrouter/tempo/relative", [4.0, 120.0, 4, 1, 0.0]),
+        ("/oscrouter/tempo/relative", [8.0, 90.0, 4, 1, 2.0]),
+    ]
+    net.send(pd, msg("/oscrouter/tempo/relative", 0))
+    assert len(tempos(net, pd)) == 2  # time tags again
+    net.send(pd, msg("/oscrouter/tempo/relative", 2))
+    assert error_of(net, pd) == "bad_tempo"

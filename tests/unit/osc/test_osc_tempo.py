@@ -17,7 +17,9 @@ from tcposcrouter.osc.tempo import (
     info_message,
     read_tempo_ask,
     read_tempo_play,
+    read_tempo_relative,
     read_tempo_set,
+    relative_tempo_message,
     tempo_message,
 )
 
@@ -82,3 +84,13 @@ def test_the_tempo_message_as_a_client_library_reads_it() -> None:
 def test_info_names_the_version_and_the_features() -> None:
     message = OscMessage(info_message("1.2.3", ["time", "tempo"]))
     assert (message.address, message.params) == ("/oscrouter/info", ["1.2.3", "time", "tempo"])
+
+
+def test_the_relative_form_is_floats_a_pd_patch_reads() -> None:
+    packet = relative_tempo_message(8.0, 90.0, 4, 1, 2.5)
+    assert packet == msg("/oscrouter/tempo/relative", 8.0, 90.0, 4, 1, 2.5)  # ,ffiif
+    assert read_tempo_relative(msg("/oscrouter/tempo/relative", 1)) is True
+    assert read_tempo_relative(msg("/oscrouter/tempo/relative", 0.0)) is False  # Pd sends f
+    for bad in (msg("/oscrouter/tempo/relative"), msg("/oscrouter/tempo/relative", 3)):
+        with pytest.raises(RemoteError):
+            read_tempo_relative(bad)
