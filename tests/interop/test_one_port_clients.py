@@ -5,6 +5,9 @@ python-osc, sclang with the quark, Pd with the abstractions and the browser clie
 from __future__ import annotations
 
 import os
+import socket
+import ssl
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +19,9 @@ from pythonosc.tcp_client import SimpleTCPClient
 from support.browser import chromium, join_in_page, send_from_page, wait_for_text
 from support.client import Client
 from support.osc import msg
-from support.peers import PeerProgram, require_program, sclang_program
+from support.peers import REQUIRE_PEERS, PeerProgram, require_program, sclang_program
 from support.process import RouterProcess, free_port, wait_until_listening
-from support.tls import make_certificate, tls_socket
+from support.tls import common_name, make_certificate, tls_socket
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -88,3 +91,96 @@ def test_every_kind_of_client_plays_in_one_group_through_one_port(
         pd_member.stop()
         print(sc.output(), pd_member.output())
     assert router.process.poll() is None
+
+
+NGINX_ONE_PORT = REPOSITORY / "examples" / "nginx" / "tcposcrouter-one-port.conf"
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+
+
+def test_behind_nginx_holding_443_the_example_passes_the_routers_clients_on(
+    start_router: Callable[..., RouterProcess], group: str, tmp_path: Path
+) -> None:
+    """examples/nginx/tcposcrouter-one-port.conf in a real nginx, only its ports and names
+    replaced: plain OSC and TLS for the router's name reach the router's one port, TLS for
+    another name reaches nginx's own site."""
+    nginx = require_program("nginx")
+    if not STREAM_MODULE.is_file():
+        missing = "nginx's stream module is not installed (Debian: libnginx-mod-stream)"
+        if REQUIRE_PEERS:
+            pytest.fail(missing + "; CI is set, so this is a failure, not a skip")
+        pytest.skip(missing)
+    router_cert, router_key = make_certificate(tmp_path / "router", name="router")
+    site_cert, site_key = make_certificate(tmp_path / "site", name="other-site")
+    one, front, site = free_port(), free_port(), free_port()
+    router = start_router(
+        "--port", str(one), "--tls-cert", str(router_cert), "--tls-key", str(router_key),
+        "--no-tls-osc10", "--no-tls-osc11",
+    )  # fmt: skip
+    wait_until_listening(router.process, [one])
+    stream = NGINX_ONE_PORT.read_text()
+    for old, new in (
+        ("listen 443;", f"listen 127.0.0.1:{front};"),
+        ("listen [::]:443;", ""),
+        ("router.example.org  127.0.0.1:8443;", f"localhost 127.0.0.1:{one};"),
+        ('""                  127.0.0.1:8443;', f'"" 127.0.0.1:{one};'),
+        ("default             127.0.0.1:4443;", f"default 127.0.0.1:{site};"),
+    ):
+        assert old in stream, f"{old} is no longer in {NGINX_ONE_PORT.name}: update this test"
+        stream = stream.replace(old, new)
+    folder = tmp_path / "nginx"
+    folder.mkdir()
+    (folder / "stream.conf").write_text(stream)
+    root = "user root;" if os.geteuid() == 0 else ""
+    (folder / "nginx.conf").write_text(
+        f"""
+load_module {STREAM_MODULE};
+daemon off;
+{root}
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log info;
+events {{ worker_connections 256; }}
+include {folder}/stream.conf;
+http {{
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    access_log off;
+    server {{
+        listen 127.0.0.1:{site} ssl;
+        server_name other.example;
+        ssl_certificate {site_cert};
+        ssl_certificate_key {site_key};
+        location / {{ return 200 "the other site\\n"; }}
+    }}
+}}
+"""
+    )
+    process = subprocess.Popen(
+        [nginx, "-p", str(folder), "-c", str(folder / "nginx.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_listening(process, [front])
+        plain = Client(front).join("plain", group)
+        secure = Client(front, sock=tls_socket(front, router_cert)).join("secure", group)
+        assert common_name(secure.sock) == "router"  # type: ignore[arg-type]
+        plain.drain(0.3)
+        secure.send(msg("/through/nginx", 1))
+        assert plain.recv_until("/through/nginx").args == [1]
+        plain.send(msg("/back", 2))
+        assert secure.recv_until("/back").args == [2]
+        # TLS for another name: nginx's own site, with its own certificate.
+        context = ssl.create_default_context(cafile=str(site_cert))
+        context.check_hostname = False
+        raw = socket.create_connection(("127.0.0.1", front), timeout=5)
+        with context.wrap_socket(raw, server_hostname="other.example") as other:
+            assert common_name(other) == "other-site"
+            other.sendall(b"GET / HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n")
+            assert b"the other site" in other.recv(4096)
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -18,6 +18,7 @@ from support.client import Client
 from support.osc import msg
 from support.peers import PeerProgram, require_program
 from support.process import RouterProcess
+from support.relay import FreezableRelay
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -211,3 +212,28 @@ def test_the_help_patches_and_the_example_open_and_the_example_plays_on_the_beat
     assert beats[:3] == [beats[0], beats[0] + 1, beats[0] + 2]
     py.send(msg("/note", 60))
     player.wait_for("from-the-group: note 60", 10)
+
+
+def test_a_pd_member_whose_link_goes_silent_notices_and_is_back_with_what_it_missed(
+    router: RouterProcess, group: str, tmp_path: Path, pds: list[PeerProgram]
+) -> None:
+    relay = FreezableRelay(router.osc11_port)
+    try:
+        py = Client(router.osc10_port).join("py", group)
+        alice = member(pds, tmp_path, relay.port, group, "alice")
+        alice.wait_for("PD_STATUS: joined", 30)
+        time.sleep(1.0)
+        py.drain(0.3)
+        relay.freeze()  # no FIN, no reset: only silence
+        frozen_at = time.monotonic()
+        for number in range(10):
+            py.send(msg("/note", "py", number))
+            time.sleep(0.1)
+        alice.wait_for("PD_STATUS: resumed", 30)
+        noticed = printed(alice, "PD_STATUS: dropped")[0][0] - frozen_at
+        assert noticed < 15, noticed
+        wait_until(lambda: len(printed(alice, "PD_GOT: note")) >= 10, 10, "notes missing")
+        assert [s for _, s in printed(alice, "PD_GOT:")] == [f"note py {n}" for n in range(10)]
+        print(f"Pd noticed the silent link after {noticed:.1f} s")
+    finally:
+        relay.close()

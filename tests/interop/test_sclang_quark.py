@@ -21,6 +21,7 @@ from support.client import Client
 from support.osc import msg
 from support.peers import PeerProgram, hyperdisco_classes, require_program, sclang_program
 from support.process import RouterProcess, free_port
+from support.relay import FreezableRelay
 from tcposcrouter.osc.tempo import read_tempo_message
 
 pytestmark = pytest.mark.timeout(240)
@@ -216,6 +217,17 @@ def test_two_clocks_and_a_python_client_agree_on_the_beat_and_patterns_play_toge
         packet = py.recv_until("/oscrouter/tempo", 10)
         changed = read_tempo_message(packet.raw)
     assert changed[2] == 180.0
+    # At the next bar: a line told ahead, from a bar's first beat; then the transport stops.
+    py.send(msg("/clock/nextbar", 2.0))
+    ahead = read_tempo_message(py.recv_until("/oscrouter/tempo", 10).raw)
+    while ahead is not None and ahead[2] == 180.0:  # the other clock's copy of the change
+        ahead = read_tempo_message(py.recv_until("/oscrouter/tempo", 10).raw)
+    assert ahead is not None and ahead[2] == 120.0 and ahead[1] % 4 == 0 and ahead[0] > time.time()
+    py.send(msg("/clock/play", 0))
+    stopped = read_tempo_message(py.recv_until("/oscrouter/tempo", 10).raw)
+    while stopped is not None and stopped[4] == 1:  # the other clock's copy of the change
+        stopped = read_tempo_message(py.recv_until("/oscrouter/tempo", 10).raw)
+    assert stopped is not None and stopped[4] == 0
 
 
 def test_sclang_joins_through_the_one_port(
@@ -241,3 +253,44 @@ def test_sclang_joins_through_the_one_port(
     py.send(msg("/quark/send", 9))
     assert py.recv_until("/note").args == ["sc", 9]
     assert router.process.poll() is None
+
+
+def test_a_list_of_routers_is_tried_in_turn(
+    router: RouterProcess, group: str, tmp_path: Path, sclangs: list[PeerProgram]
+) -> None:
+    nobody = free_port()  # no router there: the client goes on to the next
+    servers = f"127.0.0.1:{nobody},127.0.0.1:{router.osc10_port}"
+    py = Client(router.osc10_port).join("py", group)
+    member = start(
+        sclangs, "member.scd", tmp_path, router.osc10_port, group, "sc", TCPOSC_SERVERS=servers
+    )
+    member.wait_for("QUARK_JOINED", 60)
+    assert f"could not connect to 127.0.0.1:{nobody}" in member.output()
+    py.drain(0.3)
+    py.send(msg("/quark/send", 4))
+    assert py.recv_until("/note").args == ["sc", 4]
+
+
+def test_a_member_whose_link_goes_silent_notices_and_is_back_with_what_it_missed(
+    router: RouterProcess, group: str, tmp_path: Path, sclangs: list[PeerProgram]
+) -> None:
+    relay = FreezableRelay(router.osc10_port)
+    try:
+        py = Client(router.osc10_port).join("py", group)
+        alice = start(sclangs, "member.scd", tmp_path, relay.port, group, "alice")
+        alice.wait_for("QUARK_JOINED", 60)
+        time.sleep(1.0)
+        py.drain(0.3)
+        relay.freeze()  # no FIN, no reset: only silence
+        frozen_at = time.monotonic()
+        for number in range(10):
+            py.send(msg("/note", "py", number))
+            time.sleep(0.1)
+        alice.wait_for("QUARK_RESUMED", 30)
+        noticed = time.monotonic() - frozen_at
+        wait_until(lambda: len(marked(alice, "QUARK_GOT")) >= 10, 10, "notes missing")
+        assert marked(alice, "QUARK_GOT") == [f"py {n}" for n in range(10)]
+        assert noticed < 20, noticed
+        print(f"the quark was back {noticed:.1f} s after its link went silent")
+    finally:
+        relay.close()
