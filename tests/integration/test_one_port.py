@@ -145,3 +145,24 @@ def test_with_two_workers_the_one_port_still_finds_each_group(
             break
         assert time.monotonic() < deadline, "a worker outlived its supervisor"
         time.sleep(0.2)
+
+
+def test_connections_that_say_nothing_are_bounded_per_address(
+    start_router: Callable[..., RouterProcess], tmp_path: Path, group: str
+) -> None:
+    router, port, _ = one_port_router(start_router, tmp_path, "--max-unregistered-per-address", "5")
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(12)]
+    time.sleep(0.5)
+    # The oldest seven made room for the newest five, as on the OSC ports.
+    for sock in silent[:7]:
+        sock.settimeout(2)
+        assert sock.recv(16) == b""
+    for sock in silent[7:]:
+        sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            sock.recv(16)  # still open, waiting
+    player = Client(port).join("player", group)  # a client that speaks gets in meanwhile
+    player.send(msg("/oscrouter/ping"))
+    for sock in silent:
+        sock.close()
+    assert router.process.poll() is None

@@ -14,8 +14,11 @@ connection says first (osc/first_bytes.py) and serves it as the port for that wo
 
 The first bytes are looked at without taking them (`MSG_PEEK`) before the connection gets its
 transport, so that a TLS handshake can still read its ClientHello; a connection that says
-nothing within the register timeout is closed. Nothing else differs from the other ports: the
-same limits, the same hub, the same moves to a group's worker with `--workers`.
+nothing within the register timeout is closed, and while it waits it counts as the OSC ports
+count a connection not registered yet: past `--max-unregistered-per-address` from one address
+the oldest is closed to make room, and past `--max-connections` waiting in all a new one is
+closed at once. Nothing else differs from the other ports: the same limits, the same hub, the
+same moves to a group's worker with `--workers`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import functools
 import logging
 import socket
 import ssl
+from collections import deque
 from collections.abc import Callable
 
 from ..osc.first_bytes import Speaks, first_bytes_speak
@@ -107,7 +111,8 @@ class OnePort:
         self._tls = tls
         self._make_http = make_http
         self.listeners: list[Listener] = []
-        self._looking: dict[int, tuple[socket.socket, asyncio.TimerHandle]] = {}
+        self._looking: dict[int, tuple[socket.socket, asyncio.TimerHandle, str]] = {}
+        self._by_address: dict[str, deque[socket.socket]] = {}  # waiting, oldest first
         self._opening: set[asyncio.Future[tuple[asyncio.Transport, asyncio.BaseProtocol]]] = set()
 
     def open(self, config: ServerConfig, port: int) -> list[str]:
@@ -127,17 +132,33 @@ class OnePort:
 
     def _accepted(self, sock: socket.socket) -> None:
         """A new connection: wait for its first bytes."""
+        limits = self._router.config.limits
+        if limits.max_connections and len(self._looking) >= limits.max_connections:
+            sock.close()  # the port is full of connections that say nothing
+            return
+        address = _host(sock)
+        waiting = self._by_address.setdefault(address, deque())
+        if limits.max_unregistered_per_address and (
+            len(waiting) >= limits.max_unregistered_per_address
+        ):
+            self._silent(waiting[0])  # the oldest from that address makes room
+        waiting.append(sock)
         loop = asyncio.get_running_loop()
-        deadline = self._router.config.limits.register_timeout or 10.0
-        timer = loop.call_later(deadline, self._silent, sock)
-        self._looking[sock.fileno()] = (sock, timer)
+        timer = loop.call_later(limits.register_timeout or 10.0, self._silent, sock)
+        self._looking[sock.fileno()] = (sock, timer, address)
         loop.add_reader(sock.fileno(), self._readable, sock)
 
     def _stop_looking(self, sock: socket.socket) -> None:
         looking = self._looking.pop(sock.fileno(), None)
-        if looking is not None:
-            looking[1].cancel()
-            asyncio.get_running_loop().remove_reader(sock.fileno())
+        if looking is None:
+            return
+        looking[1].cancel()
+        asyncio.get_running_loop().remove_reader(sock.fileno())
+        waiting = self._by_address.get(looking[2])
+        if waiting is not None:
+            waiting.remove(sock)
+            if not waiting:
+                del self._by_address[looking[2]]
 
     def _silent(self, sock: socket.socket) -> None:
         """Nothing said within the register timeout: closed, as an OSC port would."""
@@ -211,18 +232,26 @@ class OnePort:
     def close(self) -> None:
         for listener in self.listeners:
             listener.close()
-        for sock, timer in list(self._looking.values()):
+        for sock, timer, _ in list(self._looking.values()):
             timer.cancel()
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(sock.fileno())
             sock.close()
         self._looking.clear()
+        self._by_address.clear()
         for opening in self._opening:
             opening.cancel()
 
     async def wait_closed(self) -> None:
         for listener in self.listeners:
             await listener.wait_closed()
+
+
+def _host(sock: socket.socket) -> str:
+    try:
+        return peer_host(sock.getpeername()) or "?"
+    except OSError:
+        return "?"
 
 
 def _peer(sock: socket.socket) -> str:
