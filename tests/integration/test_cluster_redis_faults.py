@@ -22,7 +22,7 @@ import pytest
 from support.client import Client
 from support.netns import Lab, lab, namespaces_work
 from support.osc import msg, register
-from support.process import RouterProcess, start_router_process
+from support.process import RouterProcess, start_router_process, wait_until
 from support.redis import RedisServer
 
 pytestmark = pytest.mark.timeout(240)
@@ -89,13 +89,6 @@ def refusal(space: Lab, router: RouterProcess, user: str, group: str, group_pass
     return "admitted" if first.address.startswith("/oscrouter/register/") else str(first.args[0])
 
 
-def wait_until(what: Callable[[], bool], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.2)
-
-
 def back_on_redis(router: RouterProcess, name: str) -> bool:
     """Whether `router` has joined Redis a second time (after a restart)."""
     return router.console().count(f"cluster: node {name} on Redis") >= 2
@@ -116,7 +109,7 @@ def lose_redis_while_a_is_cut_off(pair: Pair) -> Client:
     time.sleep(1.0)  # b has seen a's users
     space.cut(CUT_ADDRESS, pair.redis.port)
     restart_empty(pair.redis)
-    wait_until(lambda: back_on_redis(pair.b, "b"), 15, "b never came back to Redis")
+    wait_until(lambda: back_on_redis(pair.b, "b"), 15, "b never came back to Redis", poll=0.2)
     return quinn
 
 
@@ -132,6 +125,7 @@ def test_a_group_password_survives_redis_losing_its_memory(pair: Pair) -> None:
         lambda: refusal(space, b, "mallory", "trio", "not-the-password") == "auth_failed",
         30,
         "a never wrote trio's password back",
+        poll=0.2,
     )
     # The rightful password gets in on b, into a's group: they hear each other.
     ringo = joined(space, b, "ringo", "trio")
@@ -148,7 +142,7 @@ def test_a_node_away_longer_than_the_restoring_keeps_its_group_apart(pair: Pair)
     # a is away, not late: "trio" is a new group for b, with the password it is given.
     mallory = joined(space, b, "mallory", "trio", group_password="not-the-password")
     space.mend()
-    wait_until(lambda: back_on_redis(a, "a"), 40, "a never came back to Redis")
+    wait_until(lambda: back_on_redis(a, "a"), 40, "a never came back to Redis", poll=0.2)
     time.sleep(1.0)
     # Two groups named trio that never hear each other.
     mallory.drain(0.5)
@@ -162,7 +156,9 @@ def test_a_node_away_longer_than_the_restoring_keeps_its_group_apart(pair: Pair)
     assert "apart from the cluster's trio" in a.console()
     # Once b's trio has emptied, a's joins the cluster again (at its next resync).
     mallory.close()
-    wait_until(lambda: "joins the cluster's again" in a.console(), 30, "trio stayed apart")
+    wait_until(
+        lambda: "joins the cluster's again" in a.console(), 30, "trio stayed apart", poll=0.2
+    )
     ringo = joined(space, b, "ringo", "trio")
     ringo.send(msg("/across", 2))
     assert quinn.recv_until("/across", timeout=5).args == [2]
@@ -216,7 +212,9 @@ def test_a_frozen_redis_never_stalls_local_routing(pair: Pair) -> None:
     # with no gap a listener would call a stall (the sender's own spacing is 10 ms).
     assert max(gaps) < 0.5, f"a gap of {max(gaps):.3f} s"
     os.kill(pid, signal.SIGCONT)
-    wait_until(lambda: heard_across(sender, remote), 30, "no packet crossed after the thaw")
+    wait_until(
+        lambda: heard_across(sender, remote), 30, "no packet crossed after the thaw", poll=0.2
+    )
     assert pair.a.process.poll() is None and pair.b.process.poll() is None
 
 
@@ -227,7 +225,7 @@ def test_a_silently_cut_link_never_stalls_local_routing(pair: Pair) -> None:
     print(f"link cut: 600 of 600 local messages in order, largest gap {max(gaps):.3f} s")
     assert max(gaps) < 0.5, f"a gap of {max(gaps):.3f} s"
     pair.space.mend()
-    wait_until(lambda: heard_across(sender, remote), 60, "the link never came back")
+    wait_until(lambda: heard_across(sender, remote), 60, "the link never came back", poll=0.2)
 
 
 def heard_across(sender: Client, remote: Client) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,13 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.tcp_client import SimpleTCPClient
 
-from support.browser import chromium, join_in_page, send_from_page, wait_for_text
+from support.browser import (
+    chromium,
+    join_in_page,
+    running_nginx,
+    send_from_page,
+    wait_for_text,
+)
 from support.client import Client
 from support.osc import msg
 from support.peers import REQUIRE_PEERS, PeerProgram, require_program, sclang_program
@@ -103,7 +108,7 @@ def test_behind_nginx_holding_443_the_example_passes_the_routers_clients_on(
     """examples/nginx/tcposcrouter-one-port.conf in a real nginx, only its ports and names
     replaced: plain OSC and TLS for the router's name reach the router's one port, TLS for
     another name reaches nginx's own site."""
-    nginx = require_program("nginx")
+    require_program("nginx")
     if not STREAM_MODULE.is_file():
         missing = "nginx's stream module is not installed (Debian: libnginx-mod-stream)"
         if REQUIRE_PEERS:
@@ -130,23 +135,7 @@ def test_behind_nginx_holding_443_the_example_passes_the_routers_clients_on(
     folder = tmp_path / "nginx"
     folder.mkdir()
     (folder / "stream.conf").write_text(stream)
-    root = "user root;" if os.geteuid() == 0 else ""
-    (folder / "nginx.conf").write_text(
-        f"""
-load_module {STREAM_MODULE};
-daemon off;
-{root}
-worker_processes 1;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log info;
-events {{ worker_connections 256; }}
-include {folder}/stream.conf;
-http {{
-    client_body_temp_path {folder}/body;
-    proxy_temp_path {folder}/proxy;
-    fastcgi_temp_path {folder}/fastcgi;
-    uwsgi_temp_path {folder}/uwsgi;
-    scgi_temp_path {folder}/scgi;
+    site_block = f"""
     access_log off;
     server {{
         listen 127.0.0.1:{site} ssl;
@@ -154,17 +143,9 @@ http {{
         ssl_certificate {site_cert};
         ssl_certificate_key {site_key};
         location / {{ return 200 "the other site\\n"; }}
-    }}
-}}
-"""
-    )
-    process = subprocess.Popen(
-        [nginx, "-p", str(folder), "-c", str(folder / "nginx.conf")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_listening(process, [front])
+    }}"""
+    main = f"load_module {STREAM_MODULE};\ninclude {folder}/stream.conf;"
+    with running_nginx(folder, site_block, [front], main):
         plain = Client(front).join("plain", group)
         secure = Client(front, sock=tls_socket(front, router_cert)).join("secure", group)
         assert common_name(secure.sock) == "router"  # type: ignore[arg-type]
@@ -181,6 +162,3 @@ http {{
             assert common_name(other) == "other-site"
             other.sendall(b"GET / HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n")
             assert b"the other site" in other.recv(4096)
-    finally:
-        process.terminate()
-        process.wait(10)

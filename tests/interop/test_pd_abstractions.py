@@ -9,7 +9,7 @@ import itertools
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ import pytest
 from support.client import Client
 from support.osc import msg
 from support.peers import PeerProgram, require_program
-from support.process import RouterProcess
+from support.process import RouterProcess, wait_until
 from support.relay import FreezableRelay
 
 pytestmark = pytest.mark.timeout(180)
@@ -60,19 +60,6 @@ def member(
     return peer
 
 
-def printed(peer: PeerProgram, marker: str) -> list[tuple[float, str]]:
-    """(when, what) of every line `peer` printed with `marker`."""
-    lines = peer.timed_lines()
-    return [(at, line.split(marker, 1)[1].strip()) for at, line in lines if marker in line]
-
-
-def wait_until(what: Callable[[], bool], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.05)
-
-
 def test_two_pd_members_play_together_and_follow_one_tempo(
     router: RouterProcess, group: str, tmp_path: Path, pds: list[PeerProgram]
 ) -> None:
@@ -84,12 +71,12 @@ def test_two_pd_members_play_together_and_follow_one_tempo(
 
     def everyone_listed() -> bool:
         return all(
-            (lists := printed(p, "PD_USERS:")) and lists[-1][1] == "py alice bob"
+            (lists := p.printed("PD_USERS:")) and lists[-1][1] == "py alice bob"
             for p in (alice, bob)
         )
 
     wait_until(everyone_listed, 10, "the user lists never showed everyone")
-    assert [s for _, s in printed(alice, "PD_STATUS:")].count("joined") == 1
+    assert [s for _, s in alice.printed("PD_STATUS:")].count("joined") == 1
     py.drain(0.3)
     py.send(msg("/alice/send", 5))
     assert py.recv_until("/note").args == ["alice", 5.0]
@@ -102,8 +89,8 @@ def test_two_pd_members_play_together_and_follow_one_tempo(
 
     # One tempo: both members' beats come at the same moments.
     time.sleep(3)
-    a = dict((beat, at) for at, beat in printed(alice, "PD_BEAT:"))
-    b = dict((beat, at) for at, beat in printed(bob, "PD_BEAT:"))
+    a = dict((beat, at) for at, beat in alice.printed("PD_BEAT:"))
+    b = dict((beat, at) for at, beat in bob.printed("PD_BEAT:"))
     shared = sorted(set(a) & set(b), key=float)
     assert len(shared) >= 4, (a, b)
     apart = sorted(abs(a[beat] - b[beat]) * 1000 for beat in shared)
@@ -120,12 +107,12 @@ def test_two_pd_members_play_together_and_follow_one_tempo(
         told = peer.wait_for(f"PD_TEMPO: {int(bar)} 180 4 1", 5)
         assert 0 < float(told.split()[-1]) < 6
     wait_until(
-        lambda: len([1 for _, beat in printed(bob, "PD_BEAT:") if float(beat) >= bar + 4]) > 0,
+        lambda: len([1 for _, beat in bob.printed("PD_BEAT:") if float(beat) >= bar + 4]) > 0,
         10,
         "no beats after the change",
     )
     for peer in (alice, bob):
-        after = [(at, float(beat)) for at, beat in printed(peer, "PD_BEAT:") if float(beat) >= bar]
+        after = [(at, float(beat)) for at, beat in peer.printed("PD_BEAT:") if float(beat) >= bar]
         gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(after)]
         assert gaps and all(abs(gap - 1 / 3) < 0.03 for gap in gaps), gaps  # 180 bpm
 
@@ -154,8 +141,8 @@ def test_a_pd_member_whose_connection_is_cut_is_back_with_what_it_missed(
         time.sleep(0.02)
     alice.wait_for("PD_STATUS: resumed", 15)
     py.send(msg("/note", "py", 20))
-    wait_until(lambda: len(printed(alice, "PD_GOT: note")) >= 21, 10, "notes missing")
-    assert [s for _, s in printed(alice, "PD_GOT:")] == [f"note py {n}" for n in range(21)]
+    wait_until(lambda: len(alice.printed("PD_GOT: note")) >= 21, 10, "notes missing")
+    assert [s for _, s in alice.printed("PD_GOT:")] == [f"note py {n}" for n in range(21)]
     assert not [p for p in py.drain(0.5) if p.address == "/oscrouter/userlist"]  # never left
 
 
@@ -207,8 +194,8 @@ def test_the_help_patches_and_the_example_open_and_the_example_plays_on_the_beat
     pds.append(player)
     player.wait_for("status: joined", 30)
     assert "couldn't create" not in player.output()
-    wait_until(lambda: len(printed(player, "beat:")) >= 3, 10, "no beats")
-    beats = [float(beat) for _, beat in printed(player, "beat:")]
+    wait_until(lambda: len(player.printed("beat:")) >= 3, 10, "no beats")
+    beats = [float(beat) for _, beat in player.printed("beat:")]
     assert beats[:3] == [beats[0], beats[0] + 1, beats[0] + 2]
     py.send(msg("/note", 60))
     player.wait_for("from-the-group: note 60", 10)
@@ -230,10 +217,10 @@ def test_a_pd_member_whose_link_goes_silent_notices_and_is_back_with_what_it_mis
             py.send(msg("/note", "py", number))
             time.sleep(0.1)
         alice.wait_for("PD_STATUS: resumed", 30)
-        noticed = printed(alice, "PD_STATUS: dropped")[0][0] - frozen_at
+        noticed = alice.printed("PD_STATUS: dropped")[0][0] - frozen_at
         assert noticed < 15, noticed
-        wait_until(lambda: len(printed(alice, "PD_GOT: note")) >= 10, 10, "notes missing")
-        assert [s for _, s in printed(alice, "PD_GOT:")] == [f"note py {n}" for n in range(10)]
+        wait_until(lambda: len(alice.printed("PD_GOT: note")) >= 10, 10, "notes missing")
+        assert [s for _, s in alice.printed("PD_GOT:")] == [f"note py {n}" for n in range(10)]
         print(f"Pd noticed the silent link after {noticed:.1f} s")
     finally:
         relay.close()

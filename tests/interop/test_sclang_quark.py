@@ -20,7 +20,7 @@ from pythonosc.osc_message import OscMessage
 from support.client import Client
 from support.osc import msg
 from support.peers import PeerProgram, hyperdisco_classes, require_program, sclang_program
-from support.process import RouterProcess, free_port
+from support.process import RouterProcess, free_port, wait_until
 from support.relay import FreezableRelay
 from tcposcrouter.osc.tempo import read_tempo_message
 
@@ -61,20 +61,6 @@ def start(
     return peer
 
 
-def marked(peer: PeerProgram, marker: str) -> list[str]:
-    """Every line `peer` printed with `marker`, without it."""
-    return [
-        line.split(marker, 1)[1].strip() for line in peer.output().splitlines() if marker in line
-    ]
-
-
-def wait_until(what: Callable[[], bool], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.1)
-
-
 def test_two_sclang_members_exchange_messages_private_messages_and_user_lists(
     router: RouterProcess, group: str, tmp_path: Path, sclangs: list[PeerProgram]
 ) -> None:
@@ -88,17 +74,17 @@ def test_two_sclang_members_exchange_messages_private_messages_and_user_lists(
     py.drain(0.5)
     py.send(msg("/quark/send", 1))  # both send a /note to the group
     py.send(msg("/quark/private", "py"))
-    wait_until(lambda: "alice 1" in marked(bob, "QUARK_GOT"), 10, "bob never heard alice")
-    assert "bob 1" in marked(alice, "QUARK_GOT")
+    wait_until(lambda: "alice 1" in bob.said("QUARK_GOT"), 10, "bob never heard alice")
+    assert "bob 1" in alice.said("QUARK_GOT")
     notes = sorted(tuple(p.args) for p in py.drain(1.0) if p.address == "/note")
     assert notes == [("alice", 1), ("bob", 1)]
     # Privately, from Python to one of them and between them.
     py.send(msg("/oscrouter/private", "alice", "/psst", "from py"))
     alice.wait_for("QUARK_PRIVATE py from py", 10)
-    assert marked(bob, "QUARK_PRIVATE") == []
+    assert bob.said("QUARK_PRIVATE") == []
     # The user list follows a leave.
     py.close()
-    wait_until(lambda: marked(alice, "QUARK_PEERS")[-1] == "alice,bob", 10, "no leave seen")
+    wait_until(lambda: alice.said("QUARK_PEERS")[-1] == "alice,bob", 10, "no leave seen")
 
 
 def test_a_wrong_password_reaches_on_failure_with_its_code(
@@ -124,7 +110,7 @@ def test_a_member_whose_connection_is_cut_comes_back_with_what_it_missed(
     py.drain(0.3)
     for number in range(5):
         py.send(msg("/note", "py", number))
-    wait_until(lambda: len(marked(alice, "QUARK_GOT")) == 5, 10, "the first notes never came")
+    wait_until(lambda: len(alice.said("QUARK_GOT")) == 5, 10, "the first notes never came")
     # Its TCP connection killed from outside, as a Wi-Fi drop does; the group plays on.
     subprocess.run(
         [ss, "-K", "src", "127.0.0.1", "sport", "=", f":{local_port}"],
@@ -137,8 +123,8 @@ def test_a_member_whose_connection_is_cut_comes_back_with_what_it_missed(
     alice.wait_for("QUARK_RESUMED", 20)
     for number in range(30, 35):
         py.send(msg("/note", "py", number))
-    wait_until(lambda: len(marked(alice, "QUARK_GOT")) >= 35, 10, "notes missing after the drop")
-    assert marked(alice, "QUARK_GOT") == [f"py {n}" for n in range(35)]  # all, in order, once
+    wait_until(lambda: len(alice.said("QUARK_GOT")) >= 35, 10, "notes missing after the drop")
+    assert alice.said("QUARK_GOT") == [f"py {n}" for n in range(35)]  # all, in order, once
     assert not [p for p in py.drain(0.5) if p.address == "/oscrouter/userlist"]  # never left
 
 
@@ -288,8 +274,8 @@ def test_a_member_whose_link_goes_silent_notices_and_is_back_with_what_it_missed
             time.sleep(0.1)
         alice.wait_for("QUARK_RESUMED", 30)
         noticed = time.monotonic() - frozen_at
-        wait_until(lambda: len(marked(alice, "QUARK_GOT")) >= 10, 10, "notes missing")
-        assert marked(alice, "QUARK_GOT") == [f"py {n}" for n in range(10)]
+        wait_until(lambda: len(alice.said("QUARK_GOT")) >= 10, 10, "notes missing")
+        assert alice.said("QUARK_GOT") == [f"py {n}" for n in range(10)]
         assert noticed < 20, noticed
         print(f"the quark was back {noticed:.1f} s after its link went silent")
     finally:

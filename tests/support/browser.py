@@ -144,7 +144,7 @@ def send_from_page(driver: WebDriver, text: str, *, as_bundle: bool = False, to:
 def nginx_with_tls(folder: Path, router_http_port: int) -> Iterator[int]:
     """Debian's nginx running the repository's examples/nginx/tcposcrouter.conf, with only
     its ports, name, certificate and log paths replaced; yields the https port."""
-    nginx = require_program("nginx")
+    require_program("nginx")
     cert, key = make_certificate(folder)
     https_port, http_port = free_port(), free_port()
     site = NGINX_CONFIG.read_text()
@@ -162,8 +162,18 @@ def nginx_with_tls(folder: Path, router_http_port: int) -> Iterator[int]:
         site, count = re.subn(pattern, replacement, site)
         assert count, f"{pattern} is no longer in {NGINX_CONFIG.name}: update this test"
     (folder / "site.conf").write_text(site)
+    with running_nginx(folder, f"include {folder}/site.conf;", [https_port]):
+        yield https_port
+
+
+@contextmanager
+def running_nginx(folder: Path, http: str, ports: list[int], main: str = "") -> Iterator[None]:
+    """Debian's nginx in the foreground with its files in `folder`: `main` in its main context,
+    `http` in its http block; returns once it listens on `ports`, stopped at the end."""
+    nginx = require_program("nginx")
     (folder / "nginx.conf").write_text(
         f"""
+{main}
 daemon off;
 {"user root;" if os.geteuid() == 0 else ""}
 worker_processes 1;
@@ -176,7 +186,7 @@ http {{
     fastcgi_temp_path {folder}/fastcgi;
     uwsgi_temp_path {folder}/uwsgi;
     scgi_temp_path {folder}/scgi;
-    include {folder}/site.conf;
+    {http}
 }}
 """
     )
@@ -192,8 +202,8 @@ http {{
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until_listening(process, [https_port])
-        yield https_port
+        wait_until_listening(process, ports)
+        yield
     finally:
         process.terminate()
         try:

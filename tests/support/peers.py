@@ -91,10 +91,15 @@ class PeerProgram:
             time.sleep(0.05)
         raise AssertionError(f"no {marker!r} within {timeout} s; output:\n" + self.output())
 
-    def timed_lines(self) -> list[tuple[float, str]]:
-        """Every line so far, with when it was read."""
+    def printed(self, marker: str) -> list[tuple[float, str]]:
+        """(when it was read, what follows `marker`) of every line so far with `marker`."""
         with self._lock:
-            return list(zip(self.times, self.lines, strict=True))
+            lines = list(zip(self.times, self.lines, strict=True))
+        return [(at, line.split(marker, 1)[1].strip()) for at, line in lines if marker in line]
+
+    def said(self, marker: str) -> list[str]:
+        """What follows `marker` in every line so far with it."""
+        return [text for _, text in self.printed(marker)]
 
     def output(self) -> str:
         with self._lock:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +93,14 @@ def with_children(pid: int) -> list[int]:
     """`pid` and the processes it started (a router's --workers)."""
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return [pid, *(int(child) for child in found.stdout.split())]
+
+
+def wait_until(what: Callable[[], bool], timeout: float, message: str, poll: float = 0.05) -> None:
+    """Return once `what()` is true; fail with `message` when `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, message
+        time.sleep(poll)
 
 
 def wait_until_listening(
