@@ -35,11 +35,20 @@ def require_program(name: str) -> str:
 def hyperdisco_classes() -> Path:
     """The class folder of HyperDisCo (OSCRouterClient, SyncText), the real peer the quark must
     work with, kept beside the repository (../shared/peers/HyperDisCo) and loaded unchanged; or
-    where HYPERDISCO_CLASSES says."""
+    where HYPERDISCO_CLASSES says. A clean clone made elsewhere (CI's) looks beside the
+    repository it was cloned from."""
     named = os.environ.get("HYPERDISCO_CLASSES")
     here = Path(__file__).resolve()
+    places = list(here.parents)
+    origin = subprocess.run(
+        ["git", "-C", str(here.parent), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():  # cloned from a folder on this machine
+        places += list(Path(origin).resolve().parents)
     candidates = [Path(named)] if named else []
-    candidates += [up / "shared" / "peers" / "HyperDisCo" / "Classes" for up in here.parents]
+    candidates += [up / "shared" / "peers" / "HyperDisCo" / "Classes" for up in places]
     for folder in candidates:
         if (folder / "SyncText.sc").is_file():
             return folder
